@@ -99,6 +99,31 @@ export function updateClaim(
   });
 }
 
+/**
+ * Save a new claim in state `creating`, refusing a slug that an unreleased
+ * lease of the same crew already uses. Check and write happen under one
+ * lock, so concurrent processes cannot both take a slug.
+ */
+export function reserveClaim(home: string, lease: Lease): Promise<void> {
+  const path = claimPath(home, lease.id);
+  return withLock(lockPath(home), async () => {
+    if (lease.crew !== undefined) {
+      const taken = (await listClaims(home)).find((c) =>
+        c.crew === lease.crew && c.slug === lease.slug && c.state !== "failed"
+      );
+      if (taken) {
+        throw new CrabboxError(
+          "usage",
+          "slug_taken",
+          `crew ${lease.crew} already has a member ${lease.slug} (${taken.id})`,
+          { hint: "pick another --slug or release that lease first" },
+        );
+      }
+    }
+    await writeJsonAtomic(path, lease);
+  });
+}
+
 /** Load one claim; `undefined` when there is none. */
 export function loadClaim(home: string, id: string): Promise<Lease | undefined> {
   return readJsonFile<Lease>(claimPath(home, id));

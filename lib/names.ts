@@ -192,6 +192,23 @@ export async function ownerIdentity(
   return (await gitEmail())?.trim() ?? "";
 }
 
+/**
+ * The owner segment for the current user: {@link ownerSegment} of
+ * {@link ownerIdentity}.
+ *
+ * @example
+ * ```ts
+ * import { ownerFor } from "./names.ts";
+ * await ownerFor((k) => (k === "CRABBOX_OWNER" ? "alice@example.com" : undefined)); // "alice"
+ * ```
+ */
+export async function ownerFor(
+  env: (name: string) => string | undefined,
+  gitEmail?: () => Promise<string | undefined>,
+): Promise<string> {
+  return await ownerSegment(await ownerIdentity(env, gitEmail));
+}
+
 async function gitConfigEmail(): Promise<string | undefined> {
   try {
     const out = await new Deno.Command("git", {

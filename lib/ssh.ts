@@ -216,6 +216,22 @@ export async function controlPathFor(home: string, leaseId: string): Promise<str
   return `/tmp/cbx-cm-${Deno.uid() ?? 0}/${short}`;
 }
 
+/**
+ * The known_hosts file crabbox uses for a lease: `<home>/crew/<crew>/known_hosts`
+ * for crew members, `<home>/known_hosts` otherwise.
+ *
+ * @example
+ * ```ts
+ * import { knownHostsPath } from "./ssh.ts";
+ * knownHostsPath("/home/a/.crabbox", { crew: "pr-42" }); // "/home/a/.crabbox/crew/pr-42/known_hosts"
+ * ```
+ */
+export function knownHostsPath(home: string, lease: { crew?: string }): string {
+  return lease.crew
+    ? joinPath(home, "crew", lease.crew, "known_hosts")
+    : joinPath(home, "known_hosts");
+}
+
 /** Path of the `ssh` program: `CRABBOX_SSH`, else `ssh` on PATH. */
 export function sshProgram(env: EnvReader = processEnv): string {
   return env("CRABBOX_SSH")?.trim() || "ssh";
