@@ -1,7 +1,81 @@
 /**
- * crabbox — lease machines into crews and make them reach each other.
+ * crabbox — lease machines ("boxes") from many providers into **crews** and
+ * make the members of a crew reach each other.
+ *
+ * Everything the `crabbox` CLI does is a function here, for `deno run`
+ * scripts.
+ *
+ * @example
+ * ```ts
+ * import { leaseCrew, listLeases } from "./mod.ts";
+ *
+ * await using crew = await leaseCrew("pr-42", [
+ *   { slug: "api", provider: "local", expose: [8080] },
+ *   { slug: "db", provider: "local", expose: [5432] },
+ * ]);
+ * console.log((await listLeases({ crew: "pr-42" })).map((l) => l.slug)); // ["api", "db"]
+ * ```
  *
  * @module
  */
 
-export * from "./lib/errors.ts";
+export {
+  CrabboxError,
+  type CrabboxErrorOptions,
+  ExitStatus,
+  type ExitStatusName,
+  isCrabboxError,
+} from "./lib/errors.ts";
+export {
+  crewTag,
+  isLeaseId,
+  newLeaseId,
+  normalizeCrewName,
+  normalizeName,
+  normalizeSlug,
+  ownerFor,
+  ownerSegment,
+  roleOf,
+} from "./lib/names.ts";
+export { exposeLabelValue, parseExposedPorts, parseExposeLabel } from "./lib/expose.ts";
+export {
+  decodeLabels,
+  encodeLabels,
+  LabelKey,
+  type Labels,
+  type LeaseLabelFacts,
+} from "./lib/labels.ts";
+export type { Lease, LeaseState } from "./lib/claims.ts";
+export type { CrabboxOptions, Runtime } from "./lib/context.ts";
+export { type Config, loadConfig } from "./lib/config.ts";
+export {
+  type Crew,
+  exposePort,
+  findLease,
+  leaseBox,
+  leaseCrew,
+  type LeaseOptions,
+  listLeases,
+  type ListSelector,
+  type MemberSpec,
+  releaseCrew,
+  releaseLease,
+  type ReleaseResult,
+  type ValidatedMember,
+  validateMember,
+} from "./lib/lease.ts";
+export { attachToLease, leaseSshArgs, runOnLease } from "./lib/lease_ssh.ts";
+export type { SshResult } from "./lib/ssh.ts";
+export type {
+  CreateSpec,
+  Feature,
+  LeaseSelector,
+  Provider,
+  ProviderContext,
+  ProviderEntry,
+  ProviderFactory,
+  ProviderLease,
+  SshTarget,
+  TailnetFacts,
+} from "./providers/types.ts";
+export { providerNames, providerRegistry } from "./providers/types.ts";

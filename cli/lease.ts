@@ -1,0 +1,278 @@
+/**
+ * Lease commands: warmup, run, ssh, list, status, release.
+ *
+ * @module
+ */
+
+import { Command, Option } from "@commander-js/extra-typings";
+import type { Lease } from "../lib/claims.ts";
+import { CrabboxError, usageError } from "../lib/errors.ts";
+import { err, out, printJson, setExitStatus, table, withSpinner } from "./output.ts";
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+async function readInit(path: string | undefined): Promise<string | undefined> {
+  if (path === undefined) return undefined;
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    throw usageError(
+      "bad_init",
+      `--init ${JSON.stringify(path)} cannot be read: ${(e as Error).message.split("\n")[0]}`,
+    );
+  }
+}
+
+interface CreateFlags {
+  crew?: string;
+  slug?: string;
+  provider?: string;
+  expose: string[];
+  init?: string;
+  tailscale?: boolean;
+}
+
+function createCommand(name: string) {
+  return new Command(name)
+    .option("--crew <name>", "lease into this crew (label crew=<name>)")
+    .option("--slug <slug>", "member name within the crew")
+    .option("--provider <name>", "provider (default: config provider, else local)")
+    .option(
+      "--expose <ports>",
+      "TCP port to expose over the SSH-mesh; repeatable, comma lists",
+      collect,
+      [] as string[],
+    )
+    .option("--init <file>", "shell script to run on the box once it is up")
+    .addOption(new Option("--user-data <file>", "alias of --init").hideHelp())
+    .option("--tailscale", "join the crew's tailnet (providers with the tailscale feature)");
+}
+
+async function createFromFlags(flags: CreateFlags & { userData?: string }): Promise<Lease> {
+  const { leaseBox, normalizeCrewName } = await import("../mod.ts");
+  if (flags.init !== undefined && flags.userData !== undefined) {
+    throw usageError("bad_init", "give --init or --user-data, not both");
+  }
+  const crew = flags.crew === undefined ? undefined : normalizeCrewName(flags.crew);
+  if (crew !== undefined && flags.slug === undefined) {
+    throw usageError("missing_slug", "--slug is required with --crew");
+  }
+  const init = await readInit(flags.init ?? flags.userData);
+  return await withSpinner(
+    `leasing ${crew ? `${crew}/` : ""}${flags.slug ?? "box"}`,
+    () =>
+      leaseBox({
+        slug: flags.slug ?? "box",
+        provider: flags.provider,
+        expose: flags.expose,
+        init,
+        tailscale: flags.tailscale,
+      }, { crew, log: (m) => err(m) }),
+  );
+}
+
+function leaseJson(l: Lease) {
+  return {
+    id: l.id,
+    crew: l.crew ?? null,
+    slug: l.slug,
+    role: l.role,
+    provider: l.provider,
+    providerId: l.providerId,
+    state: l.state,
+    expose: l.expose,
+    ssh: l.ssh ? { host: l.ssh.host, port: l.ssh.port, user: l.ssh.user } : null,
+    tailscale: l.tailscale,
+    tailnet: l.tailnet ?? null,
+    createdAt: l.createdAt,
+    labels: l.labels,
+  };
+}
+
+function leaseRows(leases: readonly Lease[]): string {
+  return table([
+    ["ID", "CREW", "SLUG", "PROVIDER", "STATE", "SSH", "EXPOSE"],
+    ...leases.map((l) => [
+      l.id,
+      l.crew ?? "-",
+      l.slug,
+      l.provider,
+      l.state,
+      l.ssh ? `${l.ssh.user}@${l.ssh.host}:${l.ssh.port}` : "-",
+      l.expose.join(",") || "-",
+    ]),
+  ]);
+}
+
+async function resolveTarget(flags: { id?: string; crew?: string; slug?: string }): Promise<Lease> {
+  const { findLease, normalizeCrewName, normalizeSlug } = await import("../mod.ts");
+  if (flags.id !== undefined) {
+    if (flags.crew !== undefined || flags.slug !== undefined) {
+      throw usageError("conflicting_target", "give --id or --crew/--slug, not both");
+    }
+    return await findLease(flags.id);
+  }
+  if (flags.crew !== undefined && flags.slug !== undefined) {
+    return await findLease(`${normalizeCrewName(flags.crew)}/${normalizeSlug(flags.slug)}`);
+  }
+  throw usageError("missing_target", "give --id ID (or crew/slug) or --crew NAME --slug SLUG");
+}
+
+function warmupCommand() {
+  return createCommand("warmup")
+    .description("lease a box (into a crew) and print its lease id")
+    .option("--json", "print the lease as JSON")
+    .action(async (flags) => {
+      const lease = await createFromFlags(flags);
+      if (flags.json) printJson(leaseJson(lease));
+      else out(lease.id);
+    });
+}
+
+function runCommand() {
+  return createCommand("run")
+    .description(
+      "run a command on a box; creates one (released afterwards unless --keep) without --id",
+    )
+    .option("--id <id>", "existing lease id or crew/slug")
+    .option("--keep", "keep a box this command created")
+    .argument("[command...]", "command to run on the box (after --)")
+    .action(async (command, flags) => {
+      if (command.length === 0) throw usageError("missing_command", "run needs a command after --");
+      const { attachToLease, releaseLease } = await import("../mod.ts");
+      let lease: Lease;
+      let created = false;
+      if (flags.id !== undefined) {
+        if (flags.crew !== undefined || flags.slug !== undefined || flags.provider !== undefined) {
+          throw usageError(
+            "conflicting_target",
+            "--id cannot be combined with --crew/--slug/--provider",
+          );
+        }
+        if (flags.expose.length > 0) {
+          const { parseExposedPorts, exposePort } = await import("../mod.ts");
+          lease = await resolveTarget({ id: flags.id });
+          for (const p of parseExposedPorts(flags.expose)) lease = await exposePort(lease, p);
+        } else {
+          lease = await resolveTarget({ id: flags.id });
+        }
+      } else {
+        lease = await createFromFlags(flags);
+        created = true;
+        err(`leased ${lease.id}`);
+      }
+      let code: number;
+      try {
+        code = await attachToLease(lease, command);
+      } finally {
+        if (created && !flags.keep) {
+          await releaseLease(lease).then(
+            () => err(`released ${lease.id}`),
+            (e) => err(`crabbox: could not release ${lease.id}: ${(e as Error).message}`),
+          );
+        }
+      }
+      setExitStatus(code);
+    });
+}
+
+function sshCommand() {
+  return new Command("ssh")
+    .description("open a shell (or run a command) on a box")
+    .option("--id <id>", "lease id or crew/slug")
+    .option("--crew <name>", "crew of the box")
+    .option("--slug <slug>", "member slug")
+    .argument("[command...]", "command to run (after --); interactive shell when absent")
+    .action(async (command, flags) => {
+      const { attachToLease } = await import("../mod.ts");
+      setExitStatus(await attachToLease(await resolveTarget(flags), command));
+    });
+}
+
+function listCommand() {
+  return new Command("list")
+    .description("list active leases")
+    .option("--crew <name>", "only this crew")
+    .option("--provider <name>", "only this provider")
+    .option("--json", "print JSON")
+    .action(async (flags) => {
+      const { listLeases } = await import("../mod.ts");
+      const leases = await listLeases(
+        { crew: flags.crew, provider: flags.provider },
+        { log: (m) => err(m) },
+      );
+      if (flags.json) printJson(leases.map(leaseJson));
+      else if (leases.length === 0) err("no active leases");
+      else out(leaseRows(leases));
+    });
+}
+
+function statusCommand() {
+  return new Command("status")
+    .description("show one lease (--id) or every member of a crew (--crew)")
+    .option("--id <id>", "lease id or crew/slug")
+    .option("--crew <name>", "crew name")
+    .option("--json", "print JSON")
+    .action(async (flags) => {
+      const { listLeases } = await import("../mod.ts");
+      let leases: Lease[];
+      if (flags.id !== undefined) {
+        if (flags.crew !== undefined) {
+          throw usageError("conflicting_target", "give --id or --crew, not both");
+        }
+        leases = [await resolveTarget({ id: flags.id })];
+      } else if (flags.crew !== undefined) {
+        leases = await listLeases({ crew: flags.crew }, { log: (m) => err(m) });
+        if (leases.length === 0) {
+          throw new CrabboxError("notFound", "no_crew", `crew ${flags.crew} has no active leases`);
+        }
+      } else {
+        throw usageError("missing_target", "status needs --id ID or --crew NAME");
+      }
+      if (flags.json) {
+        printJson(flags.id !== undefined ? leaseJson(leases[0]) : leases.map(leaseJson));
+      } else out(leaseRows(leases));
+    });
+}
+
+function releaseCommand() {
+  return new Command("release")
+    .description("release one lease (--id) or a whole crew (--crew)")
+    .option("--id <id>", "lease id or crew/slug")
+    .option("--crew <name>", "crew name")
+    .action(async (flags) => {
+      const { releaseLease, releaseCrew, normalizeCrewName } = await import("../mod.ts");
+      if (flags.id !== undefined) {
+        if (flags.crew !== undefined) {
+          throw usageError("conflicting_target", "give --id or --crew, not both");
+        }
+        const lease = await resolveTarget({ id: flags.id });
+        await releaseLease(lease);
+        out(`released ${lease.id}`);
+        return;
+      }
+      if (flags.crew === undefined) {
+        throw usageError("missing_target", "release needs --id ID or --crew NAME");
+      }
+      const crew = normalizeCrewName(flags.crew);
+      const result = await releaseCrew(crew);
+      for (const id of result.released) out(`released ${id}`);
+      for (const f of result.failed) err(`crabbox: could not release ${f.id}: ${f.error}`);
+      if (result.released.length === 0 && result.failed.length === 0) {
+        err(`crew ${crew} has no active leases`);
+      }
+      if (result.failed.length > 0) setExitStatus(1);
+    });
+}
+
+/** The lease commands, in help order. */
+export function leaseCommands() {
+  return [
+    warmupCommand(),
+    runCommand(),
+    sshCommand(),
+    listCommand(),
+    statusCommand(),
+    releaseCommand(),
+  ];
+}
