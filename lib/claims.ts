@@ -125,8 +125,8 @@ export function reserveClaim(home: string, lease: Lease): Promise<void> {
 }
 
 /** Load one claim; `undefined` when there is none. */
-export function loadClaim(home: string, id: string): Promise<Lease | undefined> {
-  return readJsonFile<Lease>(claimPath(home, id));
+export async function loadClaim(home: string, id: string): Promise<Lease | undefined> {
+  return await readJsonFile<Lease>(claimPath(home, id));
 }
 
 /** Remove a claim; a missing claim is not an error. */
