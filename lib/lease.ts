@@ -26,7 +26,9 @@ import {
   updateClaim,
 } from "./claims.ts";
 import { type CrabboxOptions, resolveRuntime, type Runtime } from "./context.ts";
-import { ensureClientKey } from "./ssh_keys.ts";
+import { clientKeyDir, ensureClientKey } from "./ssh_keys.ts";
+import { knownHostsPath } from "./ssh.ts";
+import { removeFile } from "./state.ts";
 import {
   type Feature,
   type Provider,
@@ -462,6 +464,21 @@ async function releaseOne(rt: Runtime, lease: Lease): Promise<void> {
   const provider: Provider = await rt.provider(lease.provider);
   await provider.delete(toProviderLease(lease), rt.signal);
   await removeClaim(rt.home, lease.id);
+  await forgetKeysIfUnused(rt.home, lease);
+}
+
+/** Remove the client key (and crew known_hosts) once no claim needs them. */
+async function forgetKeysIfUnused(home: string, lease: Lease): Promise<void> {
+  if (lease.crew !== undefined) {
+    const others = (await listClaims(home)).some((c) => c.crew === lease.crew);
+    if (others) return;
+    await removeFile(knownHostsPath(home, lease));
+  }
+  await Deno.remove(clientKeyDir(home, { crew: lease.crew, leaseId: lease.id }), {
+    recursive: true,
+  }).catch((e) => {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  });
 }
 
 async function releaseLeases(rt: Runtime, leases: readonly Lease[]): Promise<ReleaseResult> {

@@ -76,7 +76,9 @@ export function normalizeCrewName(value: string): string {
 }
 
 /**
- * Normalize and validate a member slug (same rules as crew names).
+ * Normalize and validate a member slug (same rules as crew names). A slug
+ * that starts with `-` or holds control characters is refused outright: it
+ * looks like an attempt to smuggle an ssh option, not a name.
  *
  * @example
  * ```ts
@@ -85,6 +87,13 @@ export function normalizeCrewName(value: string): string {
  * ```
  */
 export function normalizeSlug(value: string): string {
+  // deno-lint-ignore no-control-regex
+  if (/^\s*-/.test(value) || /[\x00-\x1f\x7f]/.test(value)) {
+    throw usageError(
+      "unsafe_slug",
+      `--slug ${JSON.stringify(value)} may not start with "-" or contain control characters`,
+    );
+  }
   return requireName("slug", value);
 }
 

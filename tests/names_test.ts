@@ -40,6 +40,10 @@ Deno.test("normalizeCrewName rejects empty and over-long names with usage errors
   }
   assert.equal(normalizeCrewName("a".repeat(41)), "a".repeat(41));
   assert.throws(() => normalizeSlug("??"), /--slug must contain at least one letter or digit/);
+  for (const bad of ["-oProxyCommand=x", " -x", "a\nb", "a\u0000"]) {
+    assert.throws(() => normalizeSlug(bad), /may not start with "-" or contain control characters/);
+  }
+  assert.equal(normalizeSlug("Worker 2"), "worker-2");
 });
 
 Deno.test("normalization is linear: 10 000 separators in well under 50 ms", () => {
