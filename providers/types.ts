@@ -143,6 +143,12 @@ export interface ProviderEntry {
   description: string;
   /** Loads the module lazily. */
   load: () => Promise<ProviderFactory>;
+  /**
+   * What is missing to use the provider (credentials, inventory), judged from
+   * the environment and its config section without any network call;
+   * `undefined` when nothing is.
+   */
+  credentials?: (env: EnvReader, config: Record<string, unknown>) => string | undefined;
 }
 
 const f = (...features: Feature[]): ReadonlySet<Feature> => new Set(features);
@@ -161,6 +167,10 @@ export const providerRegistry: Readonly<Record<string, ProviderEntry>> = {
     features: f("ssh"),
     description: "static hosts you already own, listed in config.yaml",
     load: async () => (await import("./ssh.ts")).createSshProvider,
+    credentials: (_env, config) =>
+      Array.isArray(config.hosts) && config.hosts.length > 0
+        ? undefined
+        : "no hosts listed under ssh.hosts in config.yaml",
   },
 };
 
