@@ -172,6 +172,12 @@ export const providerRegistry: Readonly<Record<string, ProviderEntry>> = {
         ? undefined
         : "no hosts listed under ssh.hosts in config.yaml",
   },
+  hetzner: {
+    features: f("ssh", "tailscale", "cloud-init"),
+    description: "Hetzner Cloud servers over the Hetzner Cloud API (HCLOUD_TOKEN)",
+    load: async () => (await import("./hetzner.ts")).createHetznerProvider,
+    credentials: (env) => env("HCLOUD_TOKEN")?.trim() ? undefined : "HCLOUD_TOKEN is not set",
+  },
 };
 
 /** Names of the registered providers, sorted. */
