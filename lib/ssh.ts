@@ -88,6 +88,11 @@ export interface SshOptions {
   batch?: boolean;
   /** Allocate a tty (`-t`) for interactive use. */
   tty?: boolean;
+  /**
+   * ssh LogLevel (default `ERROR`). The SSH-mesh uses `INFO`: ssh reports a
+   * failed forward ("channel N: open failed") only at that level.
+   */
+  logLevel?: "QUIET" | "FATAL" | "ERROR" | "INFO" | "VERBOSE";
 }
 
 /**
@@ -124,7 +129,7 @@ export function sshOptionArgs(target: SshTarget, options: SshOptions): string[] 
     "-o",
     "ForwardAgent=no",
     "-o",
-    "LogLevel=ERROR",
+    `LogLevel=${options.logLevel ?? "ERROR"}`,
   ];
   if (target.keyPath) args.push("-o", "IdentitiesOnly=yes", "-i", target.keyPath);
   const control = options.control ?? { master: "none" };

@@ -1,0 +1,101 @@
+import assert from "node:assert/strict";
+import {
+  killIfMatches,
+  parseCmdline,
+  parseProcStat,
+  processIdentity,
+  sameProcess,
+} from "../lib/proc.ts";
+
+Deno.test("parseProcStat: comm with spaces and parentheses", () => {
+  const tail = "S 1 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10";
+  assert.deepEqual(parseProcStat(`42 (ssh) ${tail}`), { state: "S", startTime: "987654" });
+  assert.deepEqual(parseProcStat(`42 (a) b (c)) ${tail}`), { state: "S", startTime: "987654" });
+  assert.equal(parseProcStat("garbage"), undefined);
+  assert.equal(parseProcStat("1 (x) S 1 2"), undefined);
+});
+
+Deno.test("parseCmdline", () => {
+  assert.deepEqual(parseCmdline("ssh\0-N\0\0--\0root@h\0"), ["ssh", "-N", "", "--", "root@h"]);
+  assert.deepEqual(parseCmdline(""), []);
+});
+
+/** The identity of a just-spawned child, once it has exec'd `prog`. */
+async function identityOf(pid: number, prog: string) {
+  for (let i = 0; i < 100; i++) {
+    const id = await processIdentity(pid);
+    if (id?.argv[0]?.endsWith(prog)) return id;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`no identity for ${pid}`);
+}
+
+Deno.test("processIdentity of a live child, and gone after exit", async () => {
+  const child = new Deno.Command("sleep", { args: ["30"] }).spawn();
+  try {
+    const id = await identityOf(child.pid, "sleep");
+    assert.deepEqual(id.argv.slice(1), ["30"]);
+    assert.match(id.startTime, /^\d+$/);
+    assert.ok(sameProcess(id, { ...id }));
+    assert.ok(!sameProcess(id, { ...id, startTime: "1" }));
+    assert.ok(!sameProcess(id, { ...id, argv: ["sleep", "31"] }));
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+  }
+  assert.equal(await processIdentity(child.pid), undefined);
+  assert.equal(await processIdentity(-1), undefined);
+});
+
+Deno.test("killIfMatches kills only the recorded process", async () => {
+  const child = new Deno.Command("sleep", { args: ["30"] }).spawn();
+  const id = await identityOf(child.pid, "sleep");
+  try {
+    // A reused pid: same pid, another start time or argv → nothing is signalled.
+    assert.equal(
+      await killIfMatches({ ...id, startTime: String(Number(id.startTime) - 1) }),
+      false,
+    );
+    assert.equal(await killIfMatches({ ...id, argv: [id.argv[0], "31"] }), false);
+    assert.equal(await processIdentity(child.pid).then((x) => x?.pid), child.pid);
+    // The real identity → stopped.
+    assert.equal(await killIfMatches(id), true);
+    const st = await child.status;
+    assert.equal(st.signal, "SIGTERM");
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+  }
+});
+
+Deno.test("killIfMatches escalates to SIGKILL after the grace period", async () => {
+  const child = new Deno.Command("sh", { args: ["-c", "trap '' TERM; sleep 30 & wait"] }).spawn();
+  await new Promise((r) => setTimeout(r, 100));
+  const id = await identityOf(child.pid, "sh");
+  const sent: string[] = [];
+  const ok = await killIfMatches(id, {
+    graceMs: 200,
+    kill: (pid, sig) => {
+      sent.push(sig);
+      Deno.kill(pid, sig);
+    },
+  });
+  assert.equal(ok, true);
+  assert.deepEqual(sent, ["SIGTERM", "SIGKILL"]);
+  await child.status;
+});
+
+Deno.test("killIfMatches with a fake /proc never signals a mismatching process", async () => {
+  const files: Record<string, string> = {
+    "/proc/77/stat": "77 (ssh) S 1 77 77 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 500 0 0",
+    "/proc/77/cmdline": "ssh\0-N\0",
+  };
+  const sent: number[] = [];
+  const ok = await killIfMatches(
+    { pid: 77, startTime: "499", argv: ["ssh", "-N"] },
+    { read: (p) => Promise.resolve(files[p]), kill: (pid) => void sent.push(pid) },
+  );
+  assert.equal(ok, false);
+  assert.deepEqual(sent, []);
+});
