@@ -647,10 +647,11 @@ async function sshdPids(leaseId: string): Promise<number[]> {
 export async function stopSshd(home: string, leaseId: string): Promise<number[]> {
   const boxDir = localBoxDir(home, leaseId);
   const box = await readBox(boxDir);
+  const listener = box?.sshd && procAlive(box.sshd) ? [box.sshd.pid] : [];
+  const pids = [...new Set([...listener, ...(await sshdPids(leaseId))])];
   killRef(box?.sshd, false);
-  const pids = await sshdPids(leaseId);
   for (const p of pids) killPid(p);
-  await waitGone([...pids, ...(box?.sshd ? [box.sshd.pid] : [])]);
+  await waitGone(pids);
   return pids;
 }
 
