@@ -14,6 +14,7 @@ import {
   type EnvReader,
   joinPath,
   processEnv,
+  withLock,
   writeFileAtomic,
 } from "./state.ts";
 
@@ -244,10 +245,15 @@ export function sshProgram(env: EnvReader = processEnv): string {
 
 /**
  * Make sure `knownHostsFile` exists (0600) and, when the target pins a host
- * key, contains exactly that key for `[host]:port`.
+ * key, contains exactly that key for `[host]:port`. Serialized with a lock
+ * file, so concurrent members of one crew never lose each other's keys.
  */
 export async function prepareKnownHosts(target: SshTarget, knownHostsFile: string): Promise<void> {
   await ensurePrivateDir(dirOf(knownHostsFile));
+  await withLock(`${knownHostsFile}.lock`, () => updateKnownHosts(target, knownHostsFile));
+}
+
+async function updateKnownHosts(target: SshTarget, knownHostsFile: string): Promise<void> {
   let current = "";
   try {
     current = await Deno.readTextFile(knownHostsFile);
