@@ -13,6 +13,7 @@
 
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { leaseCommands } from "./cli/lease.ts";
+import { doctorCommand } from "./cli/doctor.ts";
 import { VERSION } from "./cli/version.ts";
 import { currentExitStatus, reportError } from "./cli/output.ts";
 
@@ -34,7 +35,7 @@ export function buildProgram(): Command {
     .configureOutput({
       outputError: (text, write) => write(`crabbox: ${text.replace(/^error: /, "").trim()}\n`),
     });
-  for (const c of [...leaseCommands()]) {
+  for (const c of [...leaseCommands(), doctorCommand()]) {
     program.addCommand(
       c.exitOverride().configureOutput({
         outputError: (text, write) => write(`crabbox: ${text.replace(/^error: /, "").trim()}\n`),

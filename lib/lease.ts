@@ -9,6 +9,7 @@ import { CrabboxError, usageError } from "./errors.ts";
 import { parseExposedPorts, validatePort } from "./expose.ts";
 import { decodeLabels, encodeLabels, LabelKey } from "./labels.ts";
 import {
+  crewTag,
   isLeaseId,
   newLeaseId,
   normalizeCrewName,
@@ -27,6 +28,12 @@ import {
 } from "./claims.ts";
 import { type CrabboxOptions, resolveRuntime, type Runtime } from "./context.ts";
 import { clientKeyDir, ensureClientKey } from "./ssh_keys.ts";
+import {
+  bootstrapCrewPolicy,
+  obtainAuthKey,
+  type TailnetJoin,
+  type TailnetOps,
+} from "./tailnet_join.ts";
 import { knownHostsPath } from "./ssh.ts";
 import { removeFile } from "./state.ts";
 import {
@@ -77,6 +84,8 @@ export interface LeaseOptions extends CrabboxOptions {
   keepOnError?: boolean;
   /** Called with each lease as soon as it is active. */
   onLeased?: (lease: Lease) => void;
+  /** Tailscale operations (default: the Tailscale API client from the environment). */
+  tailnet?: TailnetOps;
 }
 
 /** Result of releasing several leases. */
@@ -192,13 +201,77 @@ function toProviderLease(lease: Lease): ProviderLease {
   };
 }
 
+/** A validated member with what must be decided before anything is created. */
+interface PreparedMember extends ValidatedMember {
+  /** Lease id, chosen up front. */
+  id: string;
+  /** Auth key and tags, for `--tailscale` members (secret; never stored). */
+  join?: TailnetJoin;
+  /** The crew tag, when the member joins the tailnet in a crew. */
+  crewTag?: string;
+}
+
+/**
+ * Everything that can fail without creating anything, in order: policy
+ * bootstrap on the crew's first lease, then one auth key per tailnet member.
+ */
+async function prepareMembers(
+  rt: Runtime,
+  options: LeaseOptions,
+  crew: string | undefined,
+  members: readonly ValidatedMember[],
+  owner: string,
+): Promise<PreparedMember[]> {
+  const prepared: PreparedMember[] = members.map((m) => ({ ...m, id: newLeaseId() }));
+  if (!prepared.some((m) => m.tailscale)) return prepared;
+  if (crew !== undefined) {
+    // Fail on a taken slug before touching the tailnet (reserveClaim re-checks atomically).
+    const claims = await listClaims(rt.home);
+    const taken = prepared.find((m) =>
+      claims.some((c) => c.crew === crew && c.slug === m.slug && c.state !== "failed")
+    );
+    if (taken) {
+      throw usageError("slug_taken", `crew ${crew} already has a member ${taken.slug}`);
+    }
+  }
+  const ops = options.tailnet ?? await (await import("./tailnet_ops.ts")).defaultTailnetOps(rt);
+  const tag = crew === undefined ? undefined : crewTag(owner, crew);
+  if (crew !== undefined && tag !== undefined) await bootstrapCrewPolicy(rt, ops, crew, tag);
+  const tags = [...rt.config.tailscale.tags, ...(tag ? [tag] : [])];
+  for (const m of prepared) {
+    if (!m.tailscale) continue;
+    m.join = { authKey: await obtainAuthKey(rt, ops, tags, m.slug), tags };
+    m.crewTag = tag;
+  }
+  return prepared;
+}
+
+async function userDataFor(
+  rt: CrabboxOptions,
+  member: PreparedMember,
+  crew: string | undefined,
+  sshPublicKey: string,
+): Promise<string | undefined> {
+  if (!providerFeatures(rt, member.provider).has("cloud-init")) return undefined;
+  const { renderCloudInit } = await import("./cloud_init.ts");
+  return renderCloudInit({
+    slug: member.slug,
+    crew,
+    sshPublicKey,
+    tailscale: member.join ? { authKey: member.join.authKey, tags: member.join.tags } : undefined,
+    crewTag: member.crewTag,
+    init: member.init,
+  });
+}
+
 async function createMember(
   rt: Runtime,
+  options: CrabboxOptions,
   crew: string | undefined,
-  member: ValidatedMember,
+  member: PreparedMember,
   owner: string,
 ): Promise<Lease> {
-  const id = newLeaseId();
+  const id = member.id;
   const labels = encodeLabels({
     leaseId: id,
     crew,
@@ -225,6 +298,7 @@ async function createMember(
   try {
     const provider = await rt.provider(member.provider);
     const key = await ensureClientKey(rt.home, { crew, leaseId: id });
+    const userData = await userDataFor(options, member, crew, key.publicKey);
     rt.log(`leasing ${crew ? `${crew}/` : ""}${member.slug} on ${member.provider}…`);
     const pl = await provider.create({
       leaseId: id,
@@ -235,7 +309,8 @@ async function createMember(
       labels,
       sshPublicKey: key.publicKey,
       sshKeyPath: key.keyPath,
-      init: member.init,
+      init: userData === undefined ? member.init : undefined,
+      userData,
       tailscale: member.tailscale,
     }, rt.signal);
     const lease: Lease = {
@@ -293,7 +368,8 @@ export async function leaseBox(
   const rt = await resolveRuntime(options);
   const member = validateMember(spec, rt.config.provider, options);
   const owner = await ownerFor(rt.env);
-  const lease = await createMember(rt, crew, member, owner);
+  const [prepared] = await prepareMembers(rt, options, crew, [member], owner);
+  const lease = await createMember(rt, options, crew, prepared, owner);
   options.onLeased?.(lease);
   return lease;
 }
@@ -327,8 +403,9 @@ export async function leaseCrew(
     seen.add(m.slug);
   }
   const owner = await ownerFor(rt.env);
-  const results = await runBounded(validated, options.concurrency ?? 4, async (m) => {
-    const lease = await createMember(rt, crewName, m, owner);
+  const prepared = await prepareMembers(rt, options, crewName, validated, owner);
+  const results = await runBounded(prepared, options.concurrency ?? 4, async (m) => {
+    const lease = await createMember(rt, options, crewName, m, owner);
     options.onLeased?.(lease);
     return lease;
   });

@@ -1,0 +1,65 @@
+/**
+ * `crabbox doctor [--crew NAME] [--online] [--json]`.
+ *
+ * @module
+ */
+
+import { Command } from "@commander-js/extra-typings";
+import type { DoctorReport } from "../lib/doctor.ts";
+import { out, printJson, setExitStatus, table } from "./output.ts";
+
+const MARK = { ok: "ok  ", warn: "warn", skip: "skip", fail: "FAIL" } as const;
+
+/** Render a report for a terminal. */
+export function renderDoctorReport(report: DoctorReport): string {
+  const lines: string[] = [];
+  for (const c of report.checks) {
+    lines.push(`${MARK[c.status]}  ${c.name.padEnd(9)}  ${c.message}`);
+    const snippet = c.details?.snippet;
+    if (typeof snippet === "string" && (c.status === "fail" || c.status === "skip")) {
+      lines.push(...snippet.trimEnd().split("\n").map((l) => `        ${l}`));
+    }
+  }
+  if (report.members && report.members.length > 1 && report.matrix) {
+    const slugs = report.members.map((m) => m.slug);
+    const cellFor = (from: string, to: string) => {
+      if (from === to) return "-";
+      const c = report.matrix!.find((x) => x.from === from && x.to === to)!;
+      return c.verdict === "ok"
+        ? "OK"
+        : c.verdict === "via-operator"
+        ? "via operator SSH-mesh"
+        : `NO (${c.reason})`;
+    };
+    lines.push("", "reachability (row reaches column):");
+    lines.push(
+      table([
+        ["from \\ to", ...slugs],
+        ...slugs.map((f) => [f, ...slugs.map((t) => cellFor(f, t))]),
+      ]),
+    );
+  }
+  return lines.join("\n");
+}
+
+/** The `doctor` command. */
+export function doctorCommand() {
+  return new Command("doctor")
+    .description("check ssh, state, providers and (with --crew) every plane of a crew")
+    .option("--crew <name>", "also check this crew")
+    .option("--online", "allow network calls for provider credential checks")
+    .option("--json", "print the report as JSON")
+    .action(async (flags) => {
+      const { runDoctor } = await import("../lib/doctor.ts");
+      const { defaultTailnetProbe, manualPolicySnippet } = await import("../lib/doctor_tailnet.ts");
+      const report = await runDoctor({
+        crew: flags.crew,
+        online: flags.online,
+        tailnetProbe: defaultTailnetProbe,
+        manualSnippet: manualPolicySnippet,
+      });
+      if (flags.json) printJson(report);
+      else out(renderDoctorReport(report));
+      setExitStatus(report.ok ? 0 : 1);
+    });
+}
