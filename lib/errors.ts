@@ -75,6 +75,8 @@ export class CrabboxError extends Error {
   readonly details?: Record<string, unknown>;
 
   /**
+   * Create an error of a failure class.
+   *
    * @param kind failure class; selects the exit status
    * @param code stable machine-readable code
    * @param message one line, no secrets

@@ -317,7 +317,9 @@ async function createMember(
       ...draft,
       providerId: pl.providerId,
       ssh: pl.ssh ? { ...pl.ssh, keyPath: pl.ssh.keyPath ?? key.keyPath } : undefined,
-      tailnet: pl.tailnet,
+      tailnet: member.join
+        ? { hostname: `crabbox-${member.slug}`, tags: member.join.tags, ...pl.tailnet }
+        : pl.tailnet,
       data: pl.data,
       state: "active",
     };
