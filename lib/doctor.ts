@@ -137,10 +137,18 @@ async function homeCheck(rt: Runtime): Promise<DoctorCheck> {
   return check("home", "ok", `${rt.home} (0700), config ok`, { home: rt.home });
 }
 
-function providersCheck(rt: Runtime, used: readonly string[]): DoctorCheck {
+function providersCheck(
+  rt: Runtime,
+  options: CrabboxOptions,
+  used: readonly string[],
+): DoctorCheck {
   const rows: Record<string, string> = {};
   let worst: CheckStatus = "ok";
   for (const name of used) {
+    if (options.providers && Object.hasOwn(options.providers, name)) {
+      rows[name] = "ok (supplied by the caller)";
+      continue;
+    }
     let entry;
     try {
       entry = providerEntry(name);
@@ -325,7 +333,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   checks.unshift(
     await sshCheck(rt, used.includes("local")),
     await homeCheck(rt),
-    providersCheck(rt, used),
+    providersCheck(rt, options, used),
   );
   const report: DoctorReport = { checks, ok: true };
   if (crew !== undefined && !checks.some((c) => c.name === "crew")) {
