@@ -47,6 +47,7 @@ export {
 } from "./lib/labels.ts";
 export type { Lease, LeaseState } from "./lib/claims.ts";
 export type { CrabboxOptions, Runtime } from "./lib/context.ts";
+export type { EnvReader } from "./lib/state.ts";
 export { type Config, loadConfig } from "./lib/config.ts";
 export {
   type Crew,
@@ -79,3 +80,61 @@ export type {
   TailnetFacts,
 } from "./providers/types.ts";
 export { providerNames, providerRegistry } from "./providers/types.ts";
+export {
+  manualPolicySnippet,
+  type ManualPolicySnippetOptions,
+  mergeTailnetPolicy,
+  type MergeTailnetPolicyOptions,
+  type MergeTailnetPolicyResult,
+  type PolicyRowsPresence,
+  policyRowsPresent,
+  type PolicyShape,
+  type TextInsertion,
+} from "./lib/tailnet/policy.ts";
+export {
+  ensureTailnetPolicy,
+  type EnsureTailnetPolicyOptions,
+  type EnsureTailnetPolicyResult,
+} from "./lib/tailnet/ensure.ts";
+export { mintAuthKey, type MintAuthKeyOptions, MintedAuthKey } from "./lib/tailnet/keys.ts";
+export {
+  POLICY_API_UNAVAILABLE,
+  POLICY_CHANGED,
+  type RequestSpec,
+  TailnetClient,
+  tailnetClientFromEnv,
+  type TailnetClientOptions,
+  type TailnetPolicy,
+  type TailnetResponse,
+  type TailnetScope,
+} from "./lib/tailnet/api.ts";
+export {
+  type EnvSource,
+  type TailnetAuth,
+  tailnetCredentialsFrom,
+  type TailnetCredentialStatus,
+} from "./lib/tailnet/config.ts";
+export { redact } from "./lib/tailnet/redact.ts";
+export {
+  type CloudInitOptions,
+  type CloudInitTailscale,
+  renderCloudInit,
+} from "./lib/cloud_init.ts";
+export {
+  type CheckStatus,
+  type DoctorCheck,
+  type DoctorOptions,
+  type DoctorReport,
+  runDoctor,
+  type TailnetPolicyProbe,
+} from "./lib/doctor.ts";
+export { defaultTailnetProbe } from "./lib/doctor_tailnet.ts";
+export {
+  memberTransport,
+  providerPlanes,
+  type Reachability,
+  reachabilityMatrix,
+  sshEndpoint,
+  type Transport,
+} from "./lib/transport.ts";
+export type { PolicyBootstrapResult, TailnetJoin, TailnetOps } from "./lib/tailnet_join.ts";
