@@ -178,6 +178,22 @@ export const providerRegistry: Readonly<Record<string, ProviderEntry>> = {
     load: async () => (await import("./hetzner.ts")).createHetznerProvider,
     credentials: (env) => env("HCLOUD_TOKEN")?.trim() ? undefined : "HCLOUD_TOKEN is not set",
   },
+  aws: {
+    features: f("ssh", "tailscale", "cloud-init"),
+    description: "AWS EC2 instances over the EC2 Query API (AWS_ACCESS_KEY_ID… or AWS_PROFILE)",
+    load: async () => (await import("./aws.ts")).createAwsProvider,
+    credentials: (env) => {
+      if ((env("AWS_ACCESS_KEY_ID") && env("AWS_SECRET_ACCESS_KEY")) || env("AWS_PROFILE")) {
+        return undefined;
+      }
+      try {
+        Deno.statSync(env("AWS_SHARED_CREDENTIALS_FILE") || `${env("HOME")}/.aws/credentials`);
+        return undefined;
+      } catch {
+        return "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set and there is no AWS profile";
+      }
+    },
+  },
 };
 
 /** Names of the registered providers, sorted. */

@@ -602,3 +602,18 @@ Deno.test("fake hetzner: label selector language", () => {
   assert.equal(parseLabelSelector("crew=b")(l), false);
   assert.throws(() => parseLabelSelector("crew=a,("));
 });
+
+Deno.test("hetzner: registered lazily with the features it reports", async () => {
+  const { loadProvider, providerEntry } = await import("../providers/types.ts");
+  const p = await loadProvider("hetzner", {
+    home: HOME,
+    env: envOf({}),
+    config: {},
+    fetch,
+    log: () => {},
+  });
+  assert.equal(p.name, "hetzner");
+  assert.deepEqual([...p.features].sort(), [...providerEntry("hetzner").features].sort());
+  assert.deepEqual([...p.features].sort(), ["cloud-init", "ssh", "tailscale"]);
+  assert.match(providerEntry("hetzner").credentials?.(envOf({}), {}) ?? "", /HCLOUD_TOKEN/);
+});
