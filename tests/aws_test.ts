@@ -106,6 +106,8 @@ Deno.test("aws: create imports the key, opens only ssh, tags, waits for running 
     fake.requests.some((r) => r.action === "DescribeInstances" && r.status === 400),
     "NotFound window was retried",
   );
+  const run = fake.requests.find((r) => r.action === "RunInstances")!;
+  assert.match((run.body as Record<string, string>).UserData, /^\[redacted \d+ chars\]$/);
 });
 
 Deno.test("aws: a second crew member reuses key pair and security group", async () => {

@@ -225,6 +225,10 @@ Deno.test("hetzner: create follows the action to running, then waits for ssh", a
   assert.ok(logs.lines.some((l) => l.includes("waiting for ssh")));
   const post = fake.requests.find((r) => r.path === "/servers" && r.method === "POST")!;
   assert.equal((post.body as Record<string, unknown>).start_after_create, true);
+  assert.match(
+    String((post.body as Record<string, unknown>).user_data),
+    /^\[redacted \d+ chars\]$/,
+  );
 });
 
 Deno.test("hetzner: list paginates, labels round-trip, one key per crew, cleanup on last delete", async () => {
