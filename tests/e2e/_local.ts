@@ -11,7 +11,6 @@ import { encodeLabels } from "../../lib/labels.ts";
 import { newLeaseId, roleOf } from "../../lib/names.ts";
 import { prepareKnownHosts, runSsh, sshCommandArgs } from "../../lib/ssh.ts";
 import { type ClientKey, ensureClientKey } from "../../lib/ssh_keys.ts";
-import { withLock } from "../../lib/state.ts";
 import {
   checkLocalPrerequisites,
   createLocalProvider,
@@ -106,9 +105,8 @@ export function memberSpec(fx: LocalFixture, slug: string, init?: string): Creat
 }
 
 /**
- * Write the target's pinned host key into `knownHostsFile`. lib's
- * `prepareKnownHosts` is a read-modify-write, so callers sharing a file are
- * serialized with a lock (concurrent calls would drop each other's keys).
+ * Write the target's pinned host key into `knownHostsFile` (lib's
+ * `prepareKnownHosts` serializes callers sharing a file with a lock).
  *
  * @example
  * ```ts
@@ -117,7 +115,7 @@ export function memberSpec(fx: LocalFixture, slug: string, init?: string): Creat
  * ```
  */
 export function pinHostKey(target: SshTarget, knownHostsFile: string): Promise<void> {
-  return withLock(`${knownHostsFile}.lock`, () => prepareKnownHosts(target, knownHostsFile));
+  return prepareKnownHosts(target, knownHostsFile);
 }
 
 /**
