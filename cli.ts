@@ -14,6 +14,7 @@
 import { Command, CommanderError } from "@commander-js/extra-typings";
 import { leaseCommands } from "./cli/lease.ts";
 import { doctorCommand } from "./cli/doctor.ts";
+import { crewCommand } from "./cli/crew.ts";
 import { VERSION } from "./cli/version.ts";
 import { currentExitStatus, reportError } from "./cli/output.ts";
 
@@ -35,7 +36,7 @@ export function buildProgram(): Command {
     .configureOutput({
       outputError: (text, write) => write(`crabbox: ${text.replace(/^error: /, "").trim()}\n`),
     });
-  for (const c of [...leaseCommands(), doctorCommand()]) {
+  for (const c of [...leaseCommands(), crewCommand(), doctorCommand()]) {
     program.addCommand(
       c.exitOverride().configureOutput({
         outputError: (text, write) => write(`crabbox: ${text.replace(/^error: /, "").trim()}\n`),
