@@ -607,7 +607,9 @@ export async function releaseCrew(
 
 /**
  * Add a port to a lease's exposed ports (recorded in its claim and labels).
- * Returns the updated lease.
+ * When `crew connect` holds the member's tunnel, the new port is forwarded on
+ * the live ControlMaster (`ssh -O forward`) without restarting it. Returns
+ * the updated lease.
  *
  * @example
  * ```ts
@@ -640,5 +642,10 @@ export async function exposePort(
       labels: { ...base.labels, [LabelKey.expose]: labels[LabelKey.expose] },
     };
   });
-  return updated ?? { ...lease, expose };
+  const result = updated ?? { ...lease, expose };
+  if (result.crew !== undefined && !lease.expose.includes(port)) {
+    const { addLiveForward } = await import("./mesh_connect.ts");
+    await addLiveForward(rt.home, result, port, options);
+  }
+  return result;
 }

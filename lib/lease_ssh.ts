@@ -1,6 +1,6 @@
 /**
  * Running commands on a leased box over ssh, reusing the crew's
- * ControlMaster when `crew connect` holds one.
+ * ControlMaster when `crew connect` holds one (see `controlForLease`).
  *
  * @module
  */
@@ -9,53 +9,13 @@ import type { Lease } from "./claims.ts";
 import { CrabboxError } from "./errors.ts";
 import { type CrabboxOptions, resolveRuntime } from "./context.ts";
 import {
-  type ControlMode,
-  controlPathFor,
   knownHostsPath,
   prepareKnownHosts,
   runSsh,
   runSshInteractive,
   sshCommandArgs,
-  sshProgram,
   type SshResult,
 } from "./ssh.ts";
-
-/**
- * The ControlMaster to use for a lease: the live master of `crew connect`
- * (`ControlMaster=no` + its path) when its socket answers `ssh -O check`,
- * else none (a fresh connection).
- */
-export async function liveControl(
-  home: string,
-  lease: Lease,
-  options: CrabboxOptions = {},
-): Promise<ControlMode> {
-  if (!lease.ssh) return { master: "none" };
-  const path = await controlPathFor(home, lease.id);
-  try {
-    const st = await Deno.stat(path);
-    if (!st.isSocket) return { master: "none" };
-  } catch {
-    return { master: "none" };
-  }
-  const { env } = await resolveRuntime(options);
-  const check = await new Deno.Command(sshProgram(env), {
-    args: [
-      "-F",
-      "none",
-      "-o",
-      `ControlPath=${path}`,
-      "-O",
-      "check",
-      "--",
-      `${lease.ssh.user}@${lease.ssh.host}`,
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).output();
-  return check.success ? { master: "no", path } : { master: "none" };
-}
 
 function requireSsh(lease: Lease) {
   if (!lease.ssh) {
@@ -88,9 +48,10 @@ export async function leaseSshArgs(
   const target = requireSsh(lease);
   const knownHostsFile = knownHostsPath(rt.home, lease);
   await prepareKnownHosts(target, knownHostsFile);
+  const { controlForLease } = await import("./mesh_connect.ts");
   const control = options.reuseMaster === false
     ? { master: "none" as const }
-    : await liveControl(rt.home, lease, options);
+    : await controlForLease(rt.home, lease, { env: rt.env });
   return sshCommandArgs(target, command, {
     knownHostsFile,
     control,
