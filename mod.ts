@@ -138,3 +138,32 @@ export {
   type Transport,
 } from "./lib/transport.ts";
 export type { PolicyBootstrapResult, TailnetJoin, TailnetOps } from "./lib/tailnet_join.ts";
+export {
+  addLiveForward,
+  connectCrew,
+  type ConnectOptions,
+  controlForLease,
+  type CrewDescription,
+  type CrewMesh,
+  crewPeers,
+  type DaemonResult,
+  describeCrew,
+  disconnectCrew,
+  type DisconnectResult,
+  type MemberState,
+  type MemberStatus,
+  type MeshEvent,
+  type MeshPlan,
+  type PeerInfo,
+  planCrew,
+  startCrewDaemons,
+} from "./lib/mesh_connect.ts";
+export {
+  type DaemonProcess,
+  type DaemonState,
+  type MeshForward,
+  type MeshPaths,
+  meshPaths,
+} from "./lib/mesh_files.ts";
+export { type MeshMember, type SkippedMember } from "./lib/mesh.ts";
+export type { ControlMode } from "./lib/ssh.ts";
