@@ -39,7 +39,7 @@ import {
   renderHostsFile,
 } from "./mesh_files.ts";
 import { normalizeCrewName } from "./names.ts";
-import { killIfMatches, processIdentity } from "./proc.ts";
+import { killIfMatches, type OrphanGuard, processIdentity, startOrphanGuard } from "./proc.ts";
 import {
   type ControlMode,
   controlPathFor,
@@ -49,6 +49,7 @@ import {
   sshProgram,
 } from "./ssh.ts";
 import {
+  dirOf,
   ensurePrivateDir,
   type EnvReader,
   joinPath,
@@ -279,6 +280,8 @@ interface Ctx {
   range: { first: number; last: number };
   taken: Set<number>;
   emit: (t: Tunnel, state: MemberState, extra?: Partial<MeshEvent>) => void;
+  /** Foreground only: stops our ssh processes if this process dies without closing. */
+  guard?: OrphanGuard;
 }
 
 function tunnelArgs(ctx: Ctx, t: Tunnel): string[] {
@@ -320,7 +323,7 @@ async function clearStaleControl(env: EnvReader, t: Tunnel): Promise<void> {
 }
 
 async function spawnTunnel(ctx: Ctx, t: Tunnel): Promise<void> {
-  await ensurePrivateDir(joinPath(t.controlPath, ".."));
+  await ensurePrivateDir(dirOf(t.controlPath));
   await clearStaleControl(ctx.env, t);
   await writeFileAtomic(t.logFile, "");
   const args = tunnelArgs(ctx, t);
@@ -335,8 +338,20 @@ async function spawnTunnel(ctx: Ctx, t: Tunnel): Promise<void> {
     detached: true, // own session: a terminal's Ctrl-C / Ctrl-Z never reaches ssh
   }).spawn();
   t.child = child;
-  t.exited = child.status.then((s) => (t.exitStatus = s));
+  ctx.guard?.add(child.pid);
+  t.exited = child.status.then((s) => {
+    ctx.guard?.remove(child.pid);
+    return (t.exitStatus = s);
+  });
   ctx.emit(t, "starting", { pid: child.pid });
+}
+
+async function isSocket(path: string): Promise<boolean> {
+  try {
+    return (await Deno.lstat(path)).isSocket === true;
+  } catch {
+    return false;
+  }
 }
 
 async function readLog(path: string, from = 0): Promise<string> {
@@ -455,15 +470,22 @@ async function awaitReady(ctx: Ctx, t: Tunnel, deadline: number, realloc: boolea
         details: { permanent: false },
       });
     }
+    if (!(await isSocket(t.controlPath))) {
+      // ssh creates its ControlMaster socket only after binding every -L
+      // listener (ExitOnForwardFailure makes a bind failure fatal before
+      // that), so until it exists a probe could reach someone else's socket.
+      await Promise.race([sleep(delay), t.exited]);
+      delay = Math.min(delay * 2, 20);
+      continue;
+    }
     const pending = t.forwards.filter((f) => !verified.has(f.localPort));
     if (pending.length === 0) return;
     const offset = await logSize(t.logFile);
     const s = settle || 100;
     const results = await Promise.all(pending.map((f) => probeForward(f.localPort, s)));
-    if (results.every((r) => r === "refused")) {
-      // ssh has not bound its listeners yet (they are bound right after authentication).
-      await Promise.race([sleep(delay), t.exited]);
-      delay = Math.min(delay * 2, 50);
+    if (results.some((r) => r === "refused")) {
+      // Not expected once the socket exists; retry until ssh exits or the deadline.
+      await Promise.race([sleep(50), t.exited]);
       continue;
     }
     if (settle === 0) {
@@ -680,6 +702,7 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
   const taken = new Set(plan.forwards.map((f) => f.localPort));
   const ctx = makeCtx(rt, options, crew, taken);
   const tunnels = await makeTunnels(rt, plan);
+  if (tunnels.length > 0) ctx.guard = startOrphanGuard(`${plan.paths.logDir}/`);
   const stopper = new AbortController();
   liveMeshes.set(key, { tunnels, ctx });
   let supervisors: Promise<void>[] = [];
@@ -691,6 +714,7 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
       await Promise.all(tunnels.map((t) => stopChild(t)));
       await Promise.all(supervisors);
       for (const t of tunnels) if (t.state !== "stopped") ctx.emit(t, "stopped");
+      await ctx.guard?.close();
       liveMeshes.delete(key);
     })();
   const onAbort = () => void close();
@@ -947,11 +971,7 @@ export async function controlForLease(
 ): Promise<ControlMode> {
   if (!lease.crew || !lease.ssh) return { master: "none" };
   const path = await memberControlPath(home, lease.crew, lease.id);
-  try {
-    if (!(await Deno.lstat(path)).isSocket) return { master: "none" };
-  } catch {
-    return { master: "none" };
-  }
+  if (!(await isSocket(path))) return { master: "none" };
   const env = options.env ?? ((k: string) => Deno.env.get(k));
   return await sshAnswers(env, path, sshDestination(lease.ssh))
     ? { master: "no", path }

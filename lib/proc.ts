@@ -166,3 +166,69 @@ export async function killIfMatches(
   for (let i = 0; i < 50 && await matches(); i++) await new Promise((r) => setTimeout(r, 20));
   return !(await matches());
 }
+
+/** Kills registered children when the owning process dies; see {@link startOrphanGuard}. */
+export interface OrphanGuard {
+  /** Register a child pid to stop if this process dies first. */
+  add(pid: number): void;
+  /** Forget a pid (it was reaped). */
+  remove(pid: number): void;
+  /** Stop the guard (after the children were stopped normally). */
+  close(): Promise<void>;
+}
+
+// Reads "+pid" / "-pid" lines; on EOF (the owner exited, even by SIGKILL) it
+// sends SIGTERM to every registered pid whose argv still contains the marker.
+const GUARD_SCRIPT = `marker=$1; pids=" "
+while IFS= read -r line; do
+  case "$line" in
+    +*) pids="$pids\${line#+} " ;;
+    -*) pids=$(printf '%s' "$pids" | sed "s/ \${line#-} / /") ;;
+  esac
+done
+for p in $pids; do
+  if tr '\\0' '\\n' < /proc/$p/cmdline 2>/dev/null | grep -qF -- "$marker"; then kill -TERM "$p" 2>/dev/null; fi
+done
+`;
+
+/**
+ * Start a watchdog (`sh`, in its own session) that stops the registered
+ * children if this process dies without stopping them — even by SIGKILL,
+ * since the watchdog notices its stdin pipe closing. A pid is signalled only
+ * while its argv still contains `marker`, so a reused pid is never touched.
+ *
+ * @example
+ * ```ts
+ * import { startOrphanGuard } from "./proc.ts";
+ * const guard = startOrphanGuard("/home/a/.crabbox/crew/pr-42/");
+ * const child = new Deno.Command("sleep", { args: ["60", "/home/a/.crabbox/crew/pr-42/"] }).spawn();
+ * guard.add(child.pid);
+ * ```
+ */
+export function startOrphanGuard(marker: string): OrphanGuard {
+  const child = new Deno.Command("sh", {
+    args: ["-c", GUARD_SCRIPT, "crabbox-guard", marker],
+    stdin: "piped",
+    stdout: "null",
+    stderr: "null",
+    detached: true,
+  }).spawn();
+  child.unref();
+  const writer = child.stdin.getWriter();
+  const enc = new TextEncoder();
+  let chain = Promise.resolve();
+  const send = (line: string) => {
+    chain = chain.then(() => writer.write(enc.encode(line + "\n"))).catch(() => {});
+  };
+  let closed: Promise<void> | undefined;
+  return {
+    add: (pid) => send(`+${pid}`),
+    remove: (pid) => send(`-${pid}`),
+    close: () =>
+      closed ??= (async () => {
+        await chain;
+        await writer.close().catch(() => {});
+        await child.status;
+      })(),
+  };
+}

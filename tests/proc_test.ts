@@ -5,6 +5,7 @@ import {
   parseProcStat,
   processIdentity,
   sameProcess,
+  startOrphanGuard,
 } from "../lib/proc.ts";
 
 Deno.test("parseProcStat: comm with spaces and parentheses", () => {
@@ -98,4 +99,30 @@ Deno.test("killIfMatches with a fake /proc never signals a mismatching process",
   );
   assert.equal(ok, false);
   assert.deepEqual(sent, []);
+});
+
+Deno.test("orphan guard: on EOF stops registered pids whose argv holds the marker", async () => {
+  const marker = `/tmp/cbx-guard-test-${crypto.randomUUID()}/`;
+  const spawn = (m: string) =>
+    new Deno.Command("sh", { args: ["-c", "sleep 30", m], stdout: "null" }).spawn();
+  const a = spawn(marker); // registered → stopped
+  const b = spawn(marker); // registered then removed → left alone
+  const c = spawn("other"); // registered, argv without the marker → left alone
+  try {
+    const guard = startOrphanGuard(marker);
+    for (const p of [a, b, c]) guard.add(p.pid);
+    guard.remove(b.pid);
+    await guard.close();
+    assert.equal((await a.status).signal, "SIGTERM");
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(await processIdentity(b.pid));
+    assert.ok(await processIdentity(c.pid));
+  } finally {
+    for (const p of [a, b, c]) {
+      try {
+        p.kill("SIGKILL");
+      } catch { /* gone */ }
+      await p.status;
+    }
+  }
 });

@@ -16,6 +16,7 @@ import {
   controlForLease,
   type MeshEvent,
 } from "../../lib/mesh_connect.ts";
+import { isLoopbackPortFree } from "../../lib/mesh.ts";
 import { meshPaths, parseDaemonState, parseHostsFile } from "../../lib/mesh_files.ts";
 import { processIdentity } from "../../lib/proc.ts";
 import { prepareKnownHosts, runSsh, sshCommandArgs } from "../../lib/ssh.ts";
@@ -68,7 +69,13 @@ async function fetchName(address: string): Promise<string> {
 
 /** ssh processes started by crabbox for this home (their argv names the crew dir). */
 function meshPids(home: string): number[] {
-  return pidsMentioning(`${home}/crew/`);
+  return pidsMentioning(`${home}/crew/`).filter((pid) => {
+    try {
+      return Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0")[0].endsWith("ssh");
+    } catch {
+      return false;
+    }
+  });
 }
 
 function providerLease(l: Lease): ProviderLease {
@@ -389,15 +396,50 @@ Deno.test({
       for (const sig of ["SIGINT", "SIGTERM", "SIGHUP", "SIGTSTP"] as const) {
         await t.step(`foreground: ${sig} tears down, exit 0, no ssh left`, async () => {
           const fg = new Foreground(home, prefix, ["connect", CREW]);
-          const vars = await fg.ready();
-          assert.equal(await fetchName(vars.CRABBOX_CREW_DB_8080), "db");
-          assert.equal(meshPids(home).length, 3);
-          fg.child.kill(sig);
+          try {
+            const vars = await fg.ready();
+            assert.equal(await fetchName(vars.CRABBOX_CREW_DB_8080), "db");
+            assert.equal(meshPids(home).length, 3);
+          } finally {
+            fg.child.kill(sig);
+          }
           const st = await fg.done;
           assert.equal(st.code, 0, fg.stderr);
           assert.deepEqual(meshPids(home), [], `${sig}: ssh left`);
         });
       }
+
+      await t.step("foreground: even SIGKILL of the CLI leaves no ssh behind", async () => {
+        const fg = new Foreground(home, prefix, ["connect", CREW]);
+        await fg.ready();
+        assert.equal(meshPids(home).length, 3);
+        fg.child.kill("SIGKILL");
+        await fg.done;
+        await waitFor("orphans stopped", () => meshPids(home).length === 0, 5000);
+      });
+
+      await t.step(
+        "library: 'Address already in use' on -L moves to the next free port",
+        async () => {
+          const holder = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+          const held = (holder.addr as Deno.NetAddr).port;
+          try {
+            // The probe says "free" (as after a TIME_WAIT race) but ssh's bind fails.
+            await using mesh = await connectCrew(CREW, {
+              ...opts,
+              members: [m("api")],
+              portRange: { first: held, last: held + 50 },
+              isPortFree: (p) => p === held || isLoopbackPortFree(p),
+            });
+            const port = Number(mesh.address("api", 8080).split(":")[1]);
+            assert.notEqual(port, held);
+            assert.equal(await fetchName(mesh.address("api", 8080)), "api");
+          } finally {
+            holder.close();
+          }
+          assert.deepEqual(meshPids(home), []);
+        },
+      );
 
       await t.step(
         "library: readiness fails clearly on a closed remote port; nothing left",
