@@ -114,7 +114,7 @@ export {
   tailnetCredentialsFrom,
   type TailnetCredentialStatus,
 } from "./lib/tailnet/config.ts";
-export { redact } from "./lib/tailnet/redact.ts";
+export { redact } from "./lib/redact.ts";
 export {
   type CloudInitOptions,
   type CloudInitTailscale,

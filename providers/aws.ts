@@ -26,6 +26,7 @@
  */
 
 import { CrabboxError } from "../lib/errors.ts";
+import { redact } from "../lib/redact.ts";
 import {
   assertSelectorValue,
   backoffMs,
@@ -34,7 +35,6 @@ import {
   cloudRuntime,
   knownHostsFor,
   ownerOf,
-  redact,
   sharedResourceName,
   timeoutError,
 } from "./cloud_common.ts";

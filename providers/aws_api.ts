@@ -19,9 +19,9 @@ import {
   configString,
   isIpv4,
   ownerOf,
-  redact,
   sharedResourceLabels,
 } from "./cloud_common.ts";
+import { redact } from "../lib/redact.ts";
 import { items, node, root, tagMap, text, type XmlNode } from "./aws_xml.ts";
 import type { CreateSpec, ProviderLease } from "./types.ts";
 

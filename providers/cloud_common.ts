@@ -6,6 +6,7 @@
  * @module
  */
 
+import { sleep } from "../lib/sleep.ts";
 import { CrabboxError } from "../lib/errors.ts";
 import { decodeLabels, isValidLabelValue, type Labels } from "../lib/labels.ts";
 import { clientKeyDir } from "../lib/ssh_keys.ts";
@@ -68,29 +69,6 @@ export interface CloudRuntime {
   /** Clock. */
   now: () => number;
 }
-
-/**
- * An abortable sleep.
- *
- * @example
- * ```ts
- * import { sleep } from "./cloud_common.ts";
- * await sleep(10);
- * ```
- */
-export const sleep: Sleeper = (ms, signal) =>
-  new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, Math.max(0, ms));
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 
 /**
  * The real SSH waiter: prepares the crew's known_hosts file, forgets a stale
@@ -291,21 +269,6 @@ export function apiBaseUrl(what: string, value: string): URL {
     );
   }
   return url;
-}
-
-/**
- * Replace every occurrence of each secret in `text` with `[redacted]`.
- *
- * @example
- * ```ts
- * import { redact } from "./cloud_common.ts";
- * redact("token abc123 rejected", ["abc123"]); // "token [redacted] rejected"
- * ```
- */
-export function redact(text: string, secrets: readonly (string | undefined)[]): string {
-  let out = text;
-  for (const s of secrets) if (s && s.length >= 4) out = out.split(s).join("[redacted]");
-  return out;
 }
 
 /**

@@ -23,6 +23,7 @@
  */
 
 import { CrabboxError } from "../lib/errors.ts";
+import { redact } from "../lib/redact.ts";
 import type { Labels } from "../lib/labels.ts";
 import {
   assertSelectorValue,
@@ -32,7 +33,6 @@ import {
   cloudRuntime,
   knownHostsFor,
   ownerOf,
-  redact,
   sharedResourceLabels,
   timeoutError,
 } from "./cloud_common.ts";

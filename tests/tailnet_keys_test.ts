@@ -3,7 +3,7 @@ import { CrabboxError } from "../lib/errors.ts";
 import { tailnetClientFromEnv } from "../lib/tailnet/api.ts";
 import { ensureTailnetPolicy } from "../lib/tailnet/ensure.ts";
 import { keyDescription, mintAuthKey, MintedAuthKey } from "../lib/tailnet/keys.ts";
-import { redact, secretForms } from "../lib/tailnet/redact.ts";
+import { redact, secretForms } from "../lib/redact.ts";
 import { startFakeTailscale } from "./fakes/tailscale.ts";
 
 const TAG = "tag:cbx-crew-alice-pr-42";

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { sleep } from "../sleep.ts";
 import { CrabboxError, type ExitStatusName } from "../errors.ts";
 import {
   type EnvSource,
@@ -16,7 +17,7 @@ import {
   type TailnetAuth,
   type TailnetConfig,
 } from "./config.ts";
-import { redact, secretForms } from "./redact.ts";
+import { redact, secretForms } from "../redact.ts";
 
 /** Options shared by the client and the functions that build one. */
 export interface TailnetClientOptions {
@@ -96,21 +97,6 @@ export function retryAfterMs(header: string | null, now: number): number | undef
   if (/^\d+$/.test(v)) return Number(v) * 1000;
   const at = Date.parse(v);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
-function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 /** One API call for {@link TailnetClient.request}. */
@@ -196,7 +182,7 @@ export class TailnetClient {
     this.authKind = config.auth.kind;
     this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
     this.#signal = options.signal;
-    this.#sleep = options.sleep ?? defaultSleep;
+    this.#sleep = options.sleep ?? sleep;
     this.#now = options.now ?? Date.now;
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#rateLimitRetries = options.rateLimitRetries ?? DEFAULT_RATE_LIMIT_RETRIES;

@@ -9,7 +9,7 @@
 import { CrabboxError, usageError } from "../errors.ts";
 import { TailnetClient, type TailnetClientOptions } from "./api.ts";
 import { assertTailnetTag } from "./policy_snippet.ts";
-import { REDACTED } from "./redact.ts";
+import { REDACTED } from "../redact.ts";
 
 /** Options for {@link mintAuthKey}. */
 export interface MintAuthKeyOptions extends TailnetClientOptions {

@@ -1,5 +1,6 @@
 /**
- * Secret redaction for every error and debug line the tailnet client emits.
+ * Secret redaction for every error, log and debug line (API keys, tokens,
+ * auth keys).
  *
  * @module
  */
