@@ -13,6 +13,8 @@
  * @module
  */
 
+import { parseProcStat } from "../lib/proc.ts";
+import { sleep } from "../lib/sleep.ts";
 import { CrabboxError } from "../lib/errors.ts";
 import type { Labels } from "../lib/labels.ts";
 import { isLeaseId } from "../lib/names.ts";
@@ -323,10 +325,8 @@ export function procStartTime(pid: number): string | undefined {
   } catch {
     return undefined;
   }
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // fields[0] is field 3 (state); field 22 is fields[19].
-  if (fields[0] === "Z" || fields[0] === "X") return undefined;
-  return fields[19];
+  const parsed = parseProcStat(stat);
+  return parsed && parsed.state !== "Z" && parsed.state !== "X" ? parsed.startTime : undefined;
 }
 
 /** True when the recorded process still runs (same pid and start time). */
@@ -340,10 +340,6 @@ function procComm(pid: number): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /**
