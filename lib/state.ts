@@ -52,7 +52,9 @@ export function dirOf(path: string): string {
 }
 
 /**
- * Create `dir` (and parents) with mode 0700; tighten an existing dir to 0700.
+ * Create `dir` and any missing parents with mode 0700. Directories that
+ * already exist are left exactly as they are (a shared parent such as `/tmp`
+ * must never be tightened); `doctor` reports a crabbox home that is too open.
  *
  * @example
  * ```ts
@@ -61,9 +63,24 @@ export function dirOf(path: string): string {
  * ```
  */
 export async function ensurePrivateDir(dir: string): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-  const info = await Deno.stat(dir);
-  if (info.mode !== null && (info.mode & 0o077) !== 0) await Deno.chmod(dir, 0o700);
+  const missing: string[] = [];
+  for (let d = dir; d !== "/" && d !== "" && d !== "."; d = dirOf(d)) {
+    try {
+      if ((await Deno.stat(d)).isDirectory) break;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    missing.unshift(d);
+  }
+  for (const d of missing) {
+    try {
+      await Deno.mkdir(d, { mode: 0o700 });
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+      continue; // created concurrently by someone else: theirs, not ours to chmod
+    }
+    await Deno.chmod(d, 0o700);
+  }
 }
 
 /**

@@ -43,6 +43,20 @@ Deno.test("writeFileAtomic makes 0600 files under 0700 dirs and leaves no temp f
   }
 });
 
+Deno.test("ensurePrivateDir creates 0700 dirs and never tightens existing ones", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.chmod(dir, 0o755);
+    await writeFileAtomic(`${dir}/file`, "x");
+    assert.equal((await Deno.stat(dir)).mode! & 0o777, 0o755, "existing parent untouched");
+    await writeFileAtomic(`${dir}/new/deeper/file`, "x");
+    assert.equal((await Deno.stat(`${dir}/new`)).mode! & 0o777, 0o700);
+    assert.equal((await Deno.stat(`${dir}/new/deeper`)).mode! & 0o777, 0o700);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("readJsonFile: missing → undefined, corrupt → state error", async () => {
   const dir = await Deno.makeTempDir();
   try {
