@@ -141,7 +141,8 @@ async function peersAction(name: string, flags: { provider?: string; json?: bool
   ]));
 }
 
-async function releaseAction(name: string): Promise<void> {
+/** Disconnect a crew's daemons and release all its leases (`crew release`, `release --crew`). */
+export async function releaseCrewAction(name: string): Promise<void> {
   const { disconnectCrew } = await import("../lib/mesh_connect.ts");
   const { releaseCrew } = await import("../lib/lease.ts");
   const d = await disconnectCrew(name);
@@ -195,7 +196,7 @@ export function crewCommand() {
   crew.command("release")
     .description("disconnect the crew and release every lease across providers")
     .argument("<name>", "crew name")
-    .action((name) => releaseAction(name));
+    .action((name) => releaseCrewAction(name));
   return crew;
 }
 

@@ -241,7 +241,7 @@ function releaseCommand() {
     .option("--id <id>", "lease id or crew/slug")
     .option("--crew <name>", "crew name")
     .action(async (flags) => {
-      const { releaseLease, releaseCrew, normalizeCrewName } = await import("../mod.ts");
+      const { releaseLease } = await import("../mod.ts");
       if (flags.id !== undefined) {
         if (flags.crew !== undefined) {
           throw usageError("conflicting_target", "give --id or --crew, not both");
@@ -254,14 +254,8 @@ function releaseCommand() {
       if (flags.crew === undefined) {
         throw usageError("missing_target", "release needs --id ID or --crew NAME");
       }
-      const crew = normalizeCrewName(flags.crew);
-      const result = await releaseCrew(crew);
-      for (const id of result.released) out(`released ${id}`);
-      for (const f of result.failed) err(`crabbox: could not release ${f.id}: ${f.error}`);
-      if (result.released.length === 0 && result.failed.length === 0) {
-        err(`crew ${crew} has no active leases`);
-      }
-      if (result.failed.length > 0) setExitStatus(1);
+      const { releaseCrewAction } = await import("./crew.ts");
+      await releaseCrewAction(flags.crew);
     });
 }
 

@@ -35,7 +35,7 @@ import {
   type TailnetOps,
 } from "./tailnet_join.ts";
 import { knownHostsPath } from "./ssh.ts";
-import { removeFile } from "./state.ts";
+import { dirOf, removeFile } from "./state.ts";
 import {
   type Feature,
   type Provider,
@@ -551,7 +551,11 @@ async function forgetKeysIfUnused(home: string, lease: Lease): Promise<void> {
   if (lease.crew !== undefined) {
     const others = (await listClaims(home)).some((c) => c.crew === lease.crew);
     if (others) return;
-    await removeFile(knownHostsPath(home, lease));
+    const knownHosts = knownHostsPath(home, lease);
+    await removeFile(knownHosts);
+    await removeFile(`${knownHosts}.lock`);
+    // The crew dir goes too once nothing else (mesh files of a live daemon) is in it.
+    await Deno.remove(dirOf(knownHosts)).catch(() => {});
   }
   await Deno.remove(clientKeyDir(home, { crew: lease.crew, leaseId: lease.id }), {
     recursive: true,
