@@ -15,6 +15,7 @@ import { Command, CommanderError } from "@commander-js/extra-typings";
 import { leaseCommands } from "./cli/lease.ts";
 import { doctorCommand } from "./cli/doctor.ts";
 import { crewCommand } from "./cli/crew.ts";
+import { completionsCommand } from "./cli/completions.ts";
 import { VERSION } from "./cli/version.ts";
 import { currentExitStatus, reportError } from "./cli/output.ts";
 
@@ -36,7 +37,14 @@ export function buildProgram(): Command {
     .configureOutput({
       outputError: (text, write) => write(`crabbox: ${text.replace(/^error: /, "").trim()}\n`),
     });
-  for (const c of [...leaseCommands(), crewCommand(), doctorCommand()]) {
+  for (
+    const c of [
+      ...leaseCommands(),
+      crewCommand(),
+      doctorCommand(),
+      completionsCommand(buildProgram),
+    ]
+  ) {
     program.addCommand(
       c.exitOverride().configureOutput({
         outputError: (text, write) => write(`crabbox: ${text.replace(/^error: /, "").trim()}\n`),
