@@ -137,11 +137,11 @@ async function homeCheck(rt: Runtime): Promise<DoctorCheck> {
   return check("home", "ok", `${rt.home} (0700), config ok`, { home: rt.home });
 }
 
-function providersCheck(
+async function providersCheck(
   rt: Runtime,
-  options: CrabboxOptions,
+  options: DoctorOptions,
   used: readonly string[],
-): DoctorCheck {
+): Promise<DoctorCheck> {
   const rows: Record<string, string> = {};
   let worst: CheckStatus = "ok";
   for (const name of used) {
@@ -160,6 +160,16 @@ function providersCheck(
     const missing = entry.credentials?.(rt.env, rt.config.providers[name] ?? {});
     rows[name] = missing ?? "ok";
     if (missing && worst === "ok") worst = "warn";
+    if (!missing && options.online) {
+      // One read-only list call proves the credentials and the endpoint.
+      try {
+        await (await rt.provider(name)).list({}, rt.signal);
+        rows[name] = "ok (online)";
+      } catch (e) {
+        rows[name] = `online check failed: ${(e as Error).message}`;
+        worst = "fail";
+      }
+    }
   }
   const summary = Object.entries(rows).map(([k, v]) => `${k}: ${v}`).join("; ");
   return check("providers", worst, summary || "no providers in use", { providers: rows });
@@ -333,7 +343,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   checks.unshift(
     await sshCheck(rt, used.includes("local")),
     await homeCheck(rt),
-    providersCheck(rt, options, used),
+    await providersCheck(rt, options, used),
   );
   const report: DoctorReport = { checks, ok: true };
   if (crew !== undefined && !checks.some((c) => c.name === "crew")) {

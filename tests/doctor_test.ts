@@ -178,3 +178,32 @@ Deno.test("reachability matrix: tailnet↔tailnet OK, ssh via operator mesh, pen
   assert.match(v("e", "a").reason, /source has no transport/);
   assert.equal(cells.length, 20);
 });
+
+Deno.test("doctor --online proves provider credentials with one read-only call", async () => {
+  const { startFakeHetzner } = await import("./fakes/hetzner.ts");
+  await using fake = startFakeHetzner();
+  const home = await Deno.makeTempDir({ prefix: "cbx-doctor-" });
+  try {
+    const config = await parseConfig("provider: hetzner\n", "c.yaml", () => undefined);
+    const run = (token: string, online: boolean) =>
+      runDoctor({
+        home,
+        config,
+        online,
+        env: (k) =>
+          ({ HCLOUD_TOKEN: token, CRABBOX_HETZNER_API_URL: fake.url } as Record<string, string>)[k],
+      });
+    const offline = (await run("wrong-token", false)).checks.find((c) => c.name === "providers")!;
+    assert.equal(offline.status, "ok", "offline only checks presence");
+    assert.equal(fake.requests.length, 0, "no network call without --online");
+    const bad = (await run("wrong-token", true)).checks.find((c) => c.name === "providers")!;
+    assert.equal(bad.status, "fail");
+    assert.match(bad.message, /hetzner: online check failed: .*HCLOUD_TOKEN/);
+    assert.ok(!bad.message.includes("wrong-token"), "token never echoed");
+    const good = (await run(fake.token, true)).checks.find((c) => c.name === "providers")!;
+    assert.equal(good.status, "ok");
+    assert.match(good.message, /hetzner: ok \(online\)/);
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});
