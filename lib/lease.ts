@@ -34,8 +34,7 @@ import {
   type TailnetJoin,
   type TailnetOps,
 } from "./tailnet_join.ts";
-import { knownHostsPath } from "./ssh.ts";
-import { dirOf, removeFile } from "./state.ts";
+import { meshPaths } from "./mesh_files.ts";
 import {
   type Feature,
   type Provider,
@@ -551,11 +550,15 @@ async function forgetKeysIfUnused(home: string, lease: Lease): Promise<void> {
   if (lease.crew !== undefined) {
     const others = (await listClaims(home)).some((c) => c.crew === lease.crew);
     if (others) return;
-    const knownHosts = knownHostsPath(home, lease);
-    await removeFile(knownHosts);
-    await removeFile(`${knownHosts}.lock`);
-    // The crew dir goes too once nothing else (mesh files of a live daemon) is in it.
-    await Deno.remove(dirOf(knownHosts)).catch(() => {});
+    // The crew dir (known_hosts, mesh files, sockets, logs) goes with the last
+    // member, unless a connect daemon is still recorded there.
+    const paths = meshPaths(home, lease.crew);
+    const daemonRecorded = await Deno.stat(paths.daemon).then(() => true, () => false);
+    if (!daemonRecorded) {
+      await Deno.remove(paths.dir, { recursive: true }).catch((e) => {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+      });
+    }
   }
   await Deno.remove(clientKeyDir(home, { crew: lease.crew, leaseId: lease.id }), {
     recursive: true,
