@@ -50,21 +50,25 @@ export type { CrabboxOptions, Runtime } from "./lib/context.ts";
 export type { EnvReader } from "./lib/state.ts";
 export { type Config, loadConfig } from "./lib/config.ts";
 export {
-  type Crew,
   exposePort,
   findLease,
-  leaseBox,
-  leaseCrew,
-  type LeaseOptions,
+  leaseFromProvider,
   listLeases,
   type ListSelector,
-  type MemberSpec,
   releaseCrew,
   releaseLease,
   type ReleaseResult,
+} from "./lib/lease.ts";
+export {
+  type Crew,
+  leaseBox,
+  leaseCrew,
+  type LeaseOptions,
+  type MemberSpec,
   type ValidatedMember,
   validateMember,
-} from "./lib/lease.ts";
+} from "./lib/lease_create.ts";
+export { providerFeatures } from "./lib/context.ts";
 export { attachToLease, leaseSshArgs, runOnLease } from "./lib/lease_ssh.ts";
 export type { SshResult } from "./lib/ssh.ts";
 export type {

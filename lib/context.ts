@@ -8,7 +8,7 @@
 
 import { type Config, loadConfig } from "./config.ts";
 import { crabboxHome, type EnvReader, processEnv } from "./state.ts";
-import { loadProvider, type Provider } from "../providers/types.ts";
+import { type Feature, loadProvider, type Provider, providerEntry } from "../providers/types.ts";
 
 /** Options accepted by every toolkit function. All optional. */
 export interface CrabboxOptions {
@@ -100,4 +100,20 @@ async function buildRuntime(options: CrabboxOptions): Promise<Runtime> {
       return p;
     },
   };
+}
+
+/**
+ * The features of a provider: an injected instance's own, else the
+ * registry's (an unknown name is a usage error that lists the known ones).
+ *
+ * @example
+ * ```ts
+ * import { providerFeatures } from "./context.ts";
+ * providerFeatures({}, "local").has("ssh"); // true
+ * ```
+ */
+export function providerFeatures(options: CrabboxOptions, name: string): ReadonlySet<Feature> {
+  const injected = options.providers;
+  if (injected && Object.hasOwn(injected, name)) return injected[name].features;
+  return providerEntry(name).features;
 }

@@ -7,7 +7,7 @@
  */
 
 import type { Lease } from "./claims.ts";
-import { type CrabboxOptions, resolveRuntime, type Runtime } from "./context.ts";
+import { type CrabboxOptions, providerFeatures, resolveRuntime, type Runtime } from "./context.ts";
 import { configPath, loadConfig } from "./config.ts";
 import { CrabboxError } from "./errors.ts";
 import { listLeases } from "./lease.ts";
@@ -235,12 +235,11 @@ async function meshCheck(
   );
 }
 
-function featuresOf(rt: CrabboxOptions, name: string): ReadonlySet<Feature> {
-  if (rt.providers && Object.hasOwn(rt.providers, name)) return rt.providers[name].features;
+function featuresOf(options: CrabboxOptions, name: string): ReadonlySet<Feature> {
   try {
-    return providerEntry(name).features;
+    return providerFeatures(options, name);
   } catch {
-    return new Set();
+    return new Set(); // an unknown provider in a claim has no features
   }
 }
 

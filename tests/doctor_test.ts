@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { runDoctor } from "../lib/doctor.ts";
 import { defaultTailnetProbe, manualPolicySnippet } from "../lib/doctor_tailnet.ts";
-import { leaseBox } from "../lib/lease.ts";
+import { leaseBox } from "../lib/lease_create.ts";
 import { parseConfig } from "../lib/config.ts";
 import { saveClaim } from "../lib/claims.ts";
 import { encodeLabels } from "../lib/labels.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { leaseBox, leaseCrew } from "../lib/lease.ts";
+import { leaseBox, leaseCrew } from "../lib/lease_create.ts";
 import { CrabboxError } from "../lib/errors.ts";
 import { parseConfig } from "../lib/config.ts";
 import { startFakeTailscale } from "./fakes/tailscale.ts";

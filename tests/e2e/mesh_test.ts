@@ -9,7 +9,8 @@
 import assert from "node:assert/strict";
 import type { Lease } from "../../lib/claims.ts";
 import { CrabboxError } from "../../lib/errors.ts";
-import { leaseCrew, releaseCrew } from "../../lib/lease.ts";
+import { releaseCrew } from "../../lib/lease.ts";
+import { leaseCrew } from "../../lib/lease_create.ts";
 import {
   addLiveForward,
   connectCrew,
