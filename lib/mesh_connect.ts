@@ -39,11 +39,10 @@ import {
   renderHostsFile,
 } from "./mesh_files.ts";
 import { normalizeCrewName } from "./names.ts";
-import { killIfMatches, type OrphanGuard, processIdentity, startOrphanGuard } from "./proc.ts";
+import { type Anchor, killIfMatches, processIdentity, startAnchor } from "./proc.ts";
 import {
   type ControlMode,
   controlPathFor,
-  prepareKnownHosts,
   sshDestination,
   sshOptionArgs,
   sshProgram,
@@ -57,7 +56,7 @@ import {
   withLock,
   writeFileAtomic,
 } from "./state.ts";
-import { type Feature, providerEntry } from "../providers/types.ts";
+import { type Feature, providerEntry, type SshTarget } from "../providers/types.ts";
 import { memberTransport, providerPlanes, sshEndpoint, type Transport } from "./transport.ts";
 
 /** Lifecycle of one member's tunnel. */
@@ -265,9 +264,9 @@ interface Tunnel {
   state: MemberState;
   restarts: number;
   lastError?: string;
-  child?: Deno.ChildProcess;
-  exited?: Promise<Deno.CommandStatus>;
-  exitStatus?: Deno.CommandStatus;
+  child?: Running;
+  exited?: Promise<{ code: number }>;
+  exitStatus?: { code: number };
   argv?: string[];
   stopping: boolean;
 }
@@ -280,8 +279,8 @@ interface Ctx {
   range: { first: number; last: number };
   taken: Set<number>;
   emit: (t: Tunnel, state: MemberState, extra?: Partial<MeshEvent>) => void;
-  /** Foreground only: stops our ssh processes if this process dies without closing. */
-  guard?: OrphanGuard;
+  /** Foreground only: starts our ssh processes and stops them if this process dies. */
+  anchor?: Anchor;
 }
 
 function tunnelArgs(ctx: Ctx, t: Tunnel): string[] {
@@ -322,28 +321,64 @@ async function clearStaleControl(env: EnvReader, t: Tunnel): Promise<void> {
   await removeFile(t.controlPath);
 }
 
-async function spawnTunnel(ctx: Ctx, t: Tunnel): Promise<void> {
+/** The slow, async part of starting a tunnel (dirs, stale socket, fresh log). */
+async function prepareTunnel(ctx: Ctx, t: Tunnel): Promise<void> {
   await ensurePrivateDir(dirOf(t.controlPath));
   await clearStaleControl(ctx.env, t);
-  await writeFileAtomic(t.logFile, "");
+  await ensurePrivateDir(dirOf(t.logFile));
+  await Deno.writeTextFile(t.logFile, "", { mode: 0o600 });
+}
+
+/** A running ssh: from the anchor (foreground) or a detached Deno child (daemons). */
+interface Running {
+  pid: number;
+  status: Promise<{ code: number }>;
+  kill(signal: Deno.Signal): void;
+  unref?(): void;
+}
+
+/** Spawn the tunnel's ssh. */
+async function launchTunnel(ctx: Ctx, t: Tunnel): Promise<void> {
   const args = tunnelArgs(ctx, t);
   const program = sshProgram(ctx.env);
   t.argv = [program, ...args];
   t.exitStatus = undefined;
-  const child = new Deno.Command(program, {
-    args,
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-    detached: true, // own session: a terminal's Ctrl-C / Ctrl-Z never reaches ssh
-  }).spawn();
-  t.child = child;
-  ctx.guard?.add(child.pid);
-  t.exited = child.status.then((s) => {
-    ctx.guard?.remove(child.pid);
-    return (t.exitStatus = s);
-  });
-  ctx.emit(t, "starting", { pid: child.pid });
+  let proc: Running;
+  if (ctx.anchor) {
+    proc = await ctx.anchor.spawn(t.argv);
+  } else {
+    const c = new Deno.Command(program, {
+      args,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+      detached: true, // own session: survives us, never gets a terminal's signals
+    }).spawn();
+    proc = {
+      pid: c.pid,
+      status: c.status.then((s) => ({ code: s.code })),
+      kill: (sig) => {
+        try {
+          c.kill(sig);
+        } catch { /* exited */ }
+      },
+      unref: () => c.unref(),
+    };
+  }
+  t.child = proc;
+  t.exited = proc.status.then((s) => (t.exitStatus = s));
+  ctx.emit(t, "starting", { pid: proc.pid });
+}
+
+async function spawnTunnel(ctx: Ctx, t: Tunnel): Promise<void> {
+  await prepareTunnel(ctx, t);
+  await launchTunnel(ctx, t);
+}
+
+/** Prepare every tunnel, then spawn them all in one go. */
+async function launchAll(ctx: Ctx, tunnels: readonly Tunnel[]): Promise<void> {
+  await Promise.all(tunnels.map((t) => prepareTunnel(ctx, t)));
+  await Promise.all(tunnels.map((t) => launchTunnel(ctx, t)));
 }
 
 async function isSocket(path: string): Promise<boolean> {
@@ -535,7 +570,7 @@ function backoffDelay(options: ConnectOptions, attempt: number): number {
 async function firstConnect(ctx: Ctx, t: Tunnel, deadline: number): Promise<void> {
   let attempt = 0;
   while (true) {
-    await spawnTunnel(ctx, t);
+    if (!t.child || t.exitStatus) await spawnTunnel(ctx, t);
     try {
       await awaitReady(ctx, t, deadline, true);
       ctx.emit(t, "up", { pid: t.child?.pid });
@@ -632,10 +667,13 @@ function makeCtx(rt: Runtime, options: ConnectOptions, crew: string, taken: Set<
 
 async function makeTunnels(rt: Runtime, plan: MeshPlan): Promise<Tunnel[]> {
   const out: Tunnel[] = [];
+  await pinCrewHostKeys(
+    plan.members.filter((m) => m.ports.length > 0).map((m) => m.lease.ssh!),
+    plan.paths.knownHosts,
+  );
   for (const m of plan.members) {
     const forwards = plan.forwards.filter((f) => f.leaseId === m.lease.id);
     if (forwards.length === 0) continue;
-    await prepareKnownHosts(m.lease.ssh!, plan.paths.knownHosts);
     out.push({
       crew: plan.crew,
       member: m,
@@ -649,6 +687,30 @@ async function makeTunnels(rt: Runtime, plan: MeshPlan): Promise<Tunnel[]> {
     });
   }
   return out;
+}
+
+/**
+ * Like `prepareKnownHosts` for a whole crew at once: pin every known host key
+ * in one locked read-modify-write (one fsync instead of one per member).
+ */
+async function pinCrewHostKeys(targets: readonly SshTarget[], file: string): Promise<void> {
+  await ensurePrivateDir(dirOf(file));
+  await withLock(`${file}.lock`, async () => {
+    let current = "";
+    try {
+      current = await Deno.readTextFile(file);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    const pinned = new Map<string, string>();
+    for (const t of targets) {
+      if (t.hostKey) pinned.set(t.port === 22 ? t.host : `[${t.host}]:${t.port}`, t.hostKey);
+    }
+    const kept = current.split("\n").filter((l) => l !== "" && !pinned.has(l.split(" ")[0]));
+    const next = [...kept, ...[...pinned].map(([id, key]) => `${id} ${key}`)].join("\n") +
+      (kept.length + pinned.size > 0 ? "\n" : "");
+    if (next !== current || current === "") await writeFileAtomic(file, next);
+  });
 }
 
 function sortForwards(forwards: MeshForward[]): MeshForward[] {
@@ -702,7 +764,7 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
   const taken = new Set(plan.forwards.map((f) => f.localPort));
   const ctx = makeCtx(rt, options, crew, taken);
   const tunnels = await makeTunnels(rt, plan);
-  if (tunnels.length > 0) ctx.guard = startOrphanGuard(`${plan.paths.logDir}/`);
+  if (tunnels.length > 0) ctx.anchor = startAnchor();
   const stopper = new AbortController();
   liveMeshes.set(key, { tunnels, ctx });
   let supervisors: Promise<void>[] = [];
@@ -714,7 +776,7 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
       await Promise.all(tunnels.map((t) => stopChild(t)));
       await Promise.all(supervisors);
       for (const t of tunnels) if (t.state !== "stopped") ctx.emit(t, "stopped");
-      await ctx.guard?.close();
+      await ctx.anchor?.close();
       liveMeshes.delete(key);
     })();
   const onAbort = () => void close();
@@ -722,6 +784,7 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
   try {
     options.signal?.throwIfAborted();
     const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
+    await launchAll(ctx, tunnels);
     const results = await Promise.allSettled(tunnels.map((t) => firstConnect(ctx, t, deadline)));
     const failed = results.find((r) => r.status === "rejected") as
       | PromiseRejectedResult
@@ -845,6 +908,12 @@ export async function startCrewDaemons(
     const ctx = makeCtx(rt, options, crew, taken);
     const tunnels = await makeTunnels(rt, plan);
     const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
+    try {
+      await launchAll(ctx, tunnels);
+    } catch (e) {
+      await Promise.all(tunnels.map((t) => stopChild(t)));
+      throw e;
+    }
     const results = await Promise.allSettled(tunnels.map((t) => firstConnect(ctx, t, deadline)));
     const failed = results.find((r) => r.status === "rejected") as
       | PromiseRejectedResult
@@ -872,7 +941,7 @@ export async function startCrewDaemons(
         logFile: t.logFile,
         forwards: t.forwards.map((f) => ({ localPort: f.localPort, remotePort: f.remotePort })),
       });
-      t.child!.unref();
+      t.child!.unref?.();
     }
     const state: DaemonState = {
       version: 1,

@@ -167,68 +167,144 @@ export async function killIfMatches(
   return !(await matches());
 }
 
-/** Kills registered children when the owning process dies; see {@link startOrphanGuard}. */
-export interface OrphanGuard {
-  /** Register a child pid to stop if this process dies first. */
-  add(pid: number): void;
-  /** Forget a pid (it was reaped). */
-  remove(pid: number): void;
-  /** Stop the guard (after the children were stopped normally). */
+/** A process started through an {@link Anchor}. */
+export interface AnchoredProcess {
+  /** Process id (the program itself: the anchor runs it without a wrapper). */
+  readonly pid: number;
+  /** Resolves with the exit status (`code` 128+n when killed by signal n). */
+  readonly status: Promise<{ code: number }>;
+  /** Send a signal (a no-op once the process has exited). */
+  kill(signal: Deno.Signal): void;
+}
+
+/** Starts processes that die with their owner; see {@link startAnchor}. */
+export interface Anchor {
+  /** Start `argv` (program first, stdio to /dev/null); resolves once it runs. */
+  spawn(argv: readonly string[]): Promise<AnchoredProcess>;
+  /** Stop the anchor: every process still running gets SIGTERM; resolves when it is gone. */
   close(): Promise<void>;
 }
 
-// Reads "+pid" / "-pid" lines; on EOF (the owner exited, even by SIGKILL) it
-// sends SIGTERM to every registered pid whose argv still contains the marker.
-const GUARD_SCRIPT = `marker=$1; pids=" "
-while IFS= read -r line; do
-  case "$line" in
-    +*) pids="$pids\${line#+} " ;;
-    -*) pids=$(printf '%s' "$pids" | sed "s/ \${line#-} / /") ;;
-  esac
-done
-for p in $pids; do
-  if tr '\\0' '\\n' < /proc/$p/cmdline 2>/dev/null | grep -qF -- "$marker"; then kill -TERM "$p" 2>/dev/null; fi
-done
-`;
-
 /**
- * Start a watchdog (`sh`, in its own session) that stops the registered
- * children if this process dies without stopping them — even by SIGKILL,
- * since the watchdog notices its stdin pipe closing. A pid is signalled only
- * while its argv still contains `marker`, so a reused pid is never touched.
+ * Quote one argument for `sh` (single quotes; `'` becomes `'\''`).
  *
  * @example
  * ```ts
- * import { startOrphanGuard } from "./proc.ts";
- * const guard = startOrphanGuard("/home/a/.crabbox/crew/pr-42/");
- * const child = new Deno.Command("sleep", { args: ["60", "/home/a/.crabbox/crew/pr-42/"] }).spawn();
- * guard.add(child.pid);
+ * import { shellQuote } from "./proc.ts";
+ * shellQuote("it's"); // "'it'\\''s'"
  * ```
  */
-export function startOrphanGuard(marker: string): OrphanGuard {
+export function shellQuote(arg: string): string {
+  return `'${arg.replaceAll("'", `'\\''`)}'`;
+}
+
+// One monitor subshell per child reports "pid ID PID" and "exit ID PID RC".
+// On stdin EOF (the owner exited or closed us, even after SIGKILL) the anchor
+// signals its own process group: every child and monitor, nothing else.
+const ANCHOR_SCRIPT = `trap ':' TERM
+while IFS= read -r line; do
+  case "$line" in
+    "run "*)
+      rest=\${line#run }; id=\${rest%% *}; args=\${rest#* }
+      (
+        eval "set -- $args"
+        "$@" </dev/null >/dev/null 2>&1 &
+        p=$!
+        t=0
+        trap 'kill -TERM "$p" 2>/dev/null; t=1' TERM
+        echo "pid $id $p"
+        while :; do
+          wait "$p"; rc=$?
+          [ "$t" = 1 ] || break
+          t=0
+        done
+        echo "exit $id $p $rc"
+      ) &
+      ;;
+  esac
+done
+kill -TERM 0 2>/dev/null
+wait
+`;
+
+/**
+ * Start an anchor: a small `sh` in its own session that starts processes for
+ * this one and stops them all when this process goes away without stopping
+ * them — even when it is killed with SIGKILL, because the anchor notices its
+ * stdin pipe closing. It signals only its own process group (its children),
+ * so a reused pid is never hit. Spawning through it is also cheap: the large
+ * Deno process forks once, the small shell forks per child.
+ *
+ * @example
+ * ```ts
+ * import { startAnchor } from "./proc.ts";
+ * const anchor = startAnchor();
+ * const p = await anchor.spawn(["sleep", "60"]);
+ * p.kill("SIGTERM");
+ * await p.status;
+ * await anchor.close();
+ * ```
+ */
+export function startAnchor(): Anchor {
   const child = new Deno.Command("sh", {
-    args: ["-c", GUARD_SCRIPT, "crabbox-guard", marker],
+    args: ["-c", ANCHOR_SCRIPT, "crabbox-anchor"],
     stdin: "piped",
-    stdout: "null",
+    stdout: "piped",
     stderr: "null",
-    detached: true,
+    detached: true, // own session: terminal signals never reach it or its children
   }).spawn();
-  child.unref();
   const writer = child.stdin.getWriter();
   const enc = new TextEncoder();
   let chain = Promise.resolve();
-  const send = (line: string) => {
+  const send = (line: string) =>
     chain = chain.then(() => writer.write(enc.encode(line + "\n"))).catch(() => {});
-  };
-  let closed: Promise<void> | undefined;
+  const started = new Map<number, (pid: number) => void>();
+  const exits = new Map<number, (rc: number) => void>();
+  const exited = new Set<number>();
+  const reader = (async () => {
+    let buf = "";
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const [kind, id, pid, rc] = buf.slice(0, nl).split(" ");
+        buf = buf.slice(nl + 1);
+        if (kind === "pid") started.get(Number(id))?.(Number(pid));
+        if (kind === "exit") {
+          exited.add(Number(id));
+          exits.get(Number(id))?.(Number(rc));
+        }
+      }
+    }
+    for (const [id, resolve] of exits) if (!exited.has(id)) resolve(255);
+  })();
+  let next = 0;
+  let closing: Promise<void> | undefined;
   return {
-    add: (pid) => send(`+${pid}`),
-    remove: (pid) => send(`-${pid}`),
+    spawn(argv) {
+      const id = next++;
+      const status = new Promise<{ code: number }>((resolve) =>
+        exits.set(id, (code) => resolve({ code }))
+      );
+      const pid = new Promise<number>((resolve) => started.set(id, resolve));
+      send(`run ${id} ${argv.map(shellQuote).join(" ")}`);
+      return pid.then((p) => ({
+        pid: p,
+        status,
+        kill(signal: Deno.Signal) {
+          if (exited.has(id)) return;
+          try {
+            Deno.kill(p, signal);
+          } catch { /* gone */ }
+        },
+      }));
+    },
     close: () =>
-      closed ??= (async () => {
+      closing ??= (async () => {
         await chain;
         await writer.close().catch(() => {});
         await child.status;
+        await reader;
       })(),
   };
 }

@@ -5,7 +5,8 @@ import {
   parseProcStat,
   processIdentity,
   sameProcess,
-  startOrphanGuard,
+  shellQuote,
+  startAnchor,
 } from "../lib/proc.ts";
 
 Deno.test("parseProcStat: comm with spaces and parentheses", () => {
@@ -101,28 +102,59 @@ Deno.test("killIfMatches with a fake /proc never signals a mismatching process",
   assert.deepEqual(sent, []);
 });
 
-Deno.test("orphan guard: on EOF stops registered pids whose argv holds the marker", async () => {
-  const marker = `/tmp/cbx-guard-test-${crypto.randomUUID()}/`;
-  const spawn = (m: string) =>
-    new Deno.Command("sh", { args: ["-c", "sleep 30", m], stdout: "null" }).spawn();
-  const a = spawn(marker); // registered → stopped
-  const b = spawn(marker); // registered then removed → left alone
-  const c = spawn("other"); // registered, argv without the marker → left alone
+Deno.test("shellQuote survives sh", async () => {
+  const args = ["plain", "it's", "$HOME", "a b", "`x`", "-o", "'", ""];
+  const out = await new Deno.Command("sh", {
+    args: ["-c", `printf '%s\\n' ${args.map(shellQuote).join(" ")}`],
+    stdout: "piped",
+  }).output();
+  assert.deepEqual(new TextDecoder().decode(out.stdout).split("\n").slice(0, -1), args);
+});
+
+Deno.test("anchor: spawn runs the program itself, reports exit codes, kill works", async () => {
+  const anchor = startAnchor();
   try {
-    const guard = startOrphanGuard(marker);
-    for (const p of [a, b, c]) guard.add(p.pid);
-    guard.remove(b.pid);
-    await guard.close();
-    assert.equal((await a.status).signal, "SIGTERM");
-    await new Promise((r) => setTimeout(r, 100));
-    assert.ok(await processIdentity(b.pid));
-    assert.ok(await processIdentity(c.pid));
+    const a = await anchor.spawn(["sh", "-c", "exit 7"]);
+    assert.equal((await a.status).code, 7);
+    const b = await anchor.spawn(["sleep", "30"]);
+    const id = await identityOf(b.pid, "sleep");
+    assert.deepEqual(id.argv.slice(1), ["30"]);
+    b.kill("SIGTERM");
+    assert.equal((await b.status).code, 143);
   } finally {
-    for (const p of [a, b, c]) {
-      try {
-        p.kill("SIGKILL");
-      } catch { /* gone */ }
-      await p.status;
-    }
+    await anchor.close();
   }
+});
+
+Deno.test("anchor: closing (or the owner dying) stops every child still running", async () => {
+  const anchor = startAnchor();
+  const p = await anchor.spawn(["sleep", "30"]);
+  await identityOf(p.pid, "sleep");
+  await anchor.close();
+  await p.status;
+  assert.equal(await processIdentity(p.pid), undefined);
+});
+
+Deno.test("anchor: SIGKILL of the owner process leaves no child behind", async () => {
+  const code = `
+    import { startAnchor } from ${JSON.stringify(new URL("../lib/proc.ts", import.meta.url).href)};
+    const a = startAnchor();
+    const p = await a.spawn(["sleep", "30"]);
+    console.log(p.pid);
+    await new Promise(() => {});`;
+  const owner = new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = owner.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const pid = Number((await reader.read()).value?.trim());
+  await identityOf(pid, "sleep");
+  owner.kill("SIGKILL");
+  await owner.status;
+  reader.releaseLock();
+  for (let i = 0; i < 100 && await processIdentity(pid); i++) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(await processIdentity(pid), undefined);
 });

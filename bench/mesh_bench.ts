@@ -1,0 +1,370 @@
+/**
+ * SSH-mesh benchmark: crabbox against the same work done by hand with raw
+ * `ssh`, in one run on the same `local` members (root + local-provider
+ * prerequisites needed). Prints a table of medians and ratios.
+ *
+ * ```sh
+ * deno run -A bench/mesh_bench.ts            # 1, 5, 20 members; 512 MiB
+ * BENCH_REPS=5 BENCH_MIB=256 deno run -A bench/mesh_bench.ts
+ * ```
+ *
+ * @module
+ */
+
+import type { Lease } from "../lib/claims.ts";
+import { listLeases, releaseCrew } from "../lib/lease.ts";
+import { leaseCrew } from "../lib/lease_create.ts";
+import { connectCrew, controlForLease } from "../lib/mesh_connect.ts";
+import { meshPaths } from "../lib/mesh_files.ts";
+import { prepareKnownHosts, runSsh, sshCommandArgs } from "../lib/ssh.ts";
+import { checkLocalPrerequisites } from "../providers/local.ts";
+
+const REPS = Number(Deno.env.get("BENCH_REPS") ?? 3);
+const MIB = Number(Deno.env.get("BENCH_MIB") ?? 512);
+const SIZES = [1, 5, 20];
+const CLI = new URL("../cli/crew.ts", import.meta.url).pathname;
+const dec = new TextDecoder();
+
+const missing = checkLocalPrerequisites();
+if (missing.length > 0) {
+  console.error(`mesh bench needs the local provider: missing ${missing.join(", ")}`);
+  Deno.exit(1);
+}
+
+const reuse = Deno.env.get("BENCH_HOME");
+const home = reuse ?? await Deno.makeTempDir({ prefix: "cbx-bench-" });
+const env = (k: string) =>
+  ({ CRABBOX_HOME: home, CRABBOX_OWNER: "bench@example.com" } as Record<string, string>)[k] ??
+    Deno.env.get(k);
+const opts = { home, env };
+const childEnv = { CRABBOX_HOME: home, CRABBOX_OWNER: "bench@example.com", NO_COLOR: "1" };
+
+const SERVICES = `set -eu
+setsid socat TCP-LISTEN:8080,bind=127.0.0.1,reuseaddr,fork SYSTEM:"echo $1" </dev/null >/dev/null 2>&1 &
+setsid socat TCP-LISTEN:9000,bind=127.0.0.1,reuseaddr,fork SYSTEM:"head -c $2 /dev/zero" </dev/null >/dev/null 2>&1 &
+for _ in $(seq 100); do
+  if ss -Hltn "sport = :9000" | grep -q . && ss -Hltn "sport = :8080" | grep -q .; then exit 0; fi
+  sleep 0.05
+done
+exit 1
+`;
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const ms = (x: number) => `${x.toFixed(0)} ms`;
+const sleep = (n: number) => new Promise((r) => setTimeout(r, n));
+
+async function timeIt(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+
+/** Read a service's first bytes through 127.0.0.1:port; true when it said something. */
+async function answers(port: number): Promise<boolean> {
+  try {
+    const c = await Deno.connect({ hostname: "127.0.0.1", port });
+    try {
+      const n = await c.read(new Uint8Array(64));
+      return n !== null && n > 0;
+    } finally {
+      c.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
+/** Read everything through 127.0.0.1:port; returns bytes. */
+async function drain(port: number): Promise<number> {
+  const c = await Deno.connect({ hostname: "127.0.0.1", port });
+  const buf = new Uint8Array(1 << 20);
+  let total = 0;
+  try {
+    for (let n = await c.read(buf); n !== null; n = await c.read(buf)) total += n;
+  } finally {
+    try {
+      c.close();
+    } catch { /* closed */ }
+  }
+  return total;
+}
+
+// ---------------------------------------------------------------------------
+// raw ssh, the way a person would do it by hand
+
+function rawArgs(l: Lease, forwards: [number, number][]): string[] {
+  const t = l.ssh!;
+  return [
+    "-F",
+    "none",
+    "-i",
+    t.keyPath!,
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=accept-new",
+    "-o",
+    `UserKnownHostsFile=${home}/raw_known_hosts`,
+    "-p",
+    String(t.port),
+    "-N",
+    "-o",
+    "ExitOnForwardFailure=yes",
+    ...forwards.flatMap(([local, remote]) => ["-L", `127.0.0.1:${local}:127.0.0.1:${remote}`]),
+    `${t.user}@${t.host}`,
+  ];
+}
+
+let rawPort = 53100;
+async function rawConnect(members: Lease[]): Promise<() => Promise<void>> {
+  const ports = members.map(() => rawPort++);
+  if (rawPort > 53900) rawPort = 53100;
+  const children = members.map((l, i) =>
+    new Deno.Command("ssh", {
+      args: rawArgs(l, [[ports[i], 8080]]),
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn()
+  );
+  await Promise.all(ports.map(async (p) => {
+    while (!(await answers(p))) await sleep(5);
+  }));
+  return async () => {
+    for (const c of children) c.kill("SIGTERM");
+    await Promise.all(children.map((c) => c.status));
+  };
+}
+
+/** Foreground `crew connect` until "ready"; returns a stopper. */
+async function cliConnect(crew: string): Promise<() => Promise<void>> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, "connect", crew],
+    env: childEnv,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  let out = "";
+  const reader = child.stdout.getReader();
+  while (!/wrote .*\/env/.test(out)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`crew connect ${crew} exited: ${out}`);
+    out += dec.decode(value);
+  }
+  return async () => {
+    child.kill("SIGINT");
+    const drainRest = (async () => {
+      while (!(await reader.read()).done) { /* drain */ }
+    })();
+    await Promise.all([drainRest, child.status]);
+  };
+}
+
+// ---------------------------------------------------------------------------
+
+const crews: Record<number, Lease[]> = {};
+try {
+  console.error(`leasing ${SIZES.reduce((a, b) => a + b, 1)} local boxes in ${home} …`);
+  for (const n of SIZES) {
+    if (reuse) {
+      crews[n] = await listLeases({ crew: `bench${n}` }, opts);
+      continue;
+    }
+    const crew = await leaseCrew(
+      `bench${n}`,
+      Array.from({ length: n }, (_, i) => ({
+        slug: `m${i}`,
+        provider: "local",
+        expose: [8080],
+      })),
+      { ...opts, concurrency: 8 },
+    );
+    crews[n] = [...crew.members];
+    await Promise.all(crews[n].map(async (l) => {
+      const kh = `${home}/svc_known_hosts`;
+      await prepareKnownHosts(l.ssh!, kh);
+      const r = await runSsh(
+        sshCommandArgs(l.ssh!, ["bash", "-s", "--", l.slug, String(MIB * 1024 * 1024)], {
+          knownHostsFile: kh,
+        }),
+        { stdin: SERVICES },
+      );
+      if (r.code !== 0) throw new Error(`services on ${l.slug}: ${r.stderr}`);
+    }));
+  }
+  // throughput member: its own crew, so connect timings never probe the bulk service
+  if (reuse) {
+    crews[0] = await listLeases({ crew: "benchtp" }, opts);
+  } else {
+    crews[0] = [
+      ...(await leaseCrew("benchtp", [{ slug: "bulk", provider: "local", expose: [9000] }], opts))
+        .members,
+    ];
+  }
+  {
+    const l = crews[0][0];
+    const kh = `${home}/svc_known_hosts`;
+    await prepareKnownHosts(l.ssh!, kh);
+    const r = await runSsh(
+      sshCommandArgs(l.ssh!, ["bash", "-s", "--", l.slug, String(MIB * 1024 * 1024)], {
+        knownHostsFile: kh,
+      }),
+      { stdin: SERVICES },
+    );
+    if (r.code !== 0) throw new Error(`services on ${l.slug}: ${r.stderr}`);
+  }
+  // warm caches (page cache, first known_hosts writes) once per crew
+  for (const n of SIZES) {
+    await (await rawConnect(crews[n]))();
+    await (await connectCrew(`bench${n}`, opts)).close();
+  }
+
+  const rows: string[][] = [];
+  const row = (...c: string[]) => rows.push(c);
+
+  // Deno start-up
+  const denoStart = median(
+    await Array.fromAsync(
+      { length: REPS + 2 },
+      () =>
+        timeIt(() =>
+          new Deno.Command(Deno.execPath(), {
+            args: ["run", "-A", CLI, "--help"],
+            stdout: "null",
+            stderr: "null",
+          }).output()
+        ),
+    ),
+  );
+  row("Deno start-up (cli/crew.ts --help)", ms(denoStart), "", "");
+
+  // connect → ready
+  for (const n of SIZES) {
+    const raw: number[] = [], lib: number[] = [], cli: number[] = [];
+    for (let r = 0; r < REPS; r++) {
+      let stop!: () => Promise<void>;
+      raw.push(await timeIt(async () => (stop = await rawConnect(crews[n]))));
+      await stop();
+      let mesh!: Awaited<ReturnType<typeof connectCrew>>;
+      lib.push(await timeIt(async () => (mesh = await connectCrew(`bench${n}`, opts))));
+      await mesh.close();
+      cli.push(await timeIt(async () => (stop = await cliConnect(`bench${n}`))));
+      await stop();
+    }
+    const [mr, ml, mc] = [median(raw), median(lib), median(cli)];
+    row(`connect→ready ${n} member(s): raw ssh -N -L + probe`, ms(mr), "", "");
+    row(`  crabbox connectCrew() (library)`, ms(ml), `${(ml / mr).toFixed(2)}×`, "");
+    row(
+      `  crabbox crew connect (CLI, incl. Deno start-up)`,
+      ms(mc),
+      `${(mc / mr).toFixed(2)}×`,
+      n === 1
+        ? `raw+Deno+0.1s = ${ms(mr + denoStart + 100)} → ${
+          mc <= mr + denoStart + 100 ? "met" : "MISSED"
+        }`
+        : n === 20
+        ? `goal ≤ 1.2× → ${mc / mr <= 1.2 ? "met" : "MISSED"}`
+        : "",
+    );
+  }
+
+  // throughput
+  {
+    const member = crews[0][0];
+    const mesh = await connectCrew("benchtp", opts);
+    const rawStop = await (async () => {
+      const port = 53990;
+      const c = new Deno.Command("ssh", {
+        args: rawArgs(member, [[port, 9000]]),
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      while (!(await answers(port))) await sleep(5);
+      return { port, stop: async () => (c.kill("SIGTERM"), await c.status) };
+    })();
+    const meshPort = Number(mesh.address(member.slug, 9000).split(":")[1]);
+    const tRaw: number[] = [], tCbx: number[] = [];
+    for (let r = 0; r < REPS; r++) {
+      let bytes = 0;
+      tRaw.push(await timeIt(async () => (bytes = await drain(rawStop.port))));
+      if (bytes !== MIB * 1024 * 1024) throw new Error(`raw got ${bytes} bytes`);
+      tCbx.push(await timeIt(async () => (bytes = await drain(meshPort))));
+      if (bytes !== MIB * 1024 * 1024) throw new Error(`crabbox got ${bytes} bytes`);
+    }
+    const rawMBs = MIB / (median(tRaw) / 1000), cbxMBs = MIB / (median(tCbx) / 1000);
+    row(`${MIB} MiB through raw ssh -L`, `${rawMBs.toFixed(0)} MiB/s`, "", ms(median(tRaw)));
+    row(
+      `${MIB} MiB through a crabbox forward`,
+      `${cbxMBs.toFixed(0)} MiB/s`,
+      `${(cbxMBs / rawMBs).toFixed(2)}×`,
+      `goal ≥ 0.95× → ${cbxMBs / rawMBs >= 0.95 ? "met" : "MISSED"}`,
+    );
+
+    // run step: ssh through the master vs raw ssh -S vs a fresh connection
+    const kh = meshPaths(home, "benchtp").knownHosts;
+    const control = await controlForLease(home, member, { env });
+    if (control.master !== "no") throw new Error("master not found");
+    const viaMaster: number[] = [],
+      rawS: number[] = [],
+      fresh: number[] = [],
+      lookup: number[] = [];
+    for (let r = 0; r < Math.max(REPS, 5) * 2; r++) {
+      lookup.push(await timeIt(() => controlForLease(home, member, { env })));
+      viaMaster.push(
+        await timeIt(() =>
+          runSsh(sshCommandArgs(member.ssh!, ["true"], { knownHostsFile: kh, control }))
+        ),
+      );
+      rawS.push(
+        await timeIt(() =>
+          new Deno.Command("ssh", {
+            args: ["-S", control.path, `${member.ssh!.user}@${member.ssh!.host}`, "true"],
+            stdin: "null",
+            stdout: "null",
+            stderr: "null",
+          }).output()
+        ),
+      );
+      fresh.push(
+        await timeIt(() => runSsh(sshCommandArgs(member.ssh!, ["true"], { knownHostsFile: kh }))),
+      );
+    }
+    const [mv, mr, mf, mlk] = [median(viaMaster), median(rawS), median(fresh), median(lookup)];
+    row(`run step: raw ssh -S <path> M true`, ms(mr), "", "");
+    row(
+      `  crabbox run ssh step via the master`,
+      ms(mv),
+      `${(mv / mr).toFixed(2)}×`,
+      `goal ≤ 1.1× → ${mv / mr <= 1.1 ? "met" : "MISSED"}`,
+    );
+    row(
+      `  + controlForLease() lookup (ssh -O check)`,
+      ms(mlk),
+      `${((mv + mlk) / mr).toFixed(2)}×`,
+      "",
+    );
+    row(`  fresh connection (no master)`, ms(mf), `${(mf / mv).toFixed(1)}× of master`, "");
+    await rawStop.stop();
+    await mesh.close();
+  }
+
+  rows.unshift(["measurement", "value", "ratio", "goal / note"]);
+  const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length)));
+  console.log(`\nSSH-mesh bench — ${navigator.hardwareConcurrency} CPUs, median of ${REPS}\n`);
+  console.log(
+    rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join("  ").trimEnd()).join("\n"),
+  );
+} finally {
+  if (Deno.env.get("BENCH_KEEP")) {
+    console.error(`kept boxes: CRABBOX_HOME=${home}`);
+  } else {
+    for (const c of [...SIZES.map((n) => `bench${n}`), "benchtp"]) {
+      await releaseCrew(c, opts).catch(() => {});
+    }
+    await Deno.remove(home, { recursive: true }).catch(() => {});
+  }
+}
