@@ -118,22 +118,45 @@ function rawArgs(l: Lease, forwards: [number, number][]): string[] {
 }
 
 let rawPort = 53100;
-async function rawConnect(members: Lease[]): Promise<() => Promise<void>> {
-  const ports = members.map(() => rawPort++);
+function nextRawPort(): number {
+  const p = rawPort++;
   if (rawPort > 53900) rawPort = 53100;
-  const children = members.map((l, i) =>
-    new Deno.Command("ssh", {
-      args: rawArgs(l, [[ports[i], 8080]]),
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn()
-  );
-  await Promise.all(ports.map(async (p) => {
-    while (!(await answers(p))) await sleep(5);
+  return p;
+}
+
+/**
+ * Start one `ssh -N -L` per member in parallel and probe each port until the
+ * member answers; an ssh that dies (e.g. its port was taken) is started
+ * again on the next port, as one would by hand.
+ */
+async function rawConnect(members: Lease[]): Promise<() => Promise<void>> {
+  const children: Deno.ChildProcess[] = [];
+  const deadline = Date.now() + 60_000;
+  await Promise.all(members.map(async (l) => {
+    while (true) {
+      const port = nextRawPort();
+      const c = new Deno.Command("ssh", {
+        args: rawArgs(l, [[port, 8080]]),
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      children.push(c);
+      let dead = false;
+      c.status.then(() => (dead = true));
+      while (!dead && !(await answers(port))) {
+        if (Date.now() > deadline) throw new Error(`raw ssh to ${l.slug} never answered`);
+        await sleep(5);
+      }
+      if (!dead) return;
+    }
   }));
   return async () => {
-    for (const c of children) c.kill("SIGTERM");
+    for (const c of children) {
+      try {
+        c.kill("SIGTERM");
+      } catch { /* exited */ }
+    }
     await Promise.all(children.map((c) => c.status));
   };
 }

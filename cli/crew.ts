@@ -174,7 +174,7 @@ export async function releaseCrewAction(name: string): Promise<void> {
  * crewCommand().commands.map((c) => c.name()); // ["connect", "disconnect", "peers", "release"]
  * ```
  */
-export function crewCommand() {
+export function crewCommand(): Command {
   const crew = new Command("crew").description("SSH-mesh and lifecycle of a whole crew");
   crew.command("connect")
     .description("forward every member's exposed ports to 127.0.0.1 over ssh")

@@ -247,8 +247,10 @@ export async function writeMeshFiles(
   crew: string,
   forwards: readonly MeshForward[],
 ): Promise<void> {
-  await writeFileAtomic(paths.hosts, renderHostsFile(crew, forwards));
-  await writeFileAtomic(paths.env, renderEnvFile(crew, forwards));
+  await Promise.all([
+    writeFileAtomic(paths.hosts, renderHostsFile(crew, forwards)),
+    writeFileAtomic(paths.env, renderEnvFile(crew, forwards)),
+  ]);
 }
 
 // ---------------------------------------------------------------------------
@@ -414,7 +416,8 @@ export function lastLogReason(log: string): string | undefined {
   return lines.at(-1);
 }
 
-type ProbeResult = "refused" | "data" | "closed" | "open";
+/** What a probe through a forward saw (see {@link probeForward}). */
+export type ProbeResult = "refused" | "data" | "closed" | "open";
 
 /**
  * Connect through a forward and classify what happens within `settleMs`:
@@ -460,7 +463,7 @@ async function awaitReady(ctx: Ctx, t: Tunnel, deadline: number, realloc: boolea
   let settle = 0;
   let verified = new Set<number>();
   let reallocs = 0;
-  let delay = 5;
+  let delay = 2;
   let lastOpenFailure: string | undefined;
   while (true) {
     if (t.stopping) throw new CrabboxError("interrupted", "stopped", "connect was stopped");
@@ -510,7 +513,7 @@ async function awaitReady(ctx: Ctx, t: Tunnel, deadline: number, realloc: boolea
       // listener (ExitOnForwardFailure makes a bind failure fatal before
       // that), so until it exists a probe could reach someone else's socket.
       await Promise.race([sleep(delay), t.exited]);
-      delay = Math.min(delay * 2, 20);
+      delay = Math.min(delay * 2, 10);
       continue;
     }
     const pending = t.forwards.filter((f) => !verified.has(f.localPort));

@@ -66,7 +66,7 @@ export function parseCmdline(text: string): string[] {
 export type ProcReader = (path: string) => Promise<string | undefined>;
 
 /** Reads `/proc` for real. */
-export const readProc: ProcReader = async (path) => {
+export const readProc: ProcReader = async (path: string): Promise<string | undefined> => {
   try {
     return await Deno.readTextFile(path);
   } catch {

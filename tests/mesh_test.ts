@@ -11,6 +11,13 @@ import {
   selectMembers,
   shortLeaseId,
 } from "../lib/mesh.ts";
+import {
+  crewPeers,
+  describeCrew,
+  lastLogReason,
+  planCrew,
+  probeForward,
+} from "../lib/mesh_connect.ts";
 
 let seq = 0;
 function lease(
@@ -203,4 +210,79 @@ Deno.test("memberSshArgs: pinned host key → StrictHostKeyChecking=yes; unsafe 
     () => memberSshArgs({ host: "-oProxyCommand=x", port: 22, user: "root" }, [], files),
     (e) => e instanceof CrabboxError && e.kind === "usage",
   );
+});
+
+Deno.test("lastLogReason skips known-hosts noise and CRLF", () => {
+  assert.equal(
+    lastLogReason(
+      "Warning: Permanently added 'h' (ED25519) to the list of known hosts.\r\nssh: connect to host h port 22: Connection refused\r\n",
+    ),
+    "ssh: connect to host h port 22: Connection refused",
+  );
+  assert.equal(lastLogReason("\r\n"), undefined);
+});
+
+Deno.test("probeForward: data, closed, open, refused", async () => {
+  const serve = (onConn: (c: Deno.TcpConn) => void) => {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    (async () => {
+      for await (const c of l) onConn(c);
+    })().catch(() => {});
+    return { l, port: (l.addr as Deno.NetAddr).port };
+  };
+  const held: Deno.TcpConn[] = [];
+  const talker = serve((c) => c.write(new TextEncoder().encode("hi\n")).then(() => c.close()));
+  const closer = serve((c) => c.close());
+  const silent = serve((c) => held.push(c));
+  try {
+    assert.equal(await probeForward(talker.port, 500), "data");
+    assert.equal(await probeForward(closer.port, 500), "closed");
+    assert.equal(await probeForward(silent.port, 50), "open");
+    const free = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (free.addr as Deno.NetAddr).port;
+    free.close();
+    assert.equal(await probeForward(port, 50), "refused");
+  } finally {
+    for (const s of [talker, closer, silent]) s.l.close();
+    for (const c of held) c.close();
+  }
+});
+
+Deno.test("planCrew / describeCrew / crewPeers with injected members touch nothing", async () => {
+  const home = await Deno.makeTempDir({ prefix: "cbx-mesh-unit-" });
+  try {
+    const v6 = lease("db", "local", [5432], { ssh: { host: "fd00::5", port: 2222, user: "root" } });
+    const api = lease("api", "local", [8080]);
+    const gpu = lease("gpu", "nossh", [80]);
+    const fake = { name: "nossh", features: new Set<"tailscale">(["tailscale"]) };
+    const opts = {
+      home,
+      env: () => undefined,
+      members: [v6, api, gpu],
+      isPortFree: () => true,
+      providers: { nossh: fake as never },
+    };
+    const plan = await planCrew("t1", opts);
+    assert.deepEqual(plan.forwards.map((f) => [f.peer, f.remotePort, f.localPort]), [
+      ["api", 8080, 51820],
+      ["db", 5432, 51821],
+    ]);
+    assert.deepEqual(plan.skipped.map((s) => s.lease.slug), ["gpu"]);
+    const d = await describeCrew("t1", opts);
+    assert.deepEqual(Object.keys(d), ["hostsPath", "envPath", "exports", "forwards"]);
+    assert.equal(d.exports[1], "export CRABBOX_CREW_DB_5432=127.0.0.1:51821");
+    assert.deepEqual([...Deno.readDirSync(home)], [], "describeCrew wrote nothing");
+    const peers = await crewPeers("t1", opts);
+    assert.deepEqual(peers.map((p) => [p.peer, p.transport, p.endpoint, p.planes]), [
+      ["api", "ssh", "ssh://127.77.0.2:22", ["ssh"]],
+      ["db", "ssh", "ssh://[fd00::5]:2222", ["ssh"]],
+      ["gpu", "none", "", ["tailnet"]],
+    ]);
+    await assert.rejects(
+      planCrew("empty", { ...opts, members: [] }),
+      (e) => e instanceof CrabboxError && e.kind === "notFound",
+    );
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
 });

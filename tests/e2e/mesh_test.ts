@@ -295,6 +295,27 @@ Deno.test({
         );
       });
 
+      await t.step("crabbox run --id on a connected member goes through its master", async () => {
+        const api = m("api");
+        const key = api.ssh!.keyPath!;
+        // Hide the crew key: a fresh connection cannot authenticate, the master needs none.
+        await Deno.rename(key, `${key}.hidden`);
+        try {
+          const main = new URL("../../cli.ts", import.meta.url).pathname;
+          const out = await new Deno.Command(Deno.execPath(), {
+            args: ["run", "-A", main, "run", "--id", `${CREW}/api`, "--", "echo", "via-master"],
+            env: { CRABBOX_HOME: home, CRABBOX_OWNER: "tester@example.com", NO_COLOR: "1" },
+            stdin: "null",
+            stdout: "piped",
+            stderr: "piped",
+          }).output();
+          assert.equal(out.code, 0, dec.decode(out.stderr));
+          assert.equal(dec.decode(out.stdout).trim(), "via-master");
+        } finally {
+          await Deno.rename(`${key}.hidden`, key);
+        }
+      });
+
       await t.step("exposePort on a connected member adds a live forward", async () => {
         const api = m("api");
         await serve(home, api.ssh!, 7070, "api-7070");
