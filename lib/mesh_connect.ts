@@ -1222,6 +1222,31 @@ export async function crewPeers(name: string, options: ConnectOptions = {}): Pro
   }).sort((a, b) => a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0);
 }
 
+/**
+ * The forward table of a foreground `crew connect` running elsewhere: the
+ * hosts file it wrote, when every member with ports has a live master.
+ */
+async function liveForegroundForwards(
+  rt: Runtime,
+  plan: MeshPlan,
+  options: ConnectOptions,
+): Promise<MeshForward[] | undefined> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(plan.paths.hosts);
+  } catch {
+    return undefined;
+  }
+  const withPorts = plan.members.filter((m) => m.ports.length > 0);
+  if (withPorts.length === 0) return undefined;
+  for (const m of withPorts) {
+    const control = await controlForLease(rt.home, m.lease, { env: options.env ?? rt.env });
+    if (control.master !== "no") return undefined;
+  }
+  const ids = new Map(plan.members.map((m) => [m.name, m.lease.id]));
+  return sortForwards(parseHostsFile(text).map((e) => ({ ...e, leaseId: ids.get(e.peer) ?? "" })));
+}
+
 /** What `crew connect --json` prints. */
 export interface CrewDescription {
   /** Where the hosts file is (or would be) written. */
@@ -1256,7 +1281,8 @@ export async function describeCrew(
   if (state && await liveDaemonCount(paths) > 0) {
     forwards = sortForwards(daemonForwards(state));
   } else {
-    forwards = (await planCrew(name, options)).forwards;
+    const plan = await planCrew(name, options);
+    forwards = (await liveForegroundForwards(rt, plan, options)) ?? plan.forwards;
   }
   return {
     hostsPath: paths.hosts,

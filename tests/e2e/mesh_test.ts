@@ -422,6 +422,15 @@ Deno.test({
             const vars = await fg.ready();
             assert.equal(await fetchName(vars.CRABBOX_CREW_DB_8080), "db");
             assert.equal(meshPids(home).length, 3);
+            if (sig === "SIGINT") {
+              // --json while a foreground connect runs reports its live table
+              const j = await runCli(home, ["connect", CREW, "--json"]);
+              assert.equal(j.code, 0, j.stderr);
+              assert.deepEqual(
+                JSON.parse(j.stdout).exports,
+                fg.stdout.split("\n").filter((l) => l.startsWith("export ")),
+              );
+            }
           } finally {
             fg.child.kill(sig);
           }
