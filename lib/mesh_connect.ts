@@ -102,6 +102,14 @@ export interface MemberStatus {
   forwards: MeshForward[];
 }
 
+/** Result of {@link CrewMesh.check} for one forward. */
+export interface ForwardHealth extends MeshForward {
+  /** Whether a connection through the forward reached the member's port. */
+  ok: boolean;
+  /** Why not (ssh's "open failed" reason, or the member's tunnel state). */
+  reason?: string;
+}
+
 /** Options of {@link connectCrew} and the other mesh functions. */
 export interface ConnectOptions extends CrabboxOptions {
   /** Only members of this provider. */
@@ -160,6 +168,11 @@ export interface CrewMesh extends AsyncDisposable {
   address(peer: string, port: number): string;
   /** Current state of every member that has forwards. */
   status(): MemberStatus[];
+  /**
+   * Check every forward end to end right now (a running ssh is not proof:
+   * a dead member or a closed remote port only shows through the forward).
+   */
+  check(): Promise<ForwardHealth[]>;
   /** Stop every ssh process (idempotent); resolves when all are gone. */
   close(): Promise<void>;
   /** Resolves once `close()` finished. */
@@ -547,6 +560,27 @@ async function awaitReady(ctx: Ctx, t: Tunnel, deadline: number, realloc: boolea
   }
 }
 
+/**
+ * One health round over a tunnel's forwards: probe all, then let the ssh log
+ * decide for probes that saw no bytes (see {@link connectCrew}).
+ */
+async function checkTunnel(t: Tunnel, settleMs = 250): Promise<ForwardHealth[]> {
+  if (t.state !== "up" || t.exitStatus) {
+    return t.forwards.map((f) => ({ ...f, ok: false, reason: `member is ${t.state}` }));
+  }
+  const offset = await logSize(t.logFile);
+  const results = await Promise.all(t.forwards.map((f) => probeForward(f.localPort, settleMs)));
+  const failures = (await readLog(t.logFile, offset)).split(/\r?\n/)
+    .map((l) => OPEN_FAILED.exec(l)?.[1]).filter((x): x is string => x !== undefined);
+  return t.forwards.map((f, i) => {
+    const r = results[i];
+    if (r === "data") return { ...f, ok: true };
+    if (r === "refused") return { ...f, ok: false, reason: "nothing listens on the local port" };
+    if (failures.length === 0) return { ...f, ok: true };
+    return { ...f, ok: false, reason: `open failed: ${failures.at(-1)}` };
+  });
+}
+
 async function stopChild(t: Tunnel, graceMs = 2000): Promise<void> {
   const child = t.child;
   if (!child || t.exitStatus) return;
@@ -835,6 +869,7 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
         lastError: t.lastError,
         forwards: t.forwards.map((f) => ({ ...f })),
       })),
+    check: async () => (await Promise.all(tunnels.map((t) => checkTunnel(t)))).flat(),
     close,
     closed,
     [Symbol.asyncDispose]: close,

@@ -40,7 +40,7 @@ exit 1
 `;
 
 /** A name service on the box's own 127.0.0.1:port answering `text`. */
-async function serve(home: string, target: SshTarget, port: number, text: string): Promise<void> {
+async function serve(home: string, target: SshTarget, port: number, text: string): Promise<number> {
   const kh = `${home}/test_known_hosts`;
   await prepareKnownHosts(target, kh);
   const r = await runSsh(
@@ -48,6 +48,7 @@ async function serve(home: string, target: SshTarget, port: number, text: string
     { stdin: NAME_SERVER },
   );
   assert.equal(r.code, 0, `name server ${text}: ${r.stderr}`);
+  return Number(r.stdout.trim());
 }
 
 /** Read what a TCP service says first (the name servers answer and hang up). */
@@ -178,7 +179,7 @@ Deno.test({
         { slug: "web", provider: "local", expose: [8080, 9090] },
       ], opts);
       const m = (slug: string) => crew.member(slug);
-      await Promise.all([
+      let [, , , web9090] = await Promise.all([
         serve(home, m("api").ssh!, 8080, "api"),
         serve(home, m("db").ssh!, 8080, "db"),
         serve(home, m("web").ssh!, 8080, "web"),
@@ -503,6 +504,24 @@ Deno.test({
           ]);
           assert.equal(mesh.env.CRABBOX_CREW_DB_8080, mesh.address("db", 8080));
           assert.equal(meshPids(home).length, 3);
+          assert.ok((await mesh.check()).every((h) => h.ok));
+          // A member's service goes away: ssh still runs, only a check through the forward sees it.
+          const web = m("web");
+          const kh = `${home}/test_known_hosts`;
+          const stop = await runSsh(
+            sshCommandArgs(web.ssh!, ["kill", String(web9090)], { knownHostsFile: kh }),
+          );
+          assert.equal(stop.code, 0, stop.stderr);
+          const health = await mesh.check();
+          const bad = health.filter((h) => !h.ok);
+          assert.ok(
+            bad.some((h) => h.peer === "web" && h.remotePort === 9090),
+            JSON.stringify(health),
+          );
+          assert.match(bad[0].reason ?? "", /open failed/);
+          assert.ok(health.find((h) => h.peer === "api")!.ok);
+          assert.equal(mesh.status().find((s) => s.peer === "web")!.state, "up");
+          web9090 = await serve(home, web.ssh!, 9090, "web-9090");
         }
         assert.deepEqual(meshPids(home), []);
         assert.deepEqual(
