@@ -172,7 +172,7 @@ export interface CrewMesh extends AsyncDisposable {
    * Check every forward end to end right now (a running ssh is not proof:
    * a dead member or a closed remote port only shows through the forward).
    */
-  check(): Promise<ForwardHealth[]>;
+  check(): Promise<(MeshForward & { ok: boolean; reason?: string })[]>;
   /** Stop every ssh process (idempotent); resolves when all are gone. */
   close(): Promise<void>;
   /** Resolves once `close()` finished. */
