@@ -4,7 +4,7 @@
  * boxes (5 as parallel CLI processes and as one `leaseCrew` call).
  *
  * ```sh
- * deno run -A bench/startup_bench.ts
+ * deno run -A bench/startup.ts
  * ```
  *
  * @module
