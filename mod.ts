@@ -142,26 +142,22 @@ export {
   type Transport,
 } from "./lib/transport.ts";
 export type { PolicyBootstrapResult, TailnetJoin, TailnetOps } from "./lib/tailnet_join.ts";
+export { connectCrew, type CrewMesh, type MemberStatus } from "./lib/mesh_connect.ts";
 export {
-  addLiveForward,
-  connectCrew,
-  type ConnectOptions,
-  controlForLease,
-  type CrewDescription,
-  type CrewMesh,
-  crewPeers,
   type DaemonResult,
-  describeCrew,
   disconnectCrew,
   type DisconnectResult,
+  startCrewDaemons,
+} from "./lib/mesh_daemon.ts";
+export { addLiveForward, controlForLease } from "./lib/mesh_live.ts";
+export { type CrewDescription, crewPeers, describeCrew, type PeerInfo } from "./lib/mesh_peers.ts";
+export {
+  type ConnectOptions,
   type MemberState,
-  type MemberStatus,
   type MeshEvent,
   type MeshPlan,
-  type PeerInfo,
   planCrew,
-  startCrewDaemons,
-} from "./lib/mesh_connect.ts";
+} from "./lib/mesh_plan.ts";
 export {
   type DaemonProcess,
   type DaemonState,

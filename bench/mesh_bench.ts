@@ -14,7 +14,8 @@
 import type { Lease } from "../lib/claims.ts";
 import { listLeases, releaseCrew } from "../lib/lease.ts";
 import { leaseCrew } from "../lib/lease_create.ts";
-import { connectCrew, controlForLease } from "../lib/mesh_connect.ts";
+import { connectCrew } from "../lib/mesh_connect.ts";
+import { controlForLease } from "../lib/mesh_live.ts";
 import { meshPaths } from "../lib/mesh_files.ts";
 import { prepareKnownHosts, runSsh, sshCommandArgs } from "../lib/ssh.ts";
 import { checkLocalPrerequisites } from "../providers/local.ts";

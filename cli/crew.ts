@@ -8,7 +8,7 @@
 
 import { Command } from "@commander-js/extra-typings";
 import { CrabboxError } from "../lib/errors.ts";
-import type { MeshEvent } from "../lib/mesh_connect.ts";
+import type { MeshEvent } from "../lib/mesh_plan.ts";
 import { err, out, printJson, reportError, setExitStatus, table } from "./output.ts";
 
 const TEARDOWN_SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGTSTP"];
@@ -34,17 +34,19 @@ async function connectAction(
   name: string,
   flags: { provider?: string; export?: boolean; json?: boolean },
 ): Promise<void> {
-  const mesh = await import("../lib/mesh_connect.ts");
+  const { connectCrew } = await import("../lib/mesh_connect.ts");
+  const { startCrewDaemons } = await import("../lib/mesh_daemon.ts");
+  const { describeCrew } = await import("../lib/mesh_peers.ts");
   if (flags.export && flags.json) {
     throw new CrabboxError("usage", "bad_flags", "give --export or --json, not both");
   }
   const log = (m: string) => err(`crabbox: ${m}`);
   if (flags.json) {
-    printJson(await mesh.describeCrew(name, { provider: flags.provider, log }));
+    printJson(await describeCrew(name, { provider: flags.provider, log }));
     return;
   }
   if (flags.export) {
-    const r = await mesh.startCrewDaemons(name, { provider: flags.provider, log });
+    const r = await startCrewDaemons(name, { provider: flags.provider, log });
     for (const s of r.skipped) {
       log(`warning: skipping ${s.lease.slug} (${s.lease.id}): ${s.reason}`);
     }
@@ -69,7 +71,7 @@ async function connectAction(
   });
   let ready = false;
   try {
-    const m = await mesh.connectCrew(name, {
+    const m = await connectCrew(name, {
       provider: flags.provider,
       signal: stop.signal,
       log,
@@ -99,7 +101,7 @@ async function connectAction(
 }
 
 async function disconnectAction(name: string): Promise<void> {
-  const { disconnectCrew } = await import("../lib/mesh_connect.ts");
+  const { disconnectCrew } = await import("../lib/mesh_daemon.ts");
   const r = await disconnectCrew(name);
   if (!r.hadState) {
     out(`crew "${r.crew}" has no recorded SSH-mesh daemons`);
@@ -114,7 +116,7 @@ async function disconnectAction(name: string): Promise<void> {
 }
 
 async function peersAction(name: string, flags: { provider?: string; json?: boolean }) {
-  const { crewPeers } = await import("../lib/mesh_connect.ts");
+  const { crewPeers } = await import("../lib/mesh_peers.ts");
   const peers = await crewPeers(name, {
     provider: flags.provider,
     log: (m) => err(`crabbox: ${m}`),
@@ -143,7 +145,7 @@ async function peersAction(name: string, flags: { provider?: string; json?: bool
 
 /** Disconnect a crew's daemons and release all its leases (`crew release`, `release --crew`). */
 export async function releaseCrewAction(name: string): Promise<void> {
-  const { disconnectCrew } = await import("../lib/mesh_connect.ts");
+  const { disconnectCrew } = await import("../lib/mesh_daemon.ts");
   const { releaseCrew } = await import("../lib/lease.ts");
   const d = await disconnectCrew(name);
   if (d.stopped > 0) err(`crew "${d.crew}" disconnected ${d.stopped} SSH-mesh daemon(s)`);

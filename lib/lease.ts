@@ -280,7 +280,7 @@ export async function exposePort(
   });
   const result = updated ?? { ...lease, expose };
   if (result.crew !== undefined && !lease.expose.includes(port)) {
-    const { addLiveForward } = await import("./mesh_connect.ts");
+    const { addLiveForward } = await import("./mesh_live.ts");
     await addLiveForward(rt.home, result, port, options);
   }
   return result;

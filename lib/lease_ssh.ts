@@ -48,7 +48,7 @@ export async function leaseSshArgs(
   const target = requireSsh(lease);
   const knownHostsFile = knownHostsPath(rt.home, lease);
   await prepareKnownHosts(target, knownHostsFile);
-  const { controlForLease } = await import("./mesh_connect.ts");
+  const { controlForLease } = await import("./mesh_live.ts");
   const control = options.reuseMaster === false
     ? { master: "none" as const }
     : await controlForLease(rt.home, lease, { env: rt.env });

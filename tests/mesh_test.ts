@@ -11,13 +11,9 @@ import {
   selectMembers,
   shortLeaseId,
 } from "../lib/mesh.ts";
-import {
-  crewPeers,
-  describeCrew,
-  lastLogReason,
-  planCrew,
-  probeForward,
-} from "../lib/mesh_connect.ts";
+import { crewPeers, describeCrew } from "../lib/mesh_peers.ts";
+import { planCrew } from "../lib/mesh_plan.ts";
+import { lastLogReason, probeForward } from "../lib/mesh_probe.ts";
 
 let seq = 0;
 function lease(

@@ -11,12 +11,9 @@ import type { Lease } from "../../lib/claims.ts";
 import { CrabboxError } from "../../lib/errors.ts";
 import { releaseCrew } from "../../lib/lease.ts";
 import { leaseCrew } from "../../lib/lease_create.ts";
-import {
-  addLiveForward,
-  connectCrew,
-  controlForLease,
-  type MeshEvent,
-} from "../../lib/mesh_connect.ts";
+import { connectCrew } from "../../lib/mesh_connect.ts";
+import { addLiveForward, controlForLease } from "../../lib/mesh_live.ts";
+import type { MeshEvent } from "../../lib/mesh_plan.ts";
 import { isLoopbackPortFree } from "../../lib/mesh.ts";
 import { meshPaths, parseDaemonState, parseHostsFile } from "../../lib/mesh_files.ts";
 import { processIdentity } from "../../lib/proc.ts";
