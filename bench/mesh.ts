@@ -4,8 +4,8 @@
  * prerequisites needed). Prints a table of medians and ratios.
  *
  * ```sh
- * deno run -A bench/mesh_bench.ts            # 1, 5, 20 members; 512 MiB
- * BENCH_REPS=5 BENCH_MIB=256 deno run -A bench/mesh_bench.ts
+ * deno run -A bench/mesh.ts            # 1, 5, 20 members; 512 MiB
+ * BENCH_REPS=5 BENCH_MIB=256 deno run -A bench/mesh.ts
  * ```
  *
  * @module
