@@ -61,17 +61,29 @@ async function timeIt(fn: () => Promise<unknown>): Promise<number> {
 }
 
 /** Read a service's first bytes through 127.0.0.1:port; true when it said something. */
-async function answers(port: number): Promise<boolean> {
+async function answers(port: number, timeoutMs = 2000): Promise<boolean> {
+  let c: Deno.TcpConn;
   try {
-    const c = await Deno.connect({ hostname: "127.0.0.1", port });
-    try {
-      const n = await c.read(new Uint8Array(64));
-      return n !== null && n > 0;
-    } finally {
-      c.close();
-    }
+    c = await Deno.connect({ hostname: "127.0.0.1", port });
   } catch {
     return false;
+  }
+  // A forward that accepts but never delivers must not hang the bench.
+  const timer = setTimeout(() => {
+    try {
+      c.close();
+    } catch { /* closed */ }
+  }, timeoutMs);
+  try {
+    const n = await c.read(new Uint8Array(64));
+    return n !== null && n > 0;
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+    try {
+      c.close();
+    } catch { /* closed */ }
   }
 }
 
