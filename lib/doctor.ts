@@ -11,7 +11,8 @@ import { type CrabboxOptions, providerFeatures, resolveRuntime, type Runtime } f
 import { configPath, loadConfig } from "./config.ts";
 import { CrabboxError } from "./errors.ts";
 import { listLeases } from "./lease.ts";
-import { meshPaths, parseDaemonState } from "./mesh_files.ts";
+import { meshPaths } from "./mesh_files.ts";
+import { readDaemonState } from "./mesh_daemon.ts";
 import { crewTag, normalizeCrewName, ownerFor } from "./names.ts";
 import { processIdentity, sameProcess } from "./proc.ts";
 import { sshProgram } from "./ssh.ts";
@@ -183,17 +184,14 @@ async function meshCheck(
   const exposed = members.filter((m) => m.expose.length > 0);
   if (exposed.length === 0) return check("crew-mesh", "skip", "no member exposes a port");
   const paths = meshPaths(rt.home, crew);
-  let text: string;
-  try {
-    text = await Deno.readTextFile(paths.daemon);
-  } catch {
+  const state = await readDaemonState(paths);
+  if (!state) {
     return check(
       "crew-mesh",
       "warn",
       `${exposed.length} member(s) expose ports; no crew connect daemon recorded (run crabbox crew connect ${crew} --export)`,
     );
   }
-  const state = parseDaemonState(text, paths.daemon);
   const dead: string[] = [];
   const closed: string[] = [];
   let forwards = 0;

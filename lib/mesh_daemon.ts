@@ -22,7 +22,7 @@ import {
 import { type ConnectOptions, planCrew, sortForwards, writeMeshFiles } from "./mesh_plan.ts";
 import { firstConnect, launchAll, makeCtx, makeTunnels, stopChild } from "./mesh_tunnel.ts";
 import { normalizeCrewName } from "./names.ts";
-import { killIfMatches, processIdentity } from "./proc.ts";
+import { killIfMatches, processIdentity, sameProcess } from "./proc.ts";
 import { joinPath, removeFile, withLock, writeFileAtomic } from "./state.ts";
 
 /** A crew's `daemon.json`, or `undefined` when there is none. */
@@ -44,7 +44,7 @@ export async function liveDaemonCount(paths: MeshPaths): Promise<number> {
   let n = 0;
   for (const p of state.processes) {
     const now = await processIdentity(p.pid);
-    if (now && now.startTime === p.startTime && now.argv.join("\0") === p.argv.join("\0")) n++;
+    if (now && sameProcess(now, { pid: p.pid, startTime: p.startTime, argv: p.argv })) n++;
   }
   return n;
 }

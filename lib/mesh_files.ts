@@ -6,6 +6,7 @@
  * @module
  */
 
+import { knownHostsPath } from "./ssh.ts";
 import { CrabboxError } from "./errors.ts";
 import { joinPath } from "./state.ts";
 
@@ -53,7 +54,7 @@ export function meshPaths(home: string, crew: string): MeshPaths {
     hosts: joinPath(dir, "hosts"),
     env: joinPath(dir, "env"),
     daemon: joinPath(dir, "daemon.json"),
-    knownHosts: joinPath(dir, "known_hosts"),
+    knownHosts: knownHostsPath(home, { crew }),
     logDir: joinPath(dir, "log"),
   };
 }

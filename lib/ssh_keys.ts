@@ -21,6 +21,11 @@ export function clientKeyDir(home: string, owner: { crew?: string; leaseId: stri
   return joinPath(home, "keys", owner.crew ? `crew-${owner.crew}` : owner.leaseId);
 }
 
+/** Private key path for a crew or a crewless lease: `<key dir>/id_ed25519`. */
+export function clientKeyPath(home: string, owner: { crew?: string; leaseId: string }): string {
+  return joinPath(clientKeyDir(home, owner), "id_ed25519");
+}
+
 /**
  * Return the client key for a crew or lease, generating it with `ssh-keygen`
  * on first use. Safe under concurrent callers (a lock guards generation).
@@ -36,7 +41,7 @@ export async function ensureClientKey(
   owner: { crew?: string; leaseId: string },
 ): Promise<ClientKey> {
   const dir = clientKeyDir(home, owner);
-  const keyPath = joinPath(dir, "id_ed25519");
+  const keyPath = clientKeyPath(home, owner);
   await ensurePrivateDir(dir);
   return await withLock(joinPath(dir, ".lock"), async () => {
     try {

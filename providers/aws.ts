@@ -27,13 +27,13 @@
 
 import { CrabboxError } from "../lib/errors.ts";
 import { redact } from "../lib/redact.ts";
+import { knownHostsPath } from "../lib/ssh.ts";
 import {
   assertSelectorValue,
   backoffMs,
   type BoxOwner,
   type CloudProviderOptions,
   cloudRuntime,
-  knownHostsFor,
   ownerOf,
   sharedResourceName,
   timeoutError,
@@ -458,7 +458,7 @@ export function createAwsProvider(
         if (rt.waitForSsh) {
           ctx.log(`aws: ${inst.id} is running at ${inst.ipv4}; waiting for ssh`);
           await rt.waitForSsh(lease.ssh, {
-            knownHostsFile: knownHostsFor(ctx.home, spec),
+            knownHostsFile: knownHostsPath(ctx.home, spec),
             timeoutMs: rt.sshTimeoutMs,
             signal,
           });

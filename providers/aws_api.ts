@@ -7,6 +7,7 @@
  * @module
  */
 
+import { clientKeyPath } from "../lib/ssh_keys.ts";
 import { CrabboxError } from "../lib/errors.ts";
 import type { Labels } from "../lib/labels.ts";
 import { isLeaseId } from "../lib/names.ts";
@@ -14,7 +15,6 @@ import type { EnvReader } from "../lib/state.ts";
 import {
   apiBaseUrl,
   type BoxOwner,
-  clientKeyPath,
   configPort,
   configString,
   isIpv4,

@@ -9,9 +9,8 @@
 import { sleep } from "../lib/sleep.ts";
 import { CrabboxError } from "../lib/errors.ts";
 import { decodeLabels, isValidLabelValue, type Labels } from "../lib/labels.ts";
-import { clientKeyDir } from "../lib/ssh_keys.ts";
-import { knownHostsPath, prepareKnownHosts, waitForSsh } from "../lib/ssh.ts";
-import { joinPath, withLock, writeFileAtomic } from "../lib/state.ts";
+import { prepareKnownHosts, waitForSsh } from "../lib/ssh.ts";
+import { withLock, writeFileAtomic } from "../lib/state.ts";
 import type { ProviderContext, SshTarget } from "./types.ts";
 
 /** Waits until a fresh box answers SSH; the default runs the system `ssh`. */
@@ -144,16 +143,6 @@ export interface BoxOwner {
 export function ownerOf(labels: Labels | undefined): BoxOwner | undefined {
   const facts = decodeLabels(labels);
   return facts ? { crew: facts.crew, leaseId: facts.leaseId } : undefined;
-}
-
-/** Private key path crabbox generated for a crew or lease (`lib/ssh_keys.ts`). */
-export function clientKeyPath(home: string, owner: BoxOwner): string {
-  return joinPath(clientKeyDir(home, owner), "id_ed25519");
-}
-
-/** known_hosts file for a crew or lease (`lib/ssh.ts` `knownHostsPath`). */
-export function knownHostsFor(home: string, owner: { crew?: string }): string {
-  return knownHostsPath(home, owner);
 }
 
 /**

@@ -24,6 +24,7 @@
 
 import { CrabboxError } from "../lib/errors.ts";
 import { redact } from "../lib/redact.ts";
+import { knownHostsPath } from "../lib/ssh.ts";
 import type { Labels } from "../lib/labels.ts";
 import {
   assertSelectorValue,
@@ -31,7 +32,6 @@ import {
   type BoxOwner,
   type CloudProviderOptions,
   cloudRuntime,
-  knownHostsFor,
   ownerOf,
   sharedResourceLabels,
   timeoutError,
@@ -338,7 +338,7 @@ export function createHetznerProvider(
         if (rt.waitForSsh) {
           ctx.log(`hetzner: ${name} is running at ${server.ipv4}; waiting for ssh`);
           await rt.waitForSsh(lease.ssh, {
-            knownHostsFile: knownHostsFor(ctx.home, spec),
+            knownHostsFile: knownHostsPath(ctx.home, spec),
             timeoutMs: rt.sshTimeoutMs,
             signal,
           });

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { clientKeyPath } from "../lib/ssh_keys.ts";
 import { createHash } from "node:crypto";
 import { CrabboxError } from "../lib/errors.ts";
 import type { Labels } from "../lib/labels.ts";
@@ -15,7 +16,6 @@ import type { EnvReader } from "../lib/state.ts";
 import {
   apiBaseUrl,
   type BoxOwner,
-  clientKeyPath,
   configPort,
   configString,
   isIpv4,
