@@ -25,7 +25,7 @@ export {
   ExitStatus,
   type ExitStatusName,
   isCrabboxError,
-} from "./lib/errors.ts";
+} from "./lib/core/errors.ts";
 export {
   crewTag,
   isLeaseId,
@@ -36,19 +36,19 @@ export {
   ownerFor,
   ownerSegment,
   roleOf,
-} from "./lib/names.ts";
-export { exposeLabelValue, parseExposedPorts, parseExposeLabel } from "./lib/expose.ts";
+} from "./lib/core/names.ts";
+export { exposeLabelValue, parseExposedPorts, parseExposeLabel } from "./lib/core/expose.ts";
 export {
   decodeLabels,
   encodeLabels,
   LabelKey,
   type Labels,
   type LeaseLabelFacts,
-} from "./lib/labels.ts";
-export type { Lease, LeaseState } from "./lib/claims.ts";
-export type { CrabboxOptions, Runtime } from "./lib/context.ts";
-export type { EnvReader } from "./lib/state.ts";
-export { type Config, loadConfig } from "./lib/config.ts";
+} from "./lib/core/labels.ts";
+export type { Lease, LeaseState } from "./lib/lease/claims.ts";
+export type { CrabboxOptions, Runtime } from "./lib/runtime.ts";
+export type { EnvReader } from "./lib/core/fs.ts";
+export { type Config, loadConfig } from "./lib/core/config.ts";
 export {
   exposePort,
   findLease,
@@ -58,7 +58,7 @@ export {
   releaseCrew,
   releaseLease,
   type ReleaseResult,
-} from "./lib/lease.ts";
+} from "./lib/lease/leases.ts";
 export {
   type Crew,
   leaseBox,
@@ -67,10 +67,10 @@ export {
   type MemberSpec,
   type ValidatedMember,
   validateMember,
-} from "./lib/lease_create.ts";
-export { providerFeatures } from "./lib/context.ts";
-export { attachToLease, leaseSshArgs, runOnLease } from "./lib/lease_ssh.ts";
-export type { SshResult } from "./lib/ssh.ts";
+} from "./lib/lease/create.ts";
+export { providerFeatures } from "./lib/runtime.ts";
+export { attachToLease, leaseSshArgs, runOnLease } from "./lib/lease/exec.ts";
+export type { SshResult } from "./lib/ssh/args.ts";
 export type {
   CreateSpec,
   Feature,
@@ -118,12 +118,12 @@ export {
   tailnetCredentialsFrom,
   type TailnetCredentialStatus,
 } from "./lib/tailnet/config.ts";
-export { redact } from "./lib/redact.ts";
+export { redact } from "./lib/core/redact.ts";
 export {
   type CloudInitOptions,
   type CloudInitTailscale,
   renderCloudInit,
-} from "./lib/cloud_init.ts";
+} from "./lib/lease/cloud_init.ts";
 export {
   type CheckStatus,
   type DoctorCheck,
@@ -131,8 +131,8 @@ export {
   type DoctorReport,
   runDoctor,
   type TailnetPolicyProbe,
-} from "./lib/doctor.ts";
-export { defaultTailnetProbe } from "./lib/doctor_tailnet.ts";
+} from "./lib/doctor/checks.ts";
+export { defaultTailnetProbe } from "./lib/doctor/tailnet_probe.ts";
 export {
   memberTransport,
   providerPlanes,
@@ -140,30 +140,30 @@ export {
   reachabilityMatrix,
   sshEndpoint,
   type Transport,
-} from "./lib/transport.ts";
-export type { PolicyBootstrapResult, TailnetJoin, TailnetOps } from "./lib/tailnet_join.ts";
-export { connectCrew, type CrewMesh, type MemberStatus } from "./lib/mesh_connect.ts";
+} from "./lib/lease/transport.ts";
+export type { PolicyBootstrapResult, TailnetJoin, TailnetOps } from "./lib/tailnet/join.ts";
+export { connectCrew, type CrewMesh, type MemberStatus } from "./lib/mesh/connect.ts";
 export {
   type DaemonResult,
   disconnectCrew,
   type DisconnectResult,
   startCrewDaemons,
-} from "./lib/mesh_daemon.ts";
-export { addLiveForward, controlForLease } from "./lib/mesh_live.ts";
-export { type CrewDescription, crewPeers, describeCrew, type PeerInfo } from "./lib/mesh_peers.ts";
+} from "./lib/mesh/daemon.ts";
+export { addLiveForward, controlForLease } from "./lib/mesh/live.ts";
+export { type CrewDescription, crewPeers, describeCrew, type PeerInfo } from "./lib/mesh/peers.ts";
 export {
   type ConnectOptions,
   type MemberState,
   type MeshEvent,
   type MeshPlan,
   planCrew,
-} from "./lib/mesh_plan.ts";
+} from "./lib/mesh/plan.ts";
 export {
   type DaemonProcess,
   type DaemonState,
   type MeshForward,
   type MeshPaths,
   meshPaths,
-} from "./lib/mesh_files.ts";
-export { type MeshMember, type SkippedMember } from "./lib/mesh.ts";
-export type { ControlMode } from "./lib/ssh.ts";
+} from "./lib/mesh/files.ts";
+export { type MeshMember, type SkippedMember } from "./lib/mesh/forwards.ts";
+export type { ControlMode } from "./lib/ssh/args.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { CrabboxError } from "../lib/errors.ts";
+import { CrabboxError } from "../lib/core/errors.ts";
 
 let exitStatus = 0;
 

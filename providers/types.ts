@@ -5,9 +5,9 @@
  * @module
  */
 
-import { CrabboxError } from "../lib/errors.ts";
-import type { Labels } from "../lib/labels.ts";
-import type { EnvReader } from "../lib/state.ts";
+import { CrabboxError } from "../lib/core/errors.ts";
+import type { Labels } from "../lib/core/labels.ts";
+import type { EnvReader } from "../lib/core/fs.ts";
 
 /** What a provider can do. */
 export type Feature = "ssh" | "tailscale" | "cloud-init";
@@ -161,12 +161,12 @@ export const providerRegistry: Readonly<Record<string, ProviderEntry>> = {
   local: {
     features: f("ssh"),
     description: "boxes are Linux network namespaces with their own sshd on this machine",
-    load: async () => (await import("./local.ts")).createLocalProvider,
+    load: async () => (await import("./local/provider.ts")).createLocalProvider,
   },
   ssh: {
     features: f("ssh"),
     description: "static hosts you already own, listed in config.yaml",
-    load: async () => (await import("./ssh.ts")).createSshProvider,
+    load: async () => (await import("./ssh_hosts/provider.ts")).createSshProvider,
     credentials: (_env, config) =>
       Array.isArray(config.hosts) && config.hosts.length > 0
         ? undefined
@@ -175,13 +175,13 @@ export const providerRegistry: Readonly<Record<string, ProviderEntry>> = {
   hetzner: {
     features: f("ssh", "tailscale", "cloud-init"),
     description: "Hetzner Cloud servers over the Hetzner Cloud API (HCLOUD_TOKEN)",
-    load: async () => (await import("./hetzner.ts")).createHetznerProvider,
+    load: async () => (await import("./hetzner/provider.ts")).createHetznerProvider,
     credentials: (env) => env("HCLOUD_TOKEN")?.trim() ? undefined : "HCLOUD_TOKEN is not set",
   },
   aws: {
     features: f("ssh", "tailscale", "cloud-init"),
     description: "AWS EC2 instances over the EC2 Query API (AWS_ACCESS_KEY_ID… or AWS_PROFILE)",
-    load: async () => (await import("./aws.ts")).createAwsProvider,
+    load: async () => (await import("./aws/provider.ts")).createAwsProvider,
     credentials: (env) => {
       if ((env("AWS_ACCESS_KEY_ID") && env("AWS_SECRET_ACCESS_KEY")) || env("AWS_PROFILE")) {
         return undefined;

@@ -8,8 +8,8 @@
  * @module
  */
 
-import { sleep } from "../sleep.ts";
-import { CrabboxError, type ExitStatusName } from "../errors.ts";
+import { sleep } from "../core/sleep.ts";
+import { CrabboxError, type ExitStatusName } from "../core/errors.ts";
 import {
   type EnvSource,
   processEnv,
@@ -17,7 +17,7 @@ import {
   type TailnetAuth,
   type TailnetConfig,
 } from "./config.ts";
-import { redact, secretForms } from "../redact.ts";
+import { redact, secretForms } from "../core/redact.ts";
 
 /** Options shared by the client and the functions that build one. */
 export interface TailnetClientOptions {

@@ -6,17 +6,17 @@
  * @module
  */
 
-import { CrabboxError } from "../../lib/errors.ts";
-import { encodeLabels } from "../../lib/labels.ts";
-import { newLeaseId, roleOf } from "../../lib/names.ts";
-import { prepareKnownHosts, runSsh, sshCommandArgs } from "../../lib/ssh.ts";
-import { type ClientKey, ensureClientKey } from "../../lib/ssh_keys.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { encodeLabels } from "../../lib/core/labels.ts";
+import { newLeaseId, roleOf } from "../../lib/core/names.ts";
+import { prepareKnownHosts, runSsh, sshCommandArgs } from "../../lib/ssh/args.ts";
+import { type ClientKey, ensureClientKey } from "../../lib/ssh/keys.ts";
 import {
   checkLocalPrerequisites,
   createLocalProvider,
   restartSshd,
   stopSshd,
-} from "../../providers/local.ts";
+} from "../../providers/local/provider.ts";
 import type { CreateSpec, Provider, ProviderLease, SshTarget } from "../../providers/types.ts";
 
 /**

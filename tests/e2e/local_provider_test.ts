@@ -5,14 +5,14 @@
  */
 
 import assert from "node:assert/strict";
-import { CrabboxError } from "../../lib/errors.ts";
-import { sshForwardArgs } from "../../lib/ssh.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { sshForwardArgs } from "../../lib/ssh/args.ts";
 import {
   createLocalProvider,
   localBoxDir,
   procAlive,
   type ProcRef,
-} from "../../providers/local.ts";
+} from "../../providers/local/provider.ts";
 import type { ProviderLease, SshTarget } from "../../providers/types.ts";
 import {
   boxSsh,
@@ -240,7 +240,7 @@ Deno.test({
       // Create in a child process that must exit on its own while the box stays up.
       const script = `
         import { createLocalProvider } from ${
-        JSON.stringify(import.meta.resolve("../../providers/local.ts"))
+        JSON.stringify(import.meta.resolve("../../providers/local/provider.ts"))
       };
         const p = createLocalProvider({ home: Deno.args[0], env: () => undefined, config: {}, fetch, log: () => {} });
         const lease = await p.create(JSON.parse(Deno.args[1]));

@@ -7,17 +7,17 @@
  */
 
 import assert from "node:assert/strict";
-import type { Lease } from "../../lib/claims.ts";
-import { CrabboxError } from "../../lib/errors.ts";
-import { releaseCrew } from "../../lib/lease.ts";
-import { leaseCrew } from "../../lib/lease_create.ts";
-import { connectCrew } from "../../lib/mesh_connect.ts";
-import { addLiveForward, controlForLease } from "../../lib/mesh_live.ts";
-import type { MeshEvent } from "../../lib/mesh_plan.ts";
-import { isLoopbackPortFree } from "../../lib/mesh.ts";
-import { meshPaths, parseDaemonState, parseHostsFile } from "../../lib/mesh_files.ts";
-import { processIdentity } from "../../lib/proc.ts";
-import { prepareKnownHosts, runSsh, sshCommandArgs } from "../../lib/ssh.ts";
+import type { Lease } from "../../lib/lease/claims.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { releaseCrew } from "../../lib/lease/leases.ts";
+import { leaseCrew } from "../../lib/lease/create.ts";
+import { connectCrew } from "../../lib/mesh/connect.ts";
+import { addLiveForward, controlForLease } from "../../lib/mesh/live.ts";
+import type { MeshEvent } from "../../lib/mesh/plan.ts";
+import { isLoopbackPortFree } from "../../lib/mesh/forwards.ts";
+import { meshPaths, parseDaemonState, parseHostsFile } from "../../lib/mesh/files.ts";
+import { processIdentity } from "../../lib/process/identity.ts";
+import { prepareKnownHosts, runSsh, sshCommandArgs } from "../../lib/ssh/args.ts";
 import type { ProviderLease, SshTarget } from "../../providers/types.ts";
 import { killBoxSshd, pidsMentioning, requireE2E, restartBoxSshd } from "./_local.ts";
 

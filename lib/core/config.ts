@@ -1,0 +1,199 @@
+/**
+ * `$CRABBOX_HOME/config.yaml` plus `CRABBOX_*` environment overrides.
+ * Bad YAML and unknown keys are errors that name `file:line`.
+ *
+ * @module
+ */
+
+import { CrabboxError } from "./errors.ts";
+import { type EnvReader, joinPath } from "./fs.ts";
+
+/** A static host for the `ssh` provider. */
+export interface StaticHost {
+  /** Unique name of the host in the inventory. */
+  name: string;
+  /** Host name or address. */
+  host: string;
+  /** sshd port (default 22). */
+  port?: number;
+  /** Login user (default `root`). */
+  user?: string;
+  /** Private key path. */
+  identityFile?: string;
+  /** Pinned host key line. */
+  hostKey?: string;
+}
+
+/** The parsed configuration. */
+export interface Config {
+  /** Default provider (`CRABBOX_PROVIDER` overrides; default `local`). */
+  provider: string;
+  /** Tailscale settings. */
+  tailscale: { tags: string[] };
+  /** Per-provider sections, keyed by provider name. */
+  providers: Record<string, Record<string, unknown>>;
+  /** Where the config was read from (may not exist). */
+  path: string;
+}
+
+/** Allowed keys per provider section; a provider module lists its own here. */
+export const providerConfigKeys: Record<string, readonly string[]> = {
+  local: ["subnet"],
+  ssh: ["hosts"],
+  hetzner: ["serverType", "image", "location", "sshPort", "sshUser"],
+  aws: ["region", "instanceType", "ami", "sshUser", "sshPort", "subnetId"],
+};
+
+const STATIC_HOST_KEYS = ["name", "host", "port", "user", "identityFile", "hostKey"];
+
+/** Path of the config file. */
+export function configPath(home: string): string {
+  return joinPath(home, "config.yaml");
+}
+
+/**
+ * Load the config file (missing file → defaults) and apply env overrides.
+ *
+ * @example
+ * ```ts
+ * import { loadConfig } from "./config.ts";
+ * const config = await loadConfig("/tmp/cbx-none", () => undefined);
+ * config.provider; // "local"
+ * ```
+ */
+export async function loadConfig(home: string, env: EnvReader): Promise<Config> {
+  const path = configPath(home);
+  let text = "";
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return await parseConfig(text, path, env);
+}
+
+/**
+ * Parse config text (pure apart from the lazy YAML import).
+ *
+ * @example
+ * ```ts
+ * import { parseConfig } from "./config.ts";
+ * const c = await parseConfig("provider: ssh\n", "config.yaml", () => undefined);
+ * c.provider; // "ssh"
+ * ```
+ */
+export async function parseConfig(text: string, path: string, env: EnvReader): Promise<Config> {
+  const config: Config = { provider: "local", tailscale: { tags: [] }, providers: {}, path };
+  if (text.trim() !== "") {
+    const YAML = await import("yaml");
+    const lines = new YAML.LineCounter();
+    const doc = YAML.parseDocument(text, { lineCounter: lines, uniqueKeys: true });
+    const where = (offset: number | undefined) =>
+      `${path}:${offset === undefined ? 1 : lines.linePos(offset).line}`;
+    if (doc.errors.length > 0) {
+      const err = doc.errors[0];
+      throw configError(`${where(err.pos[0])}: ${err.message.split("\n")[0]}`);
+    }
+    const root = doc.contents;
+    if (root !== null && !YAML.isMap(root)) throw configError(`${where(0)}: must be a mapping`);
+    for (const pair of root?.items ?? []) {
+      const key = YAML.isScalar(pair.key) ? String(pair.key.value) : "";
+      const at = where(YAML.isNode(pair.key) ? pair.key.range?.[0] : undefined);
+      const value = YAML.isNode(pair.value) ? pair.value.toJSON() : pair.value;
+      if (key === "provider") {
+        if (typeof value !== "string") throw configError(`${at}: provider must be a string`);
+        config.provider = value;
+      } else if (key === "tailscale") {
+        checkKeys(YAML, pair.value, ["tags"], where, "tailscale");
+        const tags = (value as { tags?: unknown } | null)?.tags ?? [];
+        if (!Array.isArray(tags) || tags.some((t) => typeof t !== "string" || !isTag(t))) {
+          throw configError(`${at}: tailscale.tags must be a list of tags like tag:ci`);
+        }
+        config.tailscale.tags = tags as string[];
+      } else if (Object.hasOwn(providerConfigKeys, key)) {
+        checkKeys(YAML, pair.value, providerConfigKeys[key], where, key);
+        if (key === "ssh") checkStaticHosts(YAML, pair.value, where);
+        config.providers[key] = (value ?? {}) as Record<string, unknown>;
+      } else {
+        throw configError(`${at}: unknown key ${JSON.stringify(key)}`);
+      }
+    }
+  }
+  const envProvider = env("CRABBOX_PROVIDER")?.trim();
+  if (envProvider) config.provider = envProvider;
+  const envTags = env("CRABBOX_TAILSCALE_TAGS")?.trim();
+  if (envTags) {
+    const tags = envTags.split(",").map((t) => t.trim()).filter(Boolean);
+    const bad = tags.find((t) => !isTag(t));
+    if (bad) throw configError(`CRABBOX_TAILSCALE_TAGS: ${JSON.stringify(bad)} is not a tag`);
+    config.tailscale.tags = tags;
+  }
+  return config;
+}
+
+/** True for a valid tailnet tag name (`tag:` + letter + letters/digits/dashes). */
+export function isTag(value: string): boolean {
+  return /^tag:[A-Za-z][A-Za-z0-9-]*$/.test(value);
+}
+
+type YamlModule = typeof import("yaml");
+
+function checkKeys(
+  YAML: YamlModule,
+  node: unknown,
+  allowed: readonly string[],
+  where: (offset: number | undefined) => string,
+  section: string,
+): void {
+  if (node === null || node === undefined || (YAML.isScalar(node) && node.value === null)) return;
+  if (!YAML.isMap(node)) {
+    throw configError(
+      `${where(YAML.isNode(node) ? node.range?.[0] : undefined)}: ${section} must be a mapping`,
+    );
+  }
+  for (const pair of node.items) {
+    const key = YAML.isScalar(pair.key) ? String(pair.key.value) : "";
+    if (!allowed.includes(key)) {
+      throw configError(
+        `${where(YAML.isNode(pair.key) ? pair.key.range?.[0] : undefined)}: unknown key ${
+          JSON.stringify(`${section}.${key}`)
+        } (allowed: ${allowed.join(", ")})`,
+      );
+    }
+  }
+}
+
+function checkStaticHosts(
+  YAML: YamlModule,
+  section: unknown,
+  where: (offset: number | undefined) => string,
+): void {
+  if (!YAML.isMap(section)) return;
+  const hosts = section.get("hosts", true);
+  if (hosts === undefined) return;
+  if (!YAML.isSeq(hosts)) {
+    throw configError(
+      `${where(YAML.isNode(hosts) ? hosts.range?.[0] : undefined)}: ssh.hosts must be a list`,
+    );
+  }
+  for (const item of hosts.items) {
+    checkKeys(YAML, item, STATIC_HOST_KEYS, where, "ssh.hosts[]");
+    const host = YAML.isNode(item) ? item.toJSON() as Partial<StaticHost> : undefined;
+    const at = where(YAML.isNode(item) ? item.range?.[0] : undefined);
+    if (!host || typeof host.name !== "string" || typeof host.host !== "string") {
+      throw configError(`${at}: every ssh.hosts entry needs a name and a host`);
+    }
+    if (
+      host.port !== undefined &&
+      !(Number.isInteger(host.port) && host.port >= 1 && host.port <= 65535)
+    ) {
+      throw configError(`${at}: ssh.hosts port must be 1..65535`);
+    }
+  }
+}
+
+function configError(message: string): CrabboxError {
+  return new CrabboxError("config", "bad_config", message, {
+    hint: "fix the file or remove the offending key",
+  });
+}

@@ -1,0 +1,372 @@
+/**
+ * `crabbox doctor` as data: every check with a status, a one-line message
+ * and structured details, plus the crew's reachability matrix. Doctor never
+ * writes the tailnet policy and never starts or changes a box.
+ *
+ * @module
+ */
+
+import type { Lease } from "../lease/claims.ts";
+import { type CrabboxOptions, providerFeatures, resolveRuntime, type Runtime } from "../runtime.ts";
+import { configPath, loadConfig } from "../core/config.ts";
+import { CrabboxError } from "../core/errors.ts";
+import { listLeases } from "../lease/leases.ts";
+import { meshPaths } from "../mesh/files.ts";
+import { readDaemonState } from "../mesh/daemon.ts";
+import { crewTag, normalizeCrewName, ownerFor } from "../core/names.ts";
+import { processIdentity, sameProcess } from "../process/identity.ts";
+import { sshProgram } from "../ssh/args.ts";
+import {
+  memberTransport,
+  type Reachability,
+  reachabilityMatrix,
+  type Transport,
+} from "../lease/transport.ts";
+import { type Feature, providerEntry, providerNames } from "../../providers/types.ts";
+
+/** Outcome of one check. */
+export type CheckStatus = "ok" | "warn" | "skip" | "fail";
+
+/** One doctor check. */
+export interface DoctorCheck {
+  /** Check name: `ssh`, `home`, `providers`, `crew`, `crew-mesh`, `tailnet`. */
+  name: string;
+  /** Outcome. */
+  status: CheckStatus;
+  /** One line for humans. */
+  message: string;
+  /** Structured facts for `--json`. */
+  details?: Record<string, unknown>;
+}
+
+/** The whole report. */
+export interface DoctorReport {
+  /** Checks in display order. */
+  checks: DoctorCheck[];
+  /** Members and their transports (with `crew`). */
+  members?: { slug: string; provider: string; transport: Transport }[];
+  /** Reachability matrix (with `crew`). */
+  matrix?: Reachability[];
+  /** True when no check failed. */
+  ok: boolean;
+}
+
+/** What the tailnet probe reports about the policy. */
+export type TailnetPolicyProbe =
+  | { state: "no-credentials" }
+  | { state: "incompatible"; reason: string; apiUrl: string }
+  | { state: "error"; message: string }
+  | { state: "rows"; owner: boolean; access: boolean; shape: string };
+
+/** Options of {@link runDoctor}. */
+export interface DoctorOptions extends CrabboxOptions {
+  /** Also check this crew. */
+  crew?: string;
+  /** Allow network calls for provider credential checks. */
+  online?: boolean;
+  /** Reads the tailnet policy for a tag (injected; the default uses the Tailscale API client). */
+  tailnetProbe?: (tag: string, rt: Runtime) => Promise<TailnetPolicyProbe>;
+  /** Renders the manual policy snippet for a tag. */
+  manualSnippet?: (tag: string) => string;
+}
+
+function check(
+  name: string,
+  status: CheckStatus,
+  message: string,
+  details?: Record<string, unknown>,
+): DoctorCheck {
+  return details ? { name, status, message, details } : { name, status, message };
+}
+
+async function sshCheck(rt: Runtime, usesLocal: boolean): Promise<DoctorCheck> {
+  let version = "";
+  try {
+    const out = await new Deno.Command(sshProgram(rt.env), {
+      args: ["-V"],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    version = new TextDecoder().decode(out.stderr).trim() ||
+      new TextDecoder().decode(out.stdout).trim();
+  } catch {
+    return check("ssh", "fail", "the ssh client is not installed", {
+      hint: "apt-get install -y openssh-client",
+    });
+  }
+  if (usesLocal) {
+    const { checkLocalPrerequisites, localPrerequisiteError } = await import(
+      "../../providers/local/provider.ts"
+    );
+    const missing = checkLocalPrerequisites();
+    if (missing.length > 0) {
+      return check("ssh", "warn", `${version}; ${localPrerequisiteError(missing).message}`, {
+        version,
+        localMissing: missing,
+      });
+    }
+  }
+  return check("ssh", "ok", version, { version });
+}
+
+async function homeCheck(rt: Runtime): Promise<DoctorCheck> {
+  let mode: number | null = null;
+  try {
+    mode = (await Deno.stat(rt.home)).mode;
+  } catch {
+    return check("home", "warn", `${rt.home} does not exist yet (created on first lease)`, {
+      home: rt.home,
+    });
+  }
+  try {
+    await loadConfig(rt.home, rt.env);
+  } catch (e) {
+    return check("home", "fail", (e as Error).message, {
+      home: rt.home,
+      config: configPath(rt.home),
+    });
+  }
+  if (mode !== null && (mode & 0o077) !== 0) {
+    return check(
+      "home",
+      "warn",
+      `${rt.home} is accessible by others (mode ${(mode & 0o777).toString(8)}); run chmod 700`,
+      { home: rt.home },
+    );
+  }
+  return check("home", "ok", `${rt.home} (0700), config ok`, { home: rt.home });
+}
+
+async function providersCheck(
+  rt: Runtime,
+  options: DoctorOptions,
+  used: readonly string[],
+): Promise<DoctorCheck> {
+  const rows: Record<string, string> = {};
+  let worst: CheckStatus = "ok";
+  for (const name of used) {
+    if (options.providers && Object.hasOwn(options.providers, name)) {
+      rows[name] = "ok (supplied by the caller)";
+      continue;
+    }
+    let entry;
+    try {
+      entry = providerEntry(name);
+    } catch {
+      rows[name] = "unknown provider";
+      worst = "fail";
+      continue;
+    }
+    const missing = entry.credentials?.(rt.env, rt.config.providers[name] ?? {});
+    rows[name] = missing ?? "ok";
+    if (missing && worst === "ok") worst = "warn";
+    if (!missing && options.online) {
+      // One read-only list call proves the credentials and the endpoint.
+      try {
+        await (await rt.provider(name)).list({}, rt.signal);
+        rows[name] = "ok (online)";
+      } catch (e) {
+        rows[name] = `online check failed: ${(e as Error).message}`;
+        worst = "fail";
+      }
+    }
+  }
+  const summary = Object.entries(rows).map(([k, v]) => `${k}: ${v}`).join("; ");
+  return check("providers", worst, summary || "no providers in use", { providers: rows });
+}
+
+async function meshCheck(
+  rt: Runtime,
+  crew: string,
+  members: readonly Lease[],
+): Promise<DoctorCheck> {
+  const exposed = members.filter((m) => m.expose.length > 0);
+  if (exposed.length === 0) return check("crew-mesh", "skip", "no member exposes a port");
+  const paths = meshPaths(rt.home, crew);
+  const state = await readDaemonState(paths);
+  if (!state) {
+    return check(
+      "crew-mesh",
+      "warn",
+      `${exposed.length} member(s) expose ports; no crew connect daemon recorded (run crabbox crew connect ${crew} --export)`,
+    );
+  }
+  const dead: string[] = [];
+  const closed: string[] = [];
+  let forwards = 0;
+  for (const p of state.processes) {
+    const now = await processIdentity(p.pid);
+    if (!now || !sameProcess(now, { pid: p.pid, startTime: p.startTime, argv: p.argv })) {
+      dead.push(p.peer);
+      continue;
+    }
+    for (const f of p.forwards) {
+      forwards++;
+      try {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port: f.localPort });
+        conn.close();
+      } catch {
+        closed.push(`${p.peer}:${f.remotePort}→${f.localPort}`);
+      }
+    }
+  }
+  const details = {
+    daemon: paths.daemon,
+    processes: state.processes.length,
+    forwards,
+    dead,
+    closed,
+  };
+  if (dead.length > 0 || closed.length > 0) {
+    const parts = [
+      dead.length ? `ssh gone for ${dead.join(", ")}` : "",
+      closed.length ? `not accepting: ${closed.join(", ")}` : "",
+    ].filter(Boolean);
+    return check("crew-mesh", "fail", parts.join("; "), details);
+  }
+  return check(
+    "crew-mesh",
+    "ok",
+    `${state.processes.length} ssh process(es) alive, ${forwards} forward(s) accepting`,
+    details,
+  );
+}
+
+function featuresOf(options: CrabboxOptions, name: string): ReadonlySet<Feature> {
+  try {
+    return providerFeatures(options, name);
+  } catch {
+    return new Set(); // an unknown provider in a claim has no features
+  }
+}
+
+async function tailnetCheck(
+  rt: Runtime,
+  options: DoctorOptions,
+  crew: string,
+  members: readonly Lease[],
+): Promise<DoctorCheck> {
+  const wrong = members.filter((m) =>
+    m.tailscale && !featuresOf(options, m.provider).has("tailscale")
+  );
+  if (wrong.length > 0) {
+    return check(
+      "tailnet",
+      "fail",
+      `--tailscale requested on providers without the feature: ${
+        wrong.map((m) => `${m.slug} (${m.provider})`).join(", ")
+      }`,
+    );
+  }
+  const capable = members.filter((m) => m.tailscale);
+  if (capable.length === 0) return check("tailnet", "skip", "no member joins the tailnet");
+  const tag = crewTag(await ownerFor(rt.env), crew);
+  const snippet = options.manualSnippet?.(tag);
+  const probe = options.tailnetProbe
+    ? await options.tailnetProbe(tag, rt)
+    : { state: "error" as const, message: "no tailnet probe configured" };
+  const managed = rt.env("CRABBOX_CREW_ACL")?.trim() !== "off";
+  switch (probe.state) {
+    case "no-credentials":
+      return check("tailnet", "skip", `TS_API_KEY is not set; add these rows for ${tag} by hand`, {
+        tag,
+        snippet,
+      });
+    case "incompatible":
+      return check(
+        "tailnet",
+        "skip",
+        `control plane at ${probe.apiUrl} has no Tailscale-compatible policy API (${probe.reason}); manage its policy yourself`,
+        { tag, apiUrl: probe.apiUrl, reason: probe.reason, snippet },
+      );
+    case "error":
+      return check("tailnet", "fail", `policy lookup failed: ${probe.message}`, { tag });
+    case "rows":
+      if (probe.owner && probe.access) {
+        return check(
+          "tailnet",
+          "ok",
+          `policy has tagOwners and ${probe.shape} rows for ${tag} (${
+            managed ? "auto-managed" : "present"
+          })`,
+          { tag, mode: managed ? "auto-managed" : "present", shape: probe.shape },
+        );
+      }
+      return check(
+        "tailnet",
+        "fail",
+        `policy is missing ${
+          [!probe.owner ? "the tagOwners entry" : "", !probe.access ? "the self-peering rule" : ""]
+            .filter(Boolean).join(" and ")
+        } for ${tag}`,
+        { tag, owner: probe.owner, access: probe.access, snippet },
+      );
+  }
+}
+
+/**
+ * Run every check. With `crew`, also the crew, mesh and tailnet checks and
+ * the reachability matrix.
+ *
+ * @example
+ * ```ts
+ * import { runDoctor } from "./checks.ts";
+ * const report = await runDoctor({ crew: "pr-42" });
+ * for (const c of report.checks) console.log(c.status, c.name, c.message);
+ * ```
+ */
+export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorReport> {
+  const crew = options.crew === undefined ? undefined : normalizeCrewName(options.crew);
+  const rt = await resolveRuntime(options);
+  const checks: DoctorCheck[] = [];
+  let members: Lease[] = [];
+  if (crew !== undefined) {
+    try {
+      members = await listLeases({ crew }, options);
+    } catch (e) {
+      if (!(e instanceof CrabboxError)) throw e;
+      checks.push(check("crew", "fail", e.message));
+    }
+  }
+  const used = [
+    ...new Set([
+      rt.config.provider,
+      ...Object.keys(rt.config.providers),
+      ...members.map((m) => m.provider),
+    ]),
+  ]
+    .filter((n) => providerNames().includes(n) || members.some((m) => m.provider === n));
+  checks.unshift(
+    await sshCheck(rt, used.includes("local")),
+    await homeCheck(rt),
+    await providersCheck(rt, options, used),
+  );
+  const report: DoctorReport = { checks, ok: true };
+  if (crew !== undefined && !checks.some((c) => c.name === "crew")) {
+    const rows = members.map((m) => ({
+      slug: m.slug,
+      provider: m.provider,
+      transport: memberTransport(m, featuresOf(options, m.provider)),
+    }));
+    const breakdown: Record<string, number> = {};
+    for (const r of rows) breakdown[r.transport] = (breakdown[r.transport] ?? 0) + 1;
+    const planes = Object.entries(breakdown).map(([k, v]) => `${k}=${v}`).join(" ");
+    checks.push(
+      members.length === 0 ? check("crew", "warn", `crew ${crew} has no active members`) : check(
+        "crew",
+        "ok",
+        `${members.length} member(s) on ${
+          [...new Set(members.map((m) => m.provider))].join(", ")
+        }: ${planes}`,
+        { members: rows, planes: breakdown },
+      ),
+    );
+    checks.push(await meshCheck(rt, crew, members));
+    checks.push(await tailnetCheck(rt, options, crew, members));
+    report.members = rows;
+    report.matrix = reachabilityMatrix(rows);
+  }
+  report.ok = !checks.some((c) => c.status === "fail");
+  return report;
+}

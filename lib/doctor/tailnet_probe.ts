@@ -1,0 +1,42 @@
+/**
+ * The tailnet part of `doctor`: reads the policy (read-only) and reports
+ * whether the crew's rows are there. Never writes.
+ *
+ * @module
+ */
+
+import type { Runtime } from "../runtime.ts";
+import type { TailnetPolicyProbe } from "./checks.ts";
+import { CrabboxError } from "../core/errors.ts";
+
+export { manualPolicySnippet } from "../tailnet/policy_snippet.ts";
+
+/**
+ * Read the tailnet policy with the credentials in the runtime's environment
+ * and report the crew's rows.
+ *
+ * @example
+ * ```ts
+ * import { resolveRuntime } from "../runtime.ts";
+ * import { defaultTailnetProbe } from "./tailnet_probe.ts";
+ * const probe = await defaultTailnetProbe("tag:cbx-crew-alice-pr-42", await resolveRuntime());
+ * ```
+ */
+export async function defaultTailnetProbe(tag: string, rt: Runtime): Promise<TailnetPolicyProbe> {
+  const { tailnetCredentialsFrom } = await import("../tailnet/config.ts");
+  const creds = tailnetCredentialsFrom(rt.env);
+  if (creds.auth !== "api-key") return { state: "no-credentials" };
+  const { tailnetClientFromEnv, POLICY_API_UNAVAILABLE } = await import("../tailnet/api.ts");
+  const { policyRowsPresent } = await import("../tailnet/policy.ts");
+  try {
+    const client = tailnetClientFromEnv(rt.env, { fetch: rt.fetch, signal: rt.signal });
+    const policy = await client.getPolicy();
+    const rows = policyRowsPresent(policy.text, tag);
+    return { state: "rows", owner: rows.owner, access: rows.access, shape: rows.shape };
+  } catch (e) {
+    if (e instanceof CrabboxError && e.code === POLICY_API_UNAVAILABLE) {
+      return { state: "incompatible", reason: e.message, apiUrl: creds.apiUrl };
+    }
+    return { state: "error", message: e instanceof Error ? e.message : String(e) };
+  }
+}

@@ -1,0 +1,351 @@
+/**
+ * Creating leases: validate every member first, settle the tailnet (policy
+ * bootstrap, auth keys) next, then create boxes with bounded parallelism.
+ *
+ * @module
+ */
+
+import { CrabboxError, usageError } from "../core/errors.ts";
+import { parseExposedPorts } from "../core/expose.ts";
+import { encodeLabels } from "../core/labels.ts";
+import {
+  crewTag,
+  newLeaseId,
+  normalizeCrewName,
+  normalizeSlug,
+  ownerFor,
+  roleOf,
+} from "../core/names.ts";
+import { type Lease, listClaims, removeClaim, reserveClaim, saveClaim } from "./claims.ts";
+import { type CrabboxOptions, providerFeatures, resolveRuntime, type Runtime } from "../runtime.ts";
+import { ensureClientKey } from "../ssh/keys.ts";
+import {
+  bootstrapCrewPolicy,
+  obtainAuthKey,
+  type TailnetJoin,
+  type TailnetOps,
+} from "../tailnet/join.ts";
+import { providersWith } from "../../providers/types.ts";
+import { runBounded } from "../core/bounded.ts";
+import { releaseLeases, type ReleaseResult } from "./leases.ts";
+
+/** One member to lease. */
+export interface MemberSpec {
+  /** Member name within the crew (normalized like a crew name). */
+  slug: string;
+  /** Provider name (default: config `provider`, else `local`). */
+  provider?: string;
+  /** Ports to expose over the SSH-mesh: numbers or `--expose` strings (`"80,443"`). */
+  expose?: readonly (number | string)[];
+  /** Join the tailnet (providers with the `tailscale` feature only). */
+  tailscale?: boolean;
+  /** Shell script to run on the box once it is up. */
+  init?: string;
+}
+
+/** A member spec after validation. */
+export interface ValidatedMember {
+  /** Normalized slug. */
+  slug: string;
+  /** Role derived from the slug. */
+  role: string;
+  /** Provider name. */
+  provider: string;
+  /** Sorted distinct ports. */
+  expose: number[];
+  /** Tailnet requested. */
+  tailscale: boolean;
+  /** Init script. */
+  init?: string;
+}
+
+/** Options of {@link leaseCrew} and {@link leaseBox}. */
+export interface LeaseOptions extends CrabboxOptions {
+  /** How many members are created at once (default 4). */
+  concurrency?: number;
+  /** Keep members already leased when another one fails (default false: release them). */
+  keepOnError?: boolean;
+  /** Called with each lease as soon as it is active. */
+  onLeased?: (lease: Lease) => void;
+  /** Tailscale operations (default: the Tailscale API client from the environment). */
+  tailnet?: TailnetOps;
+}
+
+/**
+ * A leased crew. Disposing it releases every member.
+ *
+ * @example
+ * ```ts
+ * import { leaseCrew } from "../../mod.ts";
+ * await using crew = await leaseCrew("pr-42", [{ slug: "api", expose: [8080] }]);
+ * console.log(crew.member("api").ssh?.host);
+ * ```
+ */
+export interface Crew extends AsyncDisposable {
+  /** Normalized crew name. */
+  readonly name: string;
+  /** The members leased by this call, in the order given. */
+  readonly members: readonly Lease[];
+  /** A member by slug; throws a not-found error for an unknown slug. */
+  member(slug: string): Lease;
+  /** Release every member; failures are collected, not thrown. */
+  release(): Promise<ReleaseResult>;
+}
+
+/**
+ * Validate a member spec completely (names, ports, provider, features) before
+ * anything is created. Throws a usage error on the first problem.
+ *
+ * @example
+ * ```ts
+ * import { validateMember } from "./create.ts";
+ * validateMember({ slug: "Worker 2", expose: ["8080"] }, "local");
+ * // { slug: "worker-2", role: "worker", provider: "local", expose: [8080], tailscale: false }
+ * ```
+ */
+export function validateMember(
+  spec: MemberSpec,
+  defaultProvider: string,
+  options: CrabboxOptions = {},
+): ValidatedMember {
+  const slug = normalizeSlug(spec.slug ?? "");
+  const provider = (spec.provider ?? defaultProvider).trim();
+  const features = providerFeatures(options, provider);
+  const expose = parseExposedPorts((spec.expose ?? []).map(String));
+  if (spec.tailscale && !features.has("tailscale")) {
+    const capable = providersWith("tailscale");
+    throw usageError(
+      "no_tailscale",
+      `provider ${provider} cannot join a tailnet; --tailscale works with: ${
+        capable.length ? capable.join(", ") : "no registered provider"
+      }`,
+    );
+  }
+  if (spec.init !== undefined && spec.init.includes("\0")) {
+    throw usageError("bad_init", "--init script contains a NUL byte");
+  }
+  return {
+    slug,
+    role: roleOf(slug),
+    provider,
+    expose,
+    tailscale: spec.tailscale ?? false,
+    init: spec.init,
+  };
+}
+
+/** A validated member with what must be decided before anything is created. */
+interface PreparedMember extends ValidatedMember {
+  /** Lease id, chosen up front. */
+  id: string;
+  /** Auth key and tags, for `--tailscale` members (secret; never stored). */
+  join?: TailnetJoin;
+  /** The crew tag, when the member joins the tailnet in a crew. */
+  crewTag?: string;
+}
+
+/**
+ * Everything that can fail without creating anything, in order: policy
+ * bootstrap on the crew's first lease, then one auth key per tailnet member.
+ */
+async function prepareMembers(
+  rt: Runtime,
+  options: LeaseOptions,
+  crew: string | undefined,
+  members: readonly ValidatedMember[],
+  owner: string,
+): Promise<PreparedMember[]> {
+  const prepared: PreparedMember[] = members.map((m) => ({ ...m, id: newLeaseId() }));
+  if (!prepared.some((m) => m.tailscale)) return prepared;
+  if (crew !== undefined) {
+    // Fail on a taken slug before touching the tailnet (reserveClaim re-checks atomically).
+    const claims = await listClaims(rt.home);
+    const taken = prepared.find((m) =>
+      claims.some((c) => c.crew === crew && c.slug === m.slug && c.state !== "failed")
+    );
+    if (taken) {
+      throw usageError("slug_taken", `crew ${crew} already has a member ${taken.slug}`);
+    }
+  }
+  const ops = options.tailnet ?? await (await import("../tailnet/ops.ts")).defaultTailnetOps(rt);
+  const tag = crew === undefined ? undefined : crewTag(owner, crew);
+  if (crew !== undefined && tag !== undefined) await bootstrapCrewPolicy(rt, ops, crew, tag);
+  const tags = [...rt.config.tailscale.tags, ...(tag ? [tag] : [])];
+  for (const m of prepared) {
+    if (!m.tailscale) continue;
+    m.join = { authKey: await obtainAuthKey(rt, ops, tags, m.slug), tags };
+    m.crewTag = tag;
+  }
+  return prepared;
+}
+
+async function userDataFor(
+  rt: CrabboxOptions,
+  member: PreparedMember,
+  crew: string | undefined,
+  sshPublicKey: string,
+): Promise<string | undefined> {
+  if (!providerFeatures(rt, member.provider).has("cloud-init")) return undefined;
+  const { renderCloudInit } = await import("./cloud_init.ts");
+  return renderCloudInit({
+    slug: member.slug,
+    crew,
+    sshPublicKey,
+    tailscale: member.join ? { authKey: member.join.authKey, tags: member.join.tags } : undefined,
+    crewTag: member.crewTag,
+    init: member.init,
+  });
+}
+
+async function createMember(
+  rt: Runtime,
+  options: CrabboxOptions,
+  crew: string | undefined,
+  member: PreparedMember,
+  owner: string,
+): Promise<Lease> {
+  const id = member.id;
+  const labels = encodeLabels({
+    leaseId: id,
+    crew,
+    slug: member.slug,
+    expose: member.expose,
+    owner,
+    tailscale: member.tailscale,
+  });
+  const draft: Lease = {
+    id,
+    provider: member.provider,
+    providerId: "",
+    crew,
+    slug: member.slug,
+    role: member.role,
+    owner,
+    labels,
+    expose: member.expose,
+    tailscale: member.tailscale,
+    createdAt: new Date().toISOString(),
+    state: "creating",
+  };
+  await reserveClaim(rt.home, draft);
+  try {
+    const provider = await rt.provider(member.provider);
+    const key = await ensureClientKey(rt.home, { crew, leaseId: id });
+    const userData = await userDataFor(options, member, crew, key.publicKey);
+    rt.log(`leasing ${crew ? `${crew}/` : ""}${member.slug} on ${member.provider}…`);
+    const pl = await provider.create({
+      leaseId: id,
+      crew,
+      slug: member.slug,
+      role: member.role,
+      expose: member.expose,
+      labels,
+      sshPublicKey: key.publicKey,
+      sshKeyPath: key.keyPath,
+      init: userData === undefined ? member.init : undefined,
+      userData,
+      tailscale: member.tailscale,
+    }, rt.signal);
+    const lease: Lease = {
+      ...draft,
+      providerId: pl.providerId,
+      ssh: pl.ssh ? { ...pl.ssh, keyPath: pl.ssh.keyPath ?? key.keyPath } : undefined,
+      tailnet: member.join
+        ? { hostname: `crabbox-${member.slug}`, tags: member.join.tags, ...pl.tailnet }
+        : pl.tailnet,
+      data: pl.data,
+      state: "active",
+    };
+    await saveClaim(rt.home, lease);
+    return lease;
+  } catch (e) {
+    await removeClaim(rt.home, id).catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * Lease a single box (optionally into a crew). Everything is validated before
+ * anything is created.
+ *
+ * @example
+ * ```ts
+ * import { leaseBox } from "./create.ts";
+ * const lease = await leaseBox({ slug: "scratch", provider: "local" }, { crew: "pr-42" });
+ * ```
+ */
+export async function leaseBox(
+  spec: MemberSpec,
+  options: LeaseOptions & { crew?: string } = {},
+): Promise<Lease> {
+  const crew = options.crew === undefined ? undefined : normalizeCrewName(options.crew);
+  const rt = await resolveRuntime(options);
+  const member = validateMember(spec, rt.config.provider, options);
+  const owner = await ownerFor(rt.env);
+  const [prepared] = await prepareMembers(rt, options, crew, [member], owner);
+  const lease = await createMember(rt, options, crew, prepared, owner);
+  options.onLeased?.(lease);
+  return lease;
+}
+
+/**
+ * Lease a crew: members are validated first, then created concurrently
+ * (bounded). If one fails, the ones already leased are released unless
+ * `keepOnError` is set, and the first error is thrown.
+ *
+ * @example
+ * ```ts
+ * import { leaseCrew } from "./create.ts";
+ * const crew = await leaseCrew("pr-42", [
+ *   { slug: "api", provider: "local", expose: [8080] },
+ *   { slug: "db", provider: "local", expose: [5432] },
+ * ]);
+ * await crew.release();
+ * ```
+ */
+export async function leaseCrew(
+  name: string,
+  members: readonly MemberSpec[],
+  options: LeaseOptions = {},
+): Promise<Crew> {
+  const crewName = normalizeCrewName(name);
+  const rt = await resolveRuntime(options);
+  const validated = members.map((m) => validateMember(m, rt.config.provider, options));
+  const seen = new Set<string>();
+  for (const m of validated) {
+    if (seen.has(m.slug)) throw usageError("duplicate_slug", `slug ${m.slug} is given twice`);
+    seen.add(m.slug);
+  }
+  const owner = await ownerFor(rt.env);
+  const prepared = await prepareMembers(rt, options, crewName, validated, owner);
+  const results = await runBounded(prepared, options.concurrency ?? 4, async (m) => {
+    const lease = await createMember(rt, options, crewName, m, owner);
+    options.onLeased?.(lease);
+    return lease;
+  });
+  const leased = results.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
+  const failure = results.find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
+  if (failure) {
+    if (!options.keepOnError) await releaseLeases(rt, leased);
+    throw failure.reason;
+  }
+  return makeCrew(crewName, leased, options);
+}
+
+function makeCrew(name: string, members: Lease[], options: CrabboxOptions): Crew {
+  const release = async () => releaseLeases(await resolveRuntime(options), members);
+  return {
+    name,
+    members,
+    member(slug: string): Lease {
+      const s = normalizeSlug(slug);
+      const m = members.find((l) => l.slug === s);
+      if (!m) throw new CrabboxError("notFound", "no_member", `crew ${name} has no member ${s}`);
+      return m;
+    },
+    release,
+    async [Symbol.asyncDispose]() {
+      await release();
+    },
+  };
+}

@@ -1,0 +1,274 @@
+/**
+ * `connectCrew()`: the foreground SSH mesh — one supervised `ssh -N -L …`
+ * per crew member, which is also the member's ControlMaster; readiness means
+ * every forward works end to end; members that die are restarted with
+ * backoff while the others stay up.
+ *
+ * @module
+ */
+
+import { resolveRuntime } from "../runtime.ts";
+import { CrabboxError } from "../core/errors.ts";
+import { forwardAddress, type MeshMember, type SkippedMember } from "./forwards.ts";
+import { liveDaemonCount } from "./daemon.ts";
+import { envRecord, exportLines, type MeshForward, type MeshPaths } from "./files.ts";
+import { liveMeshes } from "./live.ts";
+import {
+  type ConnectOptions,
+  type MemberState,
+  planCrew,
+  sortForwards,
+  writeMeshFiles,
+} from "./plan.ts";
+import { lastLogReason, logSize, openFailures, probeForward, readLog } from "./probe.ts";
+import {
+  awaitReady,
+  backoffDelay,
+  type Ctx,
+  firstConnect,
+  ForwardUnverified,
+  launchAll,
+  makeCtx,
+  makeTunnels,
+  sleep,
+  spawnTunnel,
+  stopChild,
+  type Tunnel,
+} from "./tunnel.ts";
+import { startAnchor } from "../process/identity.ts";
+
+/** Status of one member's tunnel. */
+export interface MemberStatus {
+  /** Peer name. */
+  peer: string;
+  /** Lease id. */
+  leaseId: string;
+  /** Current state. */
+  state: MemberState;
+  /** ssh pid while running. */
+  pid?: number;
+  /** Restarts so far. */
+  restarts: number;
+  /** Last failure, if any. */
+  lastError?: string;
+  /** This member's forwards. */
+  forwards: MeshForward[];
+}
+
+/** Result of {@link CrewMesh.check} for one forward. */
+export interface ForwardHealth extends MeshForward {
+  /** Whether a connection through the forward reached the member's port. */
+  ok: boolean;
+  /** Why not (ssh's "open failed" reason, or the member's tunnel state). */
+  reason?: string;
+}
+/** A running mesh. Dispose it (or call `close()`) to stop every ssh process. */
+export interface CrewMesh extends AsyncDisposable {
+  /** Crew name. */
+  readonly crew: string;
+  /** The forward table (local ports are final once `connectCrew` resolved). */
+  readonly forwards: readonly MeshForward[];
+  /** Members in name order. */
+  readonly members: readonly MeshMember[];
+  /** Leases left out, with the reason. */
+  readonly skipped: readonly SkippedMember[];
+  /** `CRABBOX_CREW_<PEER>_<PORT>` → `127.0.0.1:<port>`. */
+  readonly env: Readonly<Record<string, string>>;
+  /** `export …` lines. */
+  readonly exports: readonly string[];
+  /** Where the hosts and env files were written. */
+  readonly paths: MeshPaths;
+  /** `127.0.0.1:<local>` for a peer's port; throws not-found. */
+  address(peer: string, port: number): string;
+  /** Current state of every member that has forwards. */
+  status(): MemberStatus[];
+  /**
+   * Check every forward end to end right now (a running ssh is not proof:
+   * a dead member or a closed remote port only shows through the forward).
+   */
+  check(): Promise<(MeshForward & { ok: boolean; reason?: string })[]>;
+  /** Stop every ssh process (idempotent); resolves when all are gone. */
+  close(): Promise<void>;
+  /** Resolves once `close()` finished. */
+  readonly closed: Promise<void>;
+}
+
+/**
+ * One health round over a tunnel's forwards: probe all, then let the ssh log
+ * decide for probes that saw no bytes (see {@link connectCrew}).
+ */
+async function checkTunnel(t: Tunnel, settleMs = 250): Promise<ForwardHealth[]> {
+  if (t.state !== "up" || t.exitStatus) {
+    return t.forwards.map((f) => ({ ...f, ok: false, reason: `member is ${t.state}` }));
+  }
+  const offset = await logSize(t.logFile);
+  const results = await Promise.all(t.forwards.map((f) => probeForward(f.localPort, settleMs)));
+  const failures = openFailures(await readLog(t.logFile, offset));
+  return t.forwards.map((f, i) => {
+    const r = results[i];
+    if (r === "data") return { ...f, ok: true };
+    if (r === "refused") return { ...f, ok: false, reason: "nothing listens on the local port" };
+    if (failures.length === 0) return { ...f, ok: true };
+    return { ...f, ok: false, reason: `open failed: ${failures.at(-1)}` };
+  });
+}
+
+/** After readiness: restart the member whenever its ssh dies, until stopped. */
+async function supervise(ctx: Ctx, t: Tunnel, stop: AbortSignal): Promise<void> {
+  let attempt = 0;
+  while (!t.stopping) {
+    const status = await t.exited!;
+    if (t.stopping) break;
+    const reason = lastLogReason(await readLog(t.logFile)) ??
+      `ssh exited with status ${status.code}`;
+    t.lastError = reason;
+    ctx.emit(t, "down", { reason });
+    while (!t.stopping) {
+      attempt++;
+      t.restarts++;
+      const wait = backoffDelay(ctx.options, attempt);
+      ctx.emit(t, "backoff", { reason: t.lastError, retryInMs: wait });
+      await sleep(wait, stop);
+      if (t.stopping) break;
+      try {
+        await spawnTunnel(ctx, t);
+        await awaitReady(ctx, t, Date.now() + 30_000, false);
+        attempt = 0;
+        ctx.emit(t, "up", { pid: t.child?.pid });
+        break;
+      } catch (e) {
+        if (t.stopping) break;
+        if (e instanceof ForwardUnverified && !t.exitStatus) {
+          // ssh is up and holds the ports; the member's service is not answering yet.
+          attempt = 0;
+          ctx.emit(t, "up", { pid: t.child?.pid, reason: `forwards not verified: ${e.message}` });
+          break;
+        }
+        t.lastError = (e as Error).message;
+        await stopChild(t);
+      }
+    }
+  }
+  await stopChild(t);
+  if (t.state !== "stopped") ctx.emit(t, "stopped");
+}
+
+/**
+ * Connect to every member of a crew: one `ssh -N` per member holding all its
+ * `-L 127.0.0.1:<local>:127.0.0.1:<remote>` forwards, which is also the
+ * member's ControlMaster. Members start in parallel; the promise resolves
+ * only when **every forward works end to end**, then writes the hosts and env
+ * files.
+ *
+ * Readiness: ssh binds its listeners only after authentication, so probes
+ * are refused until then. A probe connects through the local port and reads:
+ * bytes mean the channel is open; otherwise ssh's `-E` log (LogLevel INFO)
+ * decides — ssh logs "channel N: open failed" *before* it closes the local
+ * socket, so a closed probe with no new open-failure line is a service that
+ * hung up, and a probe still open after a settle window (half the handshake
+ * time, 100 ms..2 s) with no failure line is an open channel. With a failure
+ * line, the forwards without bytes are probed again.
+ *
+ * A member whose ssh dies is restarted with exponential backoff (500 ms
+ * doubling, capped at 30 s) on the same local ports; the others stay up.
+ *
+ * @example
+ * ```ts
+ * import { connectCrew } from "./connect.ts";
+ * await using mesh = await connectCrew("pr-42", { onEvent: (e) => console.error(e.peer, e.state) });
+ * const res = await fetch(`http://${mesh.address("api", 8080)}/health`);
+ * ```
+ */
+export async function connectCrew(name: string, options: ConnectOptions = {}): Promise<CrewMesh> {
+  const rt = await resolveRuntime(options);
+  const plan = await planCrew(name, options);
+  const crew = plan.crew;
+  const key = `${rt.home}\0${crew}`;
+  if (liveMeshes.has(key)) {
+    throw new CrabboxError("state", "already_connected", `crew "${crew}" is already connected`);
+  }
+  if (await liveDaemonCount(plan.paths) > 0) {
+    throw new CrabboxError(
+      "state",
+      "already_connected",
+      `crew "${crew}" is already connected by --export daemons`,
+      { hint: `crabbox crew disconnect ${crew}` },
+    );
+  }
+  const taken = new Set(plan.forwards.map((f) => f.localPort));
+  const ctx = makeCtx(rt, options, crew, taken);
+  const tunnels = await makeTunnels(rt, plan);
+  if (tunnels.length > 0) ctx.anchor = startAnchor();
+  const stopper = new AbortController();
+  liveMeshes.set(key, { tunnels, ctx });
+  let supervisors: Promise<void>[] = [];
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    closing ??= (async () => {
+      stopper.abort();
+      for (const t of tunnels) t.stopping = true;
+      await Promise.all(tunnels.map((t) => stopChild(t)));
+      await Promise.all(supervisors);
+      for (const t of tunnels) if (t.state !== "stopped") ctx.emit(t, "stopped");
+      await ctx.anchor?.close();
+      liveMeshes.delete(key);
+    })();
+  const onAbort = () => void close();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    options.signal?.throwIfAborted();
+    const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
+    await launchAll(ctx, tunnels);
+    const results = await Promise.allSettled(tunnels.map((t) => firstConnect(ctx, t, deadline)));
+    const failed = results.find((r) => r.status === "rejected") as
+      | PromiseRejectedResult
+      | undefined;
+    if (options.signal?.aborted) {
+      throw new CrabboxError("interrupted", "interrupted", `connect to crew "${crew}" interrupted`);
+    }
+    if (failed) throw failed.reason;
+  } catch (e) {
+    await close();
+    options.signal?.removeEventListener("abort", onAbort);
+    throw e;
+  }
+  supervisors = tunnels.map((t) => supervise(ctx, t, stopper.signal));
+  const forwards = sortForwards(tunnels.flatMap((t) => t.forwards).concat());
+  await writeMeshFiles(plan.paths, crew, forwards);
+  const closed = (async () => {
+    await new Promise<void>((r) => stopper.signal.addEventListener("abort", () => r()));
+    await close();
+    options.signal?.removeEventListener("abort", onAbort);
+  })();
+  const current = () => sortForwards(tunnels.flatMap((t) => t.forwards).map((f) => ({ ...f })));
+  return {
+    crew,
+    get forwards() {
+      return current();
+    },
+    members: plan.members,
+    skipped: plan.skipped,
+    get env() {
+      return envRecord(current());
+    },
+    get exports() {
+      return exportLines(current());
+    },
+    paths: plan.paths,
+    address: (peer: string, port: number) => forwardAddress(current(), peer, port),
+    status: () =>
+      tunnels.map((t) => ({
+        peer: t.member.name,
+        leaseId: t.member.lease.id,
+        state: t.state,
+        pid: t.exitStatus ? undefined : t.child?.pid,
+        restarts: t.restarts,
+        lastError: t.lastError,
+        forwards: t.forwards.map((f) => ({ ...f })),
+      })),
+    check: async () => (await Promise.all(tunnels.map((t) => checkTunnel(t)))).flat(),
+    close,
+    closed,
+    [Symbol.asyncDispose]: close,
+  };
+}

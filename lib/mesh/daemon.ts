@@ -1,0 +1,202 @@
+/**
+ * The detached SSH-mesh daemons of `crew connect --export`: one ssh per
+ * member that outlives this process, recorded (pid, start time, argv) in
+ * `daemon.json`, and their identity-checked teardown (`crew disconnect`).
+ *
+ * @module
+ */
+
+import { type CrabboxOptions, resolveRuntime } from "../runtime.ts";
+import { CrabboxError } from "../core/errors.ts";
+import type { SkippedMember } from "./forwards.ts";
+import {
+  type DaemonProcess,
+  type DaemonState,
+  exportLines,
+  type MeshForward,
+  type MeshPaths,
+  meshPaths,
+  parseDaemonState,
+  renderDaemonState,
+} from "./files.ts";
+import { type ConnectOptions, planCrew, sortForwards, writeMeshFiles } from "./plan.ts";
+import { firstConnect, launchAll, makeCtx, makeTunnels, stopChild } from "./tunnel.ts";
+import { normalizeCrewName } from "../core/names.ts";
+import { killIfMatches, processIdentity, sameProcess } from "../process/identity.ts";
+import { joinPath, removeFile, withLock, writeFileAtomic } from "../core/fs.ts";
+
+/** A crew's `daemon.json`, or `undefined` when there is none. */
+export async function readDaemonState(paths: MeshPaths): Promise<DaemonState | undefined> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(paths.daemon);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
+  }
+  return parseDaemonState(text, paths.daemon);
+}
+
+/** How many processes of `daemon.json` still run (pid, start time and argv match). */
+export async function liveDaemonCount(paths: MeshPaths): Promise<number> {
+  const state = await readDaemonState(paths).catch(() => undefined);
+  if (!state) return 0;
+  let n = 0;
+  for (const p of state.processes) {
+    const now = await processIdentity(p.pid);
+    if (now && sameProcess(now, { pid: p.pid, startTime: p.startTime, argv: p.argv })) n++;
+  }
+  return n;
+}
+
+/** Result of {@link startCrewDaemons}. */
+export interface DaemonResult {
+  /** Crew name. */
+  crew: string;
+  /** The forward table. */
+  forwards: MeshForward[];
+  /** `export …` lines. */
+  exports: string[];
+  /** File paths (hosts, env, daemon.json). */
+  paths: MeshPaths;
+  /** The recorded daemon state. */
+  state: DaemonState;
+  /** Leases left out, with the reason. */
+  skipped: SkippedMember[];
+  /** How many earlier daemons were stopped first. */
+  replaced: number;
+}
+
+/**
+ * `crew connect --export`: stop an earlier daemon set of the crew, start one
+ * detached ssh per member (own session, survives this process), wait until
+ * every forward works end to end, then record pid, start time, exact argv and
+ * forwards in `daemon.json` and write hosts/env.
+ *
+ * @example
+ * ```ts
+ * import { startCrewDaemons } from "./daemon.ts";
+ * const { exports } = await startCrewDaemons("pr-42");
+ * console.log(exports.join("\n"));
+ * ```
+ */
+export async function startCrewDaemons(
+  name: string,
+  options: ConnectOptions = {},
+): Promise<DaemonResult> {
+  const rt = await resolveRuntime(options);
+  const crew = normalizeCrewName(name);
+  const paths = meshPaths(rt.home, crew);
+  return await withLock(joinPath(paths.dir, ".mesh.lock"), async () => {
+    const replaced = (await stopDaemons(paths)).stopped;
+    const plan = await planCrew(crew, options);
+    const taken = new Set(plan.forwards.map((f) => f.localPort));
+    const ctx = makeCtx(rt, options, crew, taken);
+    const tunnels = await makeTunnels(rt, plan);
+    const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
+    try {
+      await launchAll(ctx, tunnels);
+    } catch (e) {
+      await Promise.all(tunnels.map((t) => stopChild(t)));
+      throw e;
+    }
+    const results = await Promise.allSettled(tunnels.map((t) => firstConnect(ctx, t, deadline)));
+    const failed = results.find((r) => r.status === "rejected") as
+      | PromiseRejectedResult
+      | undefined;
+    if (failed || options.signal?.aborted) {
+      for (const t of tunnels) t.stopping = true;
+      await Promise.all(tunnels.map((t) => stopChild(t)));
+      throw failed?.reason ??
+        new CrabboxError("interrupted", "interrupted", `connect to crew "${crew}" interrupted`);
+    }
+    const processes: DaemonProcess[] = [];
+    for (const t of tunnels) {
+      const id = await processIdentity(t.child!.pid);
+      if (!id) {
+        for (const x of tunnels) await stopChild(x);
+        throw new CrabboxError("ssh", "ssh_exited", `ssh for ${t.member.name} exited right away`);
+      }
+      processes.push({
+        leaseId: t.member.lease.id,
+        peer: t.member.name,
+        pid: id.pid,
+        startTime: id.startTime,
+        argv: id.argv,
+        controlPath: t.controlPath,
+        logFile: t.logFile,
+        forwards: t.forwards.map((f) => ({ localPort: f.localPort, remotePort: f.remotePort })),
+      });
+      t.child!.unref?.();
+    }
+    const state: DaemonState = {
+      version: 1,
+      crew,
+      startedAt: new Date().toISOString(),
+      processes,
+    };
+    await writeFileAtomic(paths.daemon, renderDaemonState(state));
+    const forwards = sortForwards(tunnels.flatMap((t) => t.forwards));
+    await writeMeshFiles(paths, crew, forwards);
+    return {
+      crew,
+      forwards,
+      exports: exportLines(forwards),
+      paths,
+      state,
+      skipped: plan.skipped,
+      replaced,
+    };
+  });
+}
+
+/** Result of {@link disconnectCrew}. */
+export interface DisconnectResult {
+  /** Crew name. */
+  crew: string;
+  /** Whether a `daemon.json` existed. */
+  hadState: boolean;
+  /** Processes recorded. */
+  recorded: number;
+  /** Processes stopped (pid, start time and argv matched). */
+  stopped: number;
+}
+
+async function stopDaemons(paths: MeshPaths): Promise<{ recorded: number; stopped: number }> {
+  const state = await readDaemonState(paths);
+  if (!state) return { recorded: 0, stopped: 0 };
+  const results = await Promise.all(state.processes.map(async (p) => {
+    const ok = await killIfMatches({ pid: p.pid, startTime: p.startTime, argv: p.argv });
+    if (ok) await removeFile(p.controlPath).catch(() => {});
+    return ok;
+  }));
+  await removeFile(paths.daemon);
+  return { recorded: state.processes.length, stopped: results.filter(Boolean).length };
+}
+
+/**
+ * Stop a crew's `--export` daemons: only processes whose pid, start time and
+ * argv still match `daemon.json` are signalled (a reused pid is never
+ * killed); the state file is removed.
+ *
+ * @example
+ * ```ts
+ * import { disconnectCrew } from "./daemon.ts";
+ * const { stopped, hadState } = await disconnectCrew("pr-42");
+ * ```
+ */
+export async function disconnectCrew(
+  name: string,
+  options: CrabboxOptions = {},
+): Promise<DisconnectResult> {
+  const rt = await resolveRuntime(options);
+  const crew = normalizeCrewName(name);
+  const paths = meshPaths(rt.home, crew);
+  try {
+    await Deno.stat(paths.daemon);
+  } catch {
+    return { crew, hadState: false, recorded: 0, stopped: 0 };
+  }
+  const r = await withLock(joinPath(paths.dir, ".mesh.lock"), () => stopDaemons(paths));
+  return { crew, hadState: true, ...r };
+}

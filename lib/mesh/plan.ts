@@ -1,0 +1,167 @@
+/**
+ * The shared vocabulary of the SSH mesh ({@link ConnectOptions}, member
+ * states and events) and {@link planCrew}: which members a crew's mesh has
+ * and which local port each forward gets, before anything starts; plus
+ * writing the hosts and env files of a forward table.
+ *
+ * @module
+ */
+
+import type { Lease } from "../lease/claims.ts";
+import { type CrabboxOptions, resolveRuntime } from "../runtime.ts";
+import { CrabboxError } from "../core/errors.ts";
+import { listLeases } from "../lease/leases.ts";
+import {
+  allocateForwards,
+  isLoopbackPortFree,
+  MESH_PORT_RANGE,
+  type MeshMember,
+  selectMembers,
+  type SkippedMember,
+} from "./forwards.ts";
+import {
+  exportLines,
+  type MeshForward,
+  type MeshPaths,
+  meshPaths,
+  renderEnvFile,
+  renderHostsFile,
+} from "./files.ts";
+import { normalizeCrewName } from "../core/names.ts";
+import { writeFileAtomic } from "../core/fs.ts";
+import { providerEntry } from "../../providers/types.ts";
+
+/** Lifecycle of one member's tunnel. */
+export type MemberState = "starting" | "up" | "down" | "backoff" | "stopped";
+
+/** A state change of one member's tunnel. */
+export interface MeshEvent {
+  /** Crew name. */
+  crew: string;
+  /** Peer name. */
+  peer: string;
+  /** Lease id. */
+  leaseId: string;
+  /** New state. */
+  state: MemberState;
+  /** Previous state. */
+  previous: MemberState;
+  /** Restarts of this member so far. */
+  restarts: number;
+  /** Why (for `down`, `backoff`, and an `up` whose forwards are unverified). */
+  reason?: string;
+  /** Delay before the next attempt (state `backoff`). */
+  retryInMs?: number;
+  /** ssh pid (states `starting`, `up`). */
+  pid?: number;
+}
+
+/** Options of {@link connectCrew} and the other mesh functions. */
+export interface ConnectOptions extends CrabboxOptions {
+  /** Only members of this provider. */
+  provider?: string;
+  /** Use these leases instead of `listLeases({crew, provider})`. */
+  members?: Lease[];
+  /** Called on every member state change. */
+  onEvent?: (event: MeshEvent) => void;
+  /** How long the first connect may take before failing (default 60 000 ms). */
+  readyTimeoutMs?: number;
+  /** Restart backoff: first delay (default 500 ms) and cap (default 30 000 ms). */
+  backoff?: { initialMs?: number; maxMs?: number };
+  /** Local port range (default 51820..52819). */
+  portRange?: { first: number; last: number };
+  /** "Is this local port free" probe (default: bind 127.0.0.1:<port>). */
+  isPortFree?: (port: number) => boolean;
+  /** ssh ServerAliveInterval seconds (default 5). */
+  aliveInterval?: number;
+  /** ssh ServerAliveCountMax (default 3). */
+  aliveCountMax?: number;
+}
+
+/** A planned (not started) mesh. */
+export interface MeshPlan {
+  /** Crew name. */
+  crew: string;
+  /** File paths. */
+  paths: MeshPaths;
+  /** Members in name order (some may have no ports). */
+  members: MeshMember[];
+  /** Leases left out, with the reason. */
+  skipped: SkippedMember[];
+  /** The forward table. */
+  forwards: MeshForward[];
+  /** `export …` lines. */
+  exports: string[];
+}
+/** Whether a provider (an injected one first, else the registry's) supports ssh. */
+export function hasSshFeature(options: CrabboxOptions): (provider: string) => boolean {
+  return (name) => {
+    const injected = options.providers;
+    if (injected && Object.hasOwn(injected, name)) return injected[name].features.has("ssh");
+    try {
+      return providerEntry(name).features.has("ssh");
+    } catch {
+      return false;
+    }
+  };
+}
+
+/**
+ * Plan a crew's mesh without starting anything: members, skipped leases, and
+ * the forward table with free local ports.
+ *
+ * @example
+ * ```ts
+ * import { planCrew } from "./plan.ts";
+ * const plan = await planCrew("pr-42");
+ * for (const f of plan.forwards) console.log(f.peer, f.remotePort, f.localPort);
+ * ```
+ */
+export async function planCrew(name: string, options: ConnectOptions = {}): Promise<MeshPlan> {
+  const rt = await resolveRuntime(options);
+  const crew = normalizeCrewName(name);
+  const leases = options.members ??
+    await listLeases({ crew, provider: options.provider }, options);
+  const inCrew = leases.filter((l) =>
+    (l.crew === undefined || l.crew === crew) &&
+    (options.provider === undefined || l.provider === options.provider)
+  );
+  if (inCrew.length === 0) {
+    throw new CrabboxError("notFound", "no_crew", `crew "${crew}" has no active leases`, {
+      hint: `lease members with: crabbox warmup --crew ${crew} --slug NAME --expose PORT`,
+    });
+  }
+  const { members, skipped } = selectMembers(inCrew, hasSshFeature(options));
+  const forwards = allocateForwards(
+    members,
+    options.isPortFree ?? isLoopbackPortFree,
+    options.portRange ?? MESH_PORT_RANGE,
+  );
+  return {
+    crew,
+    paths: meshPaths(rt.home, crew),
+    members,
+    skipped,
+    forwards,
+    exports: exportLines(forwards),
+  };
+}
+
+/** Write the hosts and env files of a forward table (atomic, 0600). */
+export async function writeMeshFiles(
+  paths: MeshPaths,
+  crew: string,
+  forwards: readonly MeshForward[],
+): Promise<void> {
+  await Promise.all([
+    writeFileAtomic(paths.hosts, renderHostsFile(crew, forwards)),
+    writeFileAtomic(paths.env, renderEnvFile(crew, forwards)),
+  ]);
+}
+
+/** Sort a forward table in place by peer, then remote port; returns it. */
+export function sortForwards(forwards: MeshForward[]): MeshForward[] {
+  return forwards.sort((a, b) =>
+    a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : a.remotePort - b.remotePort
+  );
+}

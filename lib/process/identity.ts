@@ -1,0 +1,310 @@
+/**
+ * Process identity on Linux: a pid plus its start time (`/proc/<pid>/stat`)
+ * and exact argv (`/proc/<pid>/cmdline`). A recorded identity lets crabbox
+ * stop a process it started earlier without ever killing an unrelated process
+ * that got the same pid later.
+ *
+ * @module
+ */
+
+/** Who a process is: pid, start time and argv. */
+export interface ProcessIdentity {
+  /** Process id. */
+  pid: number;
+  /** Start time in clock ticks since boot (field 22 of `/proc/<pid>/stat`). */
+  startTime: string;
+  /** argv, program first. */
+  argv: string[];
+}
+
+/** The parts of `/proc/<pid>/stat` crabbox uses. */
+export interface ProcStat {
+  /** Process state letter (`R`, `S`, `Z`, …). */
+  state: string;
+  /** Start time in clock ticks since boot. */
+  startTime: string;
+}
+
+/**
+ * Parse `/proc/<pid>/stat`. The command name (field 2) may hold spaces and
+ * parentheses, so fields are counted after the last `)`. Returns `undefined`
+ * for text that is not a stat line.
+ *
+ * @example
+ * ```ts
+ * import { parseProcStat } from "./identity.ts";
+ * const line = "42 (ssh) S 1 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 123456 0";
+ * parseProcStat(line); // { state: "S", startTime: "123456" }
+ * ```
+ */
+export function parseProcStat(text: string): ProcStat | undefined {
+  const close = text.lastIndexOf(")");
+  if (close < 0) return undefined;
+  // Fields after the comm: index 0 is field 3 (state), so field 22 is index 19.
+  const rest = text.slice(close + 1).trim().split(/\s+/);
+  const startTime = rest[19];
+  if (!rest[0] || !startTime || !/^\d+$/.test(startTime)) return undefined;
+  return { state: rest[0], startTime };
+}
+
+/**
+ * Split `/proc/<pid>/cmdline` (NUL-separated, NUL-terminated) into argv.
+ *
+ * @example
+ * ```ts
+ * import { parseCmdline } from "./identity.ts";
+ * parseCmdline("ssh\0-N\0--\0root@h\0"); // ["ssh", "-N", "--", "root@h"]
+ * ```
+ */
+export function parseCmdline(text: string): string[] {
+  const parts = text.split("\0");
+  if (parts.length > 0 && parts[parts.length - 1] === "") parts.pop();
+  return parts;
+}
+
+/** Reads a `/proc` file; injected by tests. `undefined` when it does not exist. */
+export type ProcReader = (path: string) => Promise<string | undefined>;
+
+/** Reads `/proc` for real. */
+export const readProc: ProcReader = async (path: string): Promise<string | undefined> => {
+  try {
+    return await Deno.readTextFile(path);
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * The identity of a live process; `undefined` when it does not exist, is a
+ * zombie, or `/proc` cannot tell (not Linux).
+ *
+ * @example
+ * ```ts
+ * import { processIdentity } from "./identity.ts";
+ * const me = await processIdentity(Deno.pid);
+ * me?.argv[0]; // e.g. "deno"
+ * ```
+ */
+export async function processIdentity(
+  pid: number,
+  read: ProcReader = readProc,
+): Promise<ProcessIdentity | undefined> {
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  const stat = await read(`/proc/${pid}/stat`);
+  const parsed = stat === undefined ? undefined : parseProcStat(stat);
+  if (!parsed || parsed.state === "Z" || parsed.state === "X") return undefined;
+  const cmdline = await read(`/proc/${pid}/cmdline`);
+  if (cmdline === undefined || cmdline === "") return undefined;
+  return { pid, startTime: parsed.startTime, argv: parseCmdline(cmdline) };
+}
+
+/**
+ * True when two identities are the same process: same pid, start time and argv.
+ *
+ * @example
+ * ```ts
+ * import { sameProcess } from "./identity.ts";
+ * sameProcess({ pid: 1, startTime: "5", argv: ["ssh"] }, { pid: 1, startTime: "6", argv: ["ssh"] }); // false
+ * ```
+ */
+export function sameProcess(a: ProcessIdentity, b: ProcessIdentity): boolean {
+  return a.pid === b.pid && a.startTime === b.startTime && a.argv.length === b.argv.length &&
+    a.argv.every((x, i) => x === b.argv[i]);
+}
+
+/** Options of {@link killIfMatches}. */
+export interface KillOptions {
+  /** How long to wait for SIGTERM before SIGKILL (default 2000 ms). */
+  graceMs?: number;
+  /** `/proc` reader (tests). */
+  read?: ProcReader;
+  /** Signal sender (tests); default `Deno.kill`. */
+  kill?: (pid: number, signal: Deno.Signal) => void;
+}
+
+/**
+ * Stop a process only if it is still exactly `expected` (pid, start time and
+ * argv). Sends SIGTERM, waits up to `graceMs` for it to go away, then SIGKILL
+ * — re-checking the identity before each signal. Resolves `true` when the
+ * process was ours and is gone, `false` when it was not running or is another
+ * process now (nothing is killed then).
+ *
+ * @example
+ * ```ts
+ * import { killIfMatches, processIdentity } from "./identity.ts";
+ * const child = new Deno.Command("sleep", { args: ["60"] }).spawn();
+ * const id = await processIdentity(child.pid);
+ * if (id) await killIfMatches(id); // true
+ * ```
+ */
+export async function killIfMatches(
+  expected: ProcessIdentity,
+  options: KillOptions = {},
+): Promise<boolean> {
+  const read = options.read ?? readProc;
+  const kill = options.kill ?? ((pid, sig) => Deno.kill(pid, sig));
+  const matches = async () => {
+    const now = await processIdentity(expected.pid, read);
+    return now !== undefined && sameProcess(now, expected);
+  };
+  if (!(await matches())) return false;
+  try {
+    kill(expected.pid, "SIGTERM");
+  } catch {
+    return !(await matches());
+  }
+  const deadline = Date.now() + (options.graceMs ?? 2000);
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+    if (!(await matches())) return true;
+  }
+  if (await matches()) {
+    try {
+      kill(expected.pid, "SIGKILL");
+    } catch { /* gone meanwhile */ }
+  }
+  for (let i = 0; i < 50 && await matches(); i++) await new Promise((r) => setTimeout(r, 20));
+  return !(await matches());
+}
+
+/** A process started through an {@link Anchor}. */
+export interface AnchoredProcess {
+  /** Process id (the program itself: the anchor runs it without a wrapper). */
+  readonly pid: number;
+  /** Resolves with the exit status (`code` 128+n when killed by signal n). */
+  readonly status: Promise<{ code: number }>;
+  /** Send a signal (a no-op once the process has exited). */
+  kill(signal: Deno.Signal): void;
+}
+
+/** Starts processes that die with their owner; see {@link startAnchor}. */
+export interface Anchor {
+  /** Start `argv` (program first, stdio to /dev/null); resolves once it runs. */
+  spawn(argv: readonly string[]): Promise<AnchoredProcess>;
+  /** Stop the anchor: every process still running gets SIGTERM; resolves when it is gone. */
+  close(): Promise<void>;
+}
+
+/**
+ * Quote one argument for `sh` (single quotes; `'` becomes `'\''`).
+ *
+ * @example
+ * ```ts
+ * import { shellQuote } from "./identity.ts";
+ * shellQuote("it's"); // "'it'\\''s'"
+ * ```
+ */
+export function shellQuote(arg: string): string {
+  return `'${arg.replaceAll("'", `'\\''`)}'`;
+}
+
+// One monitor subshell per child reports "pid ID PID" and "exit ID PID RC".
+// On stdin EOF (the owner exited or closed us, even after SIGKILL) the anchor
+// signals its own process group: every child and monitor, nothing else.
+const ANCHOR_SCRIPT = `trap ':' TERM
+while IFS= read -r line; do
+  case "$line" in
+    "run "*)
+      rest=\${line#run }; id=\${rest%% *}; args=\${rest#* }
+      (
+        eval "set -- $args"
+        "$@" </dev/null >/dev/null 2>&1 &
+        p=$!
+        t=0
+        trap 'kill -TERM "$p" 2>/dev/null; t=1' TERM
+        echo "pid $id $p"
+        while :; do
+          wait "$p"; rc=$?
+          [ "$t" = 1 ] || break
+          t=0
+        done
+        echo "exit $id $p $rc"
+      ) &
+      ;;
+  esac
+done
+kill -TERM 0 2>/dev/null
+wait
+`;
+
+/**
+ * Start an anchor: a small `sh` in its own session that starts processes for
+ * this one and stops them all when this process goes away without stopping
+ * them — even when it is killed with SIGKILL, because the anchor notices its
+ * stdin pipe closing. It signals only its own process group (its children),
+ * so a reused pid is never hit. Spawning through it is also cheap: the large
+ * Deno process forks once, the small shell forks per child.
+ *
+ * @example
+ * ```ts
+ * import { startAnchor } from "./identity.ts";
+ * const anchor = startAnchor();
+ * const p = await anchor.spawn(["sleep", "60"]);
+ * p.kill("SIGTERM");
+ * await p.status;
+ * await anchor.close();
+ * ```
+ */
+export function startAnchor(): Anchor {
+  const child = new Deno.Command("sh", {
+    args: ["-c", ANCHOR_SCRIPT, "crabbox-anchor"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+    detached: true, // own session: terminal signals never reach it or its children
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  const enc = new TextEncoder();
+  let chain = Promise.resolve();
+  const send = (line: string) =>
+    chain = chain.then(() => writer.write(enc.encode(line + "\n"))).catch(() => {});
+  const started = new Map<number, (pid: number) => void>();
+  const exits = new Map<number, (rc: number) => void>();
+  const exited = new Set<number>();
+  const reader = (async () => {
+    let buf = "";
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const [kind, id, pid, rc] = buf.slice(0, nl).split(" ");
+        buf = buf.slice(nl + 1);
+        if (kind === "pid") started.get(Number(id))?.(Number(pid));
+        if (kind === "exit") {
+          exited.add(Number(id));
+          exits.get(Number(id))?.(Number(rc));
+        }
+      }
+    }
+    for (const [id, resolve] of exits) if (!exited.has(id)) resolve(255);
+  })();
+  let next = 0;
+  let closing: Promise<void> | undefined;
+  return {
+    spawn(argv) {
+      const id = next++;
+      const status = new Promise<{ code: number }>((resolve) =>
+        exits.set(id, (code) => resolve({ code }))
+      );
+      const pid = new Promise<number>((resolve) => started.set(id, resolve));
+      send(`run ${id} ${argv.map(shellQuote).join(" ")}`);
+      return pid.then((p) => ({
+        pid: p,
+        status,
+        kill(signal: Deno.Signal) {
+          if (exited.has(id)) return;
+          try {
+            Deno.kill(p, signal);
+          } catch { /* gone */ }
+        },
+      }));
+    },
+    close: () =>
+      closing ??= (async () => {
+        await chain;
+        await writer.close().catch(() => {});
+        await child.status;
+        await reader;
+      })(),
+  };
+}

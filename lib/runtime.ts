@@ -1,0 +1,119 @@
+/**
+ * The effectful context every toolkit function runs in: home directory,
+ * environment, config, fetch, logging and provider instances. Tests inject
+ * each piece; scripts usually pass nothing.
+ *
+ * @module
+ */
+
+import { type Config, loadConfig } from "./core/config.ts";
+import { crabboxHome, type EnvReader, processEnv } from "./core/fs.ts";
+import { type Feature, loadProvider, type Provider, providerEntry } from "../providers/types.ts";
+
+/** Options accepted by every toolkit function. All optional. */
+export interface CrabboxOptions {
+  /** Crabbox home (default `CRABBOX_HOME` or `~/.crabbox`). */
+  home?: string;
+  /** Environment reader (default: the process environment). */
+  env?: EnvReader;
+  /** Already-parsed config (default: read `<home>/config.yaml`). */
+  config?: Config;
+  /** fetch used by cloud providers and the Tailscale client. */
+  fetch?: typeof fetch;
+  /** Progress messages; never receives secrets (default: silent). */
+  log?: (message: string) => void;
+  /** Provider instances to use instead of the registry (tests, custom providers). */
+  providers?: Record<string, Provider>;
+  /** Cancels long operations. */
+  signal?: AbortSignal;
+}
+
+/** A resolved context. */
+export interface Runtime {
+  /** Crabbox home directory. */
+  home: string;
+  /** Environment reader. */
+  env: EnvReader;
+  /** Parsed config. */
+  config: Config;
+  /** fetch. */
+  fetch: typeof fetch;
+  /** Progress logger. */
+  log: (message: string) => void;
+  /** Cancellation. */
+  signal?: AbortSignal;
+  /** Provider instance by name, loaded lazily and cached. */
+  provider(name: string): Promise<Provider>;
+}
+
+const runtimes = new WeakMap<CrabboxOptions, Promise<Runtime>>();
+
+/**
+ * Resolve options into a {@link Runtime}. Resolving the same options object
+ * twice returns the same runtime (and the same provider instances).
+ *
+ * @example
+ * ```ts
+ * import { resolveRuntime } from "./runtime.ts";
+ * const rt = await resolveRuntime({ home: "/tmp/cbx-example" });
+ * rt.config.provider; // "local" unless configured
+ * ```
+ */
+export function resolveRuntime(options: CrabboxOptions = {}): Promise<Runtime> {
+  let rt = runtimes.get(options);
+  if (!rt) {
+    rt = buildRuntime(options);
+    runtimes.set(options, rt);
+  }
+  return rt;
+}
+
+async function buildRuntime(options: CrabboxOptions): Promise<Runtime> {
+  const env = options.env ?? processEnv;
+  const home = options.home ?? crabboxHome(env);
+  const config = options.config ?? await loadConfig(home, env);
+  const log = options.log ?? (() => {});
+  const fetchFn = options.fetch ?? globalThis.fetch.bind(globalThis);
+  const cache = new Map<string, Promise<Provider>>();
+  const injected = options.providers ?? {};
+  return {
+    home,
+    env,
+    config,
+    fetch: fetchFn,
+    log,
+    signal: options.signal,
+    provider(name: string): Promise<Provider> {
+      if (Object.hasOwn(injected, name)) return Promise.resolve(injected[name]);
+      let p = cache.get(name);
+      if (!p) {
+        p = loadProvider(name, {
+          home,
+          env,
+          config: config.providers[name] ?? {},
+          fetch: fetchFn,
+          log,
+        });
+        cache.set(name, p);
+        p.catch(() => cache.delete(name));
+      }
+      return p;
+    },
+  };
+}
+
+/**
+ * The features of a provider: an injected instance's own, else the
+ * registry's (an unknown name is a usage error that lists the known ones).
+ *
+ * @example
+ * ```ts
+ * import { providerFeatures } from "./runtime.ts";
+ * providerFeatures({}, "local").has("ssh"); // true
+ * ```
+ */
+export function providerFeatures(options: CrabboxOptions, name: string): ReadonlySet<Feature> {
+  const injected = options.providers;
+  if (injected && Object.hasOwn(injected, name)) return injected[name].features;
+  return providerEntry(name).features;
+}

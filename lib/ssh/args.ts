@@ -1,0 +1,363 @@
+/**
+ * ssh argv building (pure) and the one place that spawns the system `ssh`.
+ * Every argument is an argv element — never a shell string — and every
+ * user-influenced value is validated before it can reach ssh.
+ *
+ * @module
+ */
+
+import type { SshTarget } from "../../providers/types.ts";
+import { CrabboxError, usageError } from "../core/errors.ts";
+import {
+  dirOf,
+  ensurePrivateDir,
+  type EnvReader,
+  joinPath,
+  processEnv,
+  withLock,
+  writeFileAtomic,
+} from "../core/fs.ts";
+
+/** Longest ControlPath we use (sockaddr_un is 104 bytes on some systems; ssh adds a temp suffix). */
+export const MAX_CONTROL_PATH = 104 - 18;
+
+// deno-lint-ignore no-control-regex
+const UNSAFE = /[\s\x00-\x1f\x7f]/;
+
+/**
+ * Reject a value that could become an ssh option or shell code: empty,
+ * leading `-`, whitespace or control characters.
+ *
+ * @example
+ * ```ts
+ * import { assertSafeArg } from "./args.ts";
+ * assertSafeArg("host", "box.example"); // ok
+ * // assertSafeArg("host", "-oProxyCommand=x") throws a usage error
+ * ```
+ */
+export function assertSafeArg(what: string, value: string): string {
+  if (value === "" || value.startsWith("-") || UNSAFE.test(value)) {
+    throw usageError(
+      `unsafe_${what.replace(/\W+/g, "_")}`,
+      `${what} ${
+        JSON.stringify(value)
+      } is not allowed (empty, leading "-", whitespace or control characters)`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Validate an SSH target: safe host and user, port 1..65535, safe key path
+ * and host key.
+ */
+export function validateSshTarget(target: SshTarget): SshTarget {
+  assertSafeArg("host", target.host);
+  assertSafeArg("user", target.user);
+  if (/[@:]/.test(target.user)) {
+    throw usageError("unsafe_user", `user ${JSON.stringify(target.user)} may not contain @ or :`);
+  }
+  if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65535) {
+    throw usageError("bad_port", `ssh port ${target.port} must be 1..65535`);
+  }
+  if (target.keyPath !== undefined) assertSafeArg("identity file", target.keyPath);
+  if (target.hostKey !== undefined && !/^[a-z0-9@.-]+ [A-Za-z0-9+/=]+$/.test(target.hostKey)) {
+    throw usageError("bad_host_key", "host key must look like 'ssh-ed25519 AAAA…'");
+  }
+  return target;
+}
+
+/** How to use the ControlMaster socket. */
+export type ControlMode =
+  | { master: "yes"; path: string }
+  | { master: "no"; path: string }
+  | { master: "none" };
+
+/** Options shared by every crabbox ssh invocation. */
+export interface SshOptions {
+  /** The known_hosts file crabbox manages for this lease or crew. */
+  knownHostsFile: string;
+  /** ControlMaster handling (default: none). */
+  control?: ControlMode;
+  /** Seconds before a connection attempt gives up (default 10). */
+  connectTimeout?: number;
+  /** ServerAliveInterval seconds (default 5). */
+  aliveInterval?: number;
+  /** ServerAliveCountMax (default 3). */
+  aliveCountMax?: number;
+  /** BatchMode (default true: never prompt). */
+  batch?: boolean;
+  /** Allocate a tty (`-t`) for interactive use. */
+  tty?: boolean;
+  /**
+   * ssh LogLevel (default `ERROR`). The SSH-mesh uses `INFO`: ssh reports a
+   * failed forward ("channel N: open failed") only at that level.
+   */
+  logLevel?: "QUIET" | "FATAL" | "ERROR" | "INFO" | "VERBOSE";
+}
+
+/**
+ * The options part of an ssh argv (everything before `--`).
+ *
+ * @example
+ * ```ts
+ * import { sshOptionArgs } from "./args.ts";
+ * sshOptionArgs({ host: "10.0.0.5", port: 22, user: "root" }, { knownHostsFile: "/tmp/kh" });
+ * ```
+ */
+export function sshOptionArgs(target: SshTarget, options: SshOptions): string[] {
+  validateSshTarget(target);
+  assertSafeArg("known_hosts path", options.knownHostsFile);
+  const args = [
+    "-F",
+    "none",
+    "-p",
+    String(target.port),
+    "-o",
+    `BatchMode=${options.batch === false ? "no" : "yes"}`,
+    "-o",
+    `ConnectTimeout=${options.connectTimeout ?? 10}`,
+    "-o",
+    `ServerAliveInterval=${options.aliveInterval ?? 5}`,
+    "-o",
+    `ServerAliveCountMax=${options.aliveCountMax ?? 3}`,
+    "-o",
+    `StrictHostKeyChecking=${target.hostKey ? "yes" : "accept-new"}`,
+    "-o",
+    `UserKnownHostsFile=${options.knownHostsFile}`,
+    "-o",
+    "GlobalKnownHostsFile=/dev/null",
+    "-o",
+    "ForwardAgent=no",
+    "-o",
+    `LogLevel=${options.logLevel ?? "ERROR"}`,
+  ];
+  if (target.keyPath) args.push("-o", "IdentitiesOnly=yes", "-i", target.keyPath);
+  const control = options.control ?? { master: "none" };
+  if (control.master === "none") {
+    args.push("-o", "ControlMaster=no", "-o", "ControlPath=none");
+  } else {
+    assertSafeArg("control path", control.path);
+    args.push("-o", `ControlMaster=${control.master}`, "-o", `ControlPath=${control.path}`);
+    if (control.master === "yes") args.push("-o", "ControlPersist=no");
+  }
+  if (options.tty) args.push("-t");
+  return args;
+}
+
+/** `user@host` for the argv, after validation. */
+export function sshDestination(target: SshTarget): string {
+  validateSshTarget(target);
+  return `${target.user}@${target.host}`;
+}
+
+/**
+ * argv (without the program) that runs `command` on the box. An empty command
+ * opens an interactive shell.
+ *
+ * @example
+ * ```ts
+ * import { sshCommandArgs } from "./args.ts";
+ * sshCommandArgs({ host: "h", port: 22, user: "root" }, ["hostname"], { knownHostsFile: "/tmp/kh" });
+ * ```
+ */
+export function sshCommandArgs(
+  target: SshTarget,
+  command: readonly string[],
+  options: SshOptions,
+): string[] {
+  return [...sshOptionArgs(target, options), "--", sshDestination(target), ...command];
+}
+
+/** One `-L` forward. */
+export interface Forward {
+  /** Local port on 127.0.0.1. */
+  localPort: number;
+  /** Port on the box's 127.0.0.1. */
+  remotePort: number;
+}
+
+/**
+ * argv (without the program) for one member's forwarding process: `-N`,
+ * `ExitOnForwardFailure=yes`, one `-L 127.0.0.1:<local>:127.0.0.1:<remote>`
+ * per forward, optionally `-E <log>`.
+ *
+ * @example
+ * ```ts
+ * import { sshForwardArgs } from "./args.ts";
+ * sshForwardArgs({ host: "h", port: 22, user: "root" }, [{ localPort: 51820, remotePort: 8080 }], {
+ *   knownHostsFile: "/tmp/kh",
+ * });
+ * ```
+ */
+export function sshForwardArgs(
+  target: SshTarget,
+  forwards: readonly Forward[],
+  options: SshOptions & { logFile?: string },
+): string[] {
+  const args = [...sshOptionArgs(target, options), "-N", "-o", "ExitOnForwardFailure=yes"];
+  if (options.logFile) args.push("-E", assertSafeArg("log file", options.logFile));
+  for (const f of forwards) {
+    for (const p of [f.localPort, f.remotePort]) {
+      if (!Number.isInteger(p) || p < 1 || p > 65535) {
+        throw usageError("bad_port", `forward port ${p} must be 1..65535`);
+      }
+    }
+    args.push("-L", `127.0.0.1:${f.localPort}:127.0.0.1:${f.remotePort}`);
+  }
+  return [...args, "--", sshDestination(target)];
+}
+
+/**
+ * ControlPath for a lease: `<home>/cm/<lease-id>` when it fits the socket
+ * limit, else a short path under `/tmp/cbx-cm-<uid>/`.
+ */
+export async function controlPathFor(home: string, leaseId: string): Promise<string> {
+  const preferred = joinPath(home, "cm", leaseId);
+  if (preferred.length <= MAX_CONTROL_PATH) return preferred;
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(preferred)),
+  );
+  const short = Array.from(digest.slice(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
+  return `/tmp/cbx-cm-${Deno.uid() ?? 0}/${short}`;
+}
+
+/**
+ * The known_hosts file crabbox uses for a lease: `<home>/crew/<crew>/known_hosts`
+ * for crew members, `<home>/known_hosts` otherwise.
+ *
+ * @example
+ * ```ts
+ * import { knownHostsPath } from "./args.ts";
+ * knownHostsPath("/home/a/.crabbox", { crew: "pr-42" }); // "/home/a/.crabbox/crew/pr-42/known_hosts"
+ * ```
+ */
+export function knownHostsPath(home: string, lease: { crew?: string }): string {
+  return lease.crew
+    ? joinPath(home, "crew", lease.crew, "known_hosts")
+    : joinPath(home, "known_hosts");
+}
+
+/** Path of the `ssh` program: `CRABBOX_SSH`, else `ssh` on PATH. */
+export function sshProgram(env: EnvReader = processEnv): string {
+  return env("CRABBOX_SSH")?.trim() || "ssh";
+}
+
+/**
+ * Make sure `knownHostsFile` exists (0600) and, when the target pins a host
+ * key, contains exactly that key for `[host]:port`. Serialized with a lock
+ * file, so concurrent members of one crew never lose each other's keys.
+ */
+export async function prepareKnownHosts(target: SshTarget, knownHostsFile: string): Promise<void> {
+  await ensurePrivateDir(dirOf(knownHostsFile));
+  await withLock(`${knownHostsFile}.lock`, () => updateKnownHosts(target, knownHostsFile));
+}
+
+async function updateKnownHosts(target: SshTarget, knownHostsFile: string): Promise<void> {
+  let current = "";
+  try {
+    current = await Deno.readTextFile(knownHostsFile);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const hostId = target.port === 22 ? target.host : `[${target.host}]:${target.port}`;
+  let next = current;
+  if (target.hostKey) {
+    const kept = current.split("\n").filter((l) => l !== "" && l.split(" ")[0] !== hostId);
+    next = [...kept, `${hostId} ${target.hostKey}`].join("\n") + "\n";
+  }
+  if (next !== current || current === "") await writeFileAtomic(knownHostsFile, next);
+}
+
+/** Result of a finished ssh process. */
+export interface SshResult {
+  /** Exit code (255 = ssh itself failed). */
+  code: number;
+  /** Captured stdout. */
+  stdout: string;
+  /** Captured stderr. */
+  stderr: string;
+}
+
+/**
+ * Run ssh to completion and capture its output.
+ *
+ * @example
+ * ```ts
+ * import { runSsh, sshCommandArgs } from "./args.ts";
+ * const r = await runSsh(sshCommandArgs({ host: "h", port: 22, user: "root" }, ["true"], {
+ *   knownHostsFile: "/tmp/kh",
+ * }));
+ * ```
+ */
+export async function runSsh(
+  args: string[],
+  options: { env?: EnvReader; signal?: AbortSignal; stdin?: string } = {},
+): Promise<SshResult> {
+  const child = new Deno.Command(sshProgram(options.env), {
+    args,
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    signal: options.signal,
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(options.stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/**
+ * Run ssh with the terminal attached (inherited stdio); resolves to the exit
+ * code, which is the remote command's (255 when ssh itself failed).
+ */
+export async function runSshInteractive(
+  args: string[],
+  options: { env?: EnvReader } = {},
+): Promise<number> {
+  const out = await new Deno.Command(sshProgram(options.env), {
+    args,
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  return out.code;
+}
+
+/**
+ * Wait until sshd on the target accepts our key and runs `true`, retrying
+ * until `timeoutMs`. Throws an ssh error with ssh's last message.
+ */
+export async function waitForSsh(
+  target: SshTarget,
+  knownHostsFile: string,
+  timeoutMs: number,
+  options: { env?: EnvReader; signal?: AbortSignal } = {},
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  let delay = 50;
+  while (true) {
+    options.signal?.throwIfAborted();
+    const r = await runSsh(
+      sshCommandArgs(target, ["true"], { knownHostsFile, connectTimeout: 5 }),
+      options,
+    );
+    if (r.code === 0) return;
+    last = r.stderr.trim().split("\n").pop() ?? `exit ${r.code}`;
+    if (Date.now() + delay > deadline) break;
+    await new Promise((res) => setTimeout(res, delay));
+    delay = Math.min(delay * 2, 1000);
+  }
+  throw new CrabboxError(
+    "ssh",
+    "ssh_unreachable",
+    `ssh to ${target.user}@${target.host}:${target.port} did not succeed within ${
+      Math.round(timeoutMs / 1000)
+    }s: ${last}`,
+  );
+}

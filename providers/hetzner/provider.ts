@@ -1,0 +1,409 @@
+/**
+ * The `hetzner` provider: Hetzner Cloud servers over the documented API v1
+ * (`https://api.hetzner.cloud/v1`, `Authorization: Bearer $HCLOUD_TOKEN`).
+ * This is the fetch shell; request bodies, parsers and error mapping live in
+ * `hetzner_api.ts`.
+ *
+ * Config (`hetzner:` in config.yaml): `serverType` (default `cpx22`),
+ * `image` (default `ubuntu-24.04`), `location` (default: Hetzner's choice),
+ * `sshPort` (22), `sshUser` (`root`). Env: `HCLOUD_TOKEN`,
+ * `CRABBOX_HETZNER_API_URL`.
+ *
+ * @example
+ * ```ts
+ * import { createHetznerProvider } from "./provider.ts";
+ * const hetzner = createHetznerProvider({
+ *   home: "/tmp/cbx", env: (k) => Deno.env.get(k), config: { location: "fsn1" },
+ *   fetch, log: console.error,
+ * });
+ * const boxes = await hetzner.list({ crew: "pr-42" });
+ * ```
+ *
+ * @module
+ */
+
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { redact } from "../../lib/core/redact.ts";
+import { knownHostsPath } from "../../lib/ssh/args.ts";
+import type { Labels } from "../../lib/core/labels.ts";
+import {
+  assertSelectorValue,
+  backoffMs,
+  type BoxOwner,
+  type CloudProviderOptions,
+  cloudRuntime,
+  ownerOf,
+  sharedResourceLabels,
+  timeoutError,
+} from "../cloud/common.ts";
+import {
+  createServerBody,
+  hetznerError,
+  hetznerKeyName,
+  type HetznerServer,
+  hetznerServerName,
+  type HetznerSettings,
+  hetznerSettings,
+  hetznerToken,
+  labelSelector,
+  type Page,
+  pagePath,
+  parseAction,
+  parseApiError,
+  parsePage,
+  parseServer,
+  parseSshKey,
+  rateLimitDelayMs,
+  serverToLease,
+  sshKeyFingerprint,
+} from "./api.ts";
+import type { CreateSpec, Provider, ProviderContext, ProviderLease, SshTarget } from "../types.ts";
+
+interface CallOptions {
+  body?: unknown;
+  signal?: AbortSignal;
+  /** Return `undefined` on 404 instead of throwing. */
+  notFoundOk?: boolean;
+  /** Retry this POST on 5xx (only when a retry is safe). */
+  retryOnServerError?: boolean;
+  serverType?: string;
+  location?: string;
+}
+
+const MAX_PAGES = 1000;
+
+/**
+ * Build the Hetzner provider. `options` injects the SSH wait, poll interval,
+ * sleep and clock (tests); production uses the defaults.
+ *
+ * @example
+ * ```ts
+ * import { createHetznerProvider } from "./provider.ts";
+ * const p = createHetznerProvider(
+ *   { home: "/tmp/cbx", env: () => undefined, config: {}, fetch, log: () => {} },
+ *   { waitForSsh: false, pollIntervalMs: 10 },
+ * );
+ * p.features.has("cloud-init"); // true
+ * ```
+ */
+export function createHetznerProvider(
+  ctx: ProviderContext,
+  options: CloudProviderOptions = {},
+): Provider {
+  const rt = cloudRuntime(ctx, options, 3000);
+  let cached: HetznerSettings | undefined;
+  const settings = () => cached ??= hetznerSettings(ctx.env, ctx.config);
+
+  async function call(method: string, path: string, opts: CallOptions = {}): Promise<unknown> {
+    const token = hetznerToken(ctx.env);
+    const s = settings();
+    for (let attempt = 0;; attempt++) {
+      let res: Response;
+      try {
+        res = await ctx.fetch(`${s.baseUrl}${path}`, {
+          method,
+          headers: {
+            authorization: `Bearer ${token}`,
+            accept: "application/json",
+            ...(opts.body === undefined ? {} : { "content-type": "application/json" }),
+          },
+          body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+          signal: opts.signal,
+        });
+      } catch (e) {
+        if (opts.signal?.aborted) throw e;
+        throw new CrabboxError(
+          "provider",
+          "hetzner_unreachable",
+          `cannot reach the Hetzner API at ${new URL(s.baseUrl).host}: ${
+            redact(String((e as Error)?.message ?? e), [token])
+          }`,
+        );
+      }
+      const text = await res.text();
+      if (res.ok) {
+        if (text.trim() === "") return undefined;
+        try {
+          return JSON.parse(text);
+        } catch {
+          throw new CrabboxError(
+            "provider",
+            "hetzner_bad_response",
+            `Hetzner returned non-JSON for ${method} ${path.split("?")[0]}`,
+          );
+        }
+      }
+      if (res.status === 404 && opts.notFoundOk) return undefined;
+      const err = parseApiError(res.status, redact(text, [token]));
+      const retryable = res.status === 429 ||
+        (res.status >= 500 && (method !== "POST" || opts.retryOnServerError === true));
+      if (retryable && attempt < rt.maxRetries) {
+        const delay = res.status === 429
+          ? rateLimitDelayMs(res.headers, rt.now(), 250, rt.maxBackoffMs)
+          : backoffMs(attempt, 500, rt.maxBackoffMs);
+        ctx.log(
+          `hetzner: ${res.status} ${err.code} on ${method} ${
+            path.split("?")[0]
+          }; retrying in ${delay} ms`,
+        );
+        await rt.sleep(delay, opts.signal);
+        continue;
+      }
+      throw hetznerError(res.status, err, {
+        method,
+        path,
+        serverType: opts.serverType,
+        location: opts.location,
+      });
+    }
+  }
+
+  async function collect<T>(
+    collection: string,
+    query: Record<string, string>,
+    key: string,
+    parse: (v: unknown) => T,
+    signal?: AbortSignal,
+  ): Promise<T[]> {
+    const out: T[] = [];
+    let page: number | undefined = 1;
+    for (let n = 0; page !== undefined; n++) {
+      if (n >= MAX_PAGES) throw timeoutError("hetzner", `pagination of ${collection}`, 0);
+      const json = await call("GET", pagePath(collection, query, page), { signal });
+      const p: Page<T> = parsePage(json, key, parse);
+      out.push(...p.items);
+      page = p.nextPage !== undefined && p.nextPage > page ? p.nextPage : undefined;
+    }
+    return out;
+  }
+
+  const getServer = async (id: string, signal?: AbortSignal) => {
+    const json = await call("GET", `/servers/${id}`, { signal, notFoundOk: true });
+    return json === undefined ? undefined : parseServer((json as { server?: unknown }).server);
+  };
+
+  async function ensureSshKey(owner: BoxOwner, publicKey: string, signal?: AbortSignal) {
+    const fingerprint = sshKeyFingerprint(publicKey);
+    const find = async () =>
+      (await collect("/ssh_keys", { fingerprint }, "ssh_keys", parseSshKey, signal))[0];
+    const existing = await find();
+    if (existing) return existing.id;
+    try {
+      const json = await call("POST", "/ssh_keys", {
+        signal,
+        body: {
+          name: hetznerKeyName(owner, fingerprint),
+          public_key: publicKey.trim(),
+          labels: sharedResourceLabels(owner),
+        },
+      });
+      return parseSshKey((json as { ssh_key?: unknown }).ssh_key).id;
+    } catch (e) {
+      // A concurrent create of the same crew uploaded it first: reuse that one.
+      const raced = e instanceof CrabboxError && e.code === "hetzner_uniqueness_error"
+        ? await find()
+        : undefined;
+      if (raced) return raced.id;
+      throw e;
+    }
+  }
+
+  async function postServer(spec: CreateSpec, signal?: AbortSignal) {
+    const s = settings();
+    const owner = { crew: spec.crew, leaseId: spec.leaseId };
+    const opts = { signal, serverType: s.serverType, location: s.location };
+    for (let attempt = 0;; attempt++) {
+      const keyId = await ensureSshKey(owner, spec.sshPublicKey, signal);
+      try {
+        const json = await call("POST", "/servers", {
+          ...opts,
+          body: createServerBody(spec, s, keyId),
+        }) as { server?: unknown; action?: unknown };
+        return {
+          server: parseServer(json.server),
+          actionId: json.action === undefined ? undefined : parseAction(json.action).id,
+        };
+      } catch (e) {
+        const fields = (e instanceof CrabboxError ? e.details?.fields : undefined) as
+          | string[]
+          | undefined;
+        // The crew key vanished (a concurrent release cleaned it up): upload it again once.
+        if (
+          attempt === 0 && e instanceof CrabboxError && e.code === "hetzner_invalid_input" &&
+          fields?.includes("ssh_keys")
+        ) continue;
+        // A retried POST that did succeed earlier: adopt our own server by its unique name.
+        if (e instanceof CrabboxError && e.code === "hetzner_uniqueness_error") {
+          const name = hetznerServerName(spec);
+          const mine = (await collect("/servers", { name }, "servers", parseServer, signal))
+            .find((srv) => srv.labels["crabbox-lease"] === spec.leaseId);
+          if (mine) return { server: mine, actionId: undefined };
+        }
+        throw e;
+      }
+    }
+  }
+
+  async function waitForAction(id: number, signal?: AbortSignal) {
+    const deadline = rt.now() + rt.readyTimeoutMs;
+    while (true) {
+      const json = await call("GET", `/actions/${id}`, { signal }) as { action?: unknown };
+      const action = parseAction(json.action);
+      if (action.status === "success") return;
+      if (action.status === "error") {
+        throw new CrabboxError(
+          "provider",
+          "hetzner_action_failed",
+          `Hetzner action ${action.command || id} failed: ${action.error ?? "unknown error"}`,
+        );
+      }
+      if (rt.now() >= deadline) {
+        throw timeoutError("hetzner", `action ${action.command}`, rt.readyTimeoutMs);
+      }
+      await rt.sleep(rt.pollIntervalMs, signal);
+    }
+  }
+
+  async function waitRunning(id: number, signal?: AbortSignal): Promise<HetznerServer> {
+    const deadline = rt.now() + rt.readyTimeoutMs;
+    while (true) {
+      const server = await getServer(String(id), signal);
+      if (!server || server.status === "deleting" || server.status === "off") {
+        throw new CrabboxError(
+          "provider",
+          "hetzner_server_gone",
+          `Hetzner server ${id} is ${server?.status ?? "gone"} instead of starting`,
+        );
+      }
+      if (server.status === "running" && server.ipv4) return server;
+      if (rt.now() >= deadline) {
+        throw timeoutError("hetzner", `server ${id} running with a public IPv4`, rt.readyTimeoutMs);
+      }
+      await rt.sleep(rt.pollIntervalMs, signal);
+    }
+  }
+
+  async function deleteServer(id: string, signal?: AbortSignal) {
+    await call("DELETE", `/servers/${id}`, { signal, notFoundOk: true });
+  }
+
+  /** Delete the crew's SSH keys once no server of the crew is left (besides `goneId`). */
+  async function cleanupKeys(owner: BoxOwner, goneId: string, signal?: AbortSignal) {
+    const selector = labelSelector(sharedResourceLabels(owner));
+    const remaining = (await collect(
+      "/servers",
+      { label_selector: selector },
+      "servers",
+      parseServer,
+      signal,
+    )).filter((s) => String(s.id) !== goneId && s.status !== "deleting");
+    if (remaining.length > 0) return;
+    const keys = await collect(
+      "/ssh_keys",
+      { label_selector: selector },
+      "ssh_keys",
+      parseSshKey,
+      signal,
+    );
+    for (const key of keys) {
+      await call("DELETE", `/ssh_keys/${key.id}`, { signal, notFoundOk: true });
+      ctx.log(`hetzner: removed SSH key ${key.name} (no server of ${describe(owner)} left)`);
+    }
+  }
+
+  return {
+    name: "hetzner",
+    features: new Set(["ssh", "tailscale", "cloud-init"]),
+
+    async create(spec: CreateSpec, signal?: AbortSignal): Promise<ProviderLease> {
+      const s = settings();
+      const name = hetznerServerName(spec);
+      createServerBody(spec, s, 0); // validates user data size before anything is created
+      sshKeyFingerprint(spec.sshPublicKey);
+      ctx.log(
+        `hetzner: creating ${name} (${s.serverType}, ${s.image}, ${s.location ?? "any location"})`,
+      );
+      const { server: created, actionId } = await postServer(spec, signal);
+      try {
+        if (actionId !== undefined) await waitForAction(actionId, signal);
+        const server = await waitRunning(created.id, signal);
+        const lease = serverToLease(server, s, ctx.home, spec.sshKeyPath);
+        if (!lease?.ssh) {
+          throw new CrabboxError(
+            "provider",
+            "hetzner_bad_response",
+            `Hetzner server ${server.id} lost its crabbox labels`,
+          );
+        }
+        if (rt.waitForSsh) {
+          ctx.log(`hetzner: ${name} is running at ${server.ipv4}; waiting for ssh`);
+          await rt.waitForSsh(lease.ssh, {
+            knownHostsFile: knownHostsPath(ctx.home, spec),
+            timeoutMs: rt.sshTimeoutMs,
+            signal,
+          });
+        }
+        return lease;
+      } catch (e) {
+        ctx.log(`hetzner: create of ${name} failed; deleting server ${created.id}`);
+        await deleteServer(String(created.id)).catch((d) =>
+          ctx.log(`hetzner: could not delete server ${created.id}: ${(d as Error).message}`)
+        );
+        throw e;
+      }
+    },
+
+    async list(selector, signal): Promise<ProviderLease[]> {
+      const labels: Labels = { crabbox: "true" };
+      if (selector.crew !== undefined) labels.crew = assertSelectorValue("crew", selector.crew);
+      const servers = await collect(
+        "/servers",
+        { label_selector: labelSelector(labels) },
+        "servers",
+        parseServer,
+        signal,
+      );
+      return servers.map((srv) => serverToLease(srv, settings(), ctx.home))
+        .filter((l): l is ProviderLease => l !== undefined);
+    },
+
+    async get(providerId, signal): Promise<ProviderLease | undefined> {
+      if (!/^[1-9][0-9]{0,18}$/.test(providerId)) return undefined;
+      const server = await getServer(providerId, signal);
+      return server ? serverToLease(server, settings(), ctx.home) : undefined;
+    },
+
+    async delete(lease, signal): Promise<void> {
+      if (!/^[1-9][0-9]{0,18}$/.test(lease.providerId)) {
+        throw new CrabboxError(
+          "usage",
+          "hetzner_bad_id",
+          `${JSON.stringify(lease.providerId)} is not a Hetzner server id`,
+        );
+      }
+      const server = await getServer(lease.providerId, signal);
+      const owner = ownerOf(lease.labels) ?? { leaseId: lease.leaseId };
+      if (server) {
+        const actual = ownerOf(server.labels);
+        if (actual?.leaseId !== lease.leaseId) {
+          throw new CrabboxError(
+            "provider",
+            "hetzner_not_ours",
+            `Hetzner server ${server.id} (${server.name}) is not lease ${lease.leaseId}; not deleting it`,
+          );
+        }
+        if (server.status !== "deleting") await deleteServer(lease.providerId, signal);
+        ctx.log(`hetzner: deleted server ${server.id} (${server.name})`);
+      }
+      await cleanupKeys(owner, lease.providerId, signal);
+    },
+
+    sshTarget(lease: ProviderLease): SshTarget | undefined {
+      return lease.ssh;
+    },
+  };
+}
+
+function describe(owner: BoxOwner): string {
+  return owner.crew ? `crew ${owner.crew}` : `lease ${owner.leaseId}`;
+}

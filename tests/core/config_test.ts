@@ -1,0 +1,66 @@
+import assert from "node:assert/strict";
+import { parseConfig } from "../../lib/core/config.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+
+const noEnv = () => undefined;
+
+Deno.test("empty config gives defaults", async () => {
+  const c = await parseConfig("", "/h/config.yaml", noEnv);
+  assert.equal(c.provider, "local");
+  assert.deepEqual(c.tailscale.tags, []);
+});
+
+Deno.test("config sections parse and env overrides apply", async () => {
+  const text = [
+    "provider: ssh",
+    "tailscale:",
+    "  tags: [tag:ci]",
+    "ssh:",
+    "  hosts:",
+    "    - { name: rack1, host: 10.0.0.5, port: 2222, user: ci }",
+    "hetzner:",
+    "  location: fsn1",
+  ].join("\n");
+  const c = await parseConfig(text, "c.yaml", noEnv);
+  assert.equal(c.provider, "ssh");
+  assert.deepEqual(c.tailscale.tags, ["tag:ci"]);
+  assert.deepEqual(c.providers.ssh.hosts, [{
+    name: "rack1",
+    host: "10.0.0.5",
+    port: 2222,
+    user: "ci",
+  }]);
+  assert.equal(c.providers.hetzner.location, "fsn1");
+  const env = (k: string) =>
+    ({ CRABBOX_PROVIDER: "local", CRABBOX_TAILSCALE_TAGS: "tag:a, tag:b" })[k];
+  const o = await parseConfig(text, "c.yaml", env);
+  assert.equal(o.provider, "local");
+  assert.deepEqual(o.tailscale.tags, ["tag:a", "tag:b"]);
+});
+
+Deno.test("bad YAML and unknown keys name file:line", async () => {
+  const cases: [string, RegExp][] = [
+    ["provider: local\nbogus: 1\n", /^c\.yaml:2: unknown key "bogus"/],
+    ["hetzner:\n  location: x\n  colour: red\n", /^c\.yaml:3: unknown key "hetzner\.colour"/],
+    ["provider: [unclosed\n", /^c\.yaml:\d+: /],
+    ["tailscale:\n  tags: [notatag]\n", /^c\.yaml:1: tailscale\.tags/],
+    [
+      "ssh:\n  hosts:\n    - { name: a }\n",
+      /^c\.yaml:3: every ssh\.hosts entry needs a name and a host/,
+    ],
+    [
+      "ssh:\n  hosts:\n    - { name: a, host: b, shell: zsh }\n",
+      /^c\.yaml:3: unknown key "ssh\.hosts\[\]\.shell"/,
+    ],
+    ["provider: a\nprovider: b\n", /^c\.yaml:2: /],
+  ];
+  for (const [text, re] of cases) {
+    await assert.rejects(parseConfig(text, "c.yaml", noEnv), (e: unknown) => {
+      assert.ok(e instanceof CrabboxError, String(e));
+      assert.equal(e.exitStatus, 11);
+      assert.match(e.message, re);
+      assert.ok(!e.message.includes("\n"), "one line");
+      return true;
+    }, text);
+  }
+});

@@ -1,0 +1,162 @@
+import assert from "node:assert/strict";
+import {
+  killIfMatches,
+  parseCmdline,
+  parseProcStat,
+  processIdentity,
+  sameProcess,
+  shellQuote,
+  startAnchor,
+} from "../../lib/process/identity.ts";
+
+Deno.test("parseProcStat: comm with spaces and parentheses", () => {
+  const tail = "S 1 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10";
+  assert.deepEqual(parseProcStat(`42 (ssh) ${tail}`), { state: "S", startTime: "987654" });
+  assert.deepEqual(parseProcStat(`42 (a) b (c)) ${tail}`), { state: "S", startTime: "987654" });
+  assert.equal(parseProcStat("garbage"), undefined);
+  assert.equal(parseProcStat("1 (x) S 1 2"), undefined);
+});
+
+Deno.test("parseCmdline", () => {
+  assert.deepEqual(parseCmdline("ssh\0-N\0\0--\0root@h\0"), ["ssh", "-N", "", "--", "root@h"]);
+  assert.deepEqual(parseCmdline(""), []);
+});
+
+/** The identity of a just-spawned child, once it has exec'd `prog`. */
+async function identityOf(pid: number, prog: string) {
+  for (let i = 0; i < 100; i++) {
+    const id = await processIdentity(pid);
+    if (id?.argv[0]?.endsWith(prog)) return id;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`no identity for ${pid}`);
+}
+
+Deno.test("processIdentity of a live child, and gone after exit", async () => {
+  const child = new Deno.Command("sleep", { args: ["30"] }).spawn();
+  try {
+    const id = await identityOf(child.pid, "sleep");
+    assert.deepEqual(id.argv.slice(1), ["30"]);
+    assert.match(id.startTime, /^\d+$/);
+    assert.ok(sameProcess(id, { ...id }));
+    assert.ok(!sameProcess(id, { ...id, startTime: "1" }));
+    assert.ok(!sameProcess(id, { ...id, argv: ["sleep", "31"] }));
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+  }
+  assert.equal(await processIdentity(child.pid), undefined);
+  assert.equal(await processIdentity(-1), undefined);
+});
+
+Deno.test("killIfMatches kills only the recorded process", async () => {
+  const child = new Deno.Command("sleep", { args: ["30"] }).spawn();
+  const id = await identityOf(child.pid, "sleep");
+  try {
+    // A reused pid: same pid, another start time or argv → nothing is signalled.
+    assert.equal(
+      await killIfMatches({ ...id, startTime: String(Number(id.startTime) - 1) }),
+      false,
+    );
+    assert.equal(await killIfMatches({ ...id, argv: [id.argv[0], "31"] }), false);
+    assert.equal(await processIdentity(child.pid).then((x) => x?.pid), child.pid);
+    // The real identity → stopped.
+    assert.equal(await killIfMatches(id), true);
+    const st = await child.status;
+    assert.equal(st.signal, "SIGTERM");
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+  }
+});
+
+Deno.test("killIfMatches escalates to SIGKILL after the grace period", async () => {
+  const child = new Deno.Command("sh", { args: ["-c", "trap '' TERM; sleep 30 & wait"] }).spawn();
+  await new Promise((r) => setTimeout(r, 100));
+  const id = await identityOf(child.pid, "sh");
+  const sent: string[] = [];
+  const ok = await killIfMatches(id, {
+    graceMs: 200,
+    kill: (pid, sig) => {
+      sent.push(sig);
+      Deno.kill(pid, sig);
+    },
+  });
+  assert.equal(ok, true);
+  assert.deepEqual(sent, ["SIGTERM", "SIGKILL"]);
+  await child.status;
+});
+
+Deno.test("killIfMatches with a fake /proc never signals a mismatching process", async () => {
+  const files: Record<string, string> = {
+    "/proc/77/stat": "77 (ssh) S 1 77 77 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 500 0 0",
+    "/proc/77/cmdline": "ssh\0-N\0",
+  };
+  const sent: number[] = [];
+  const ok = await killIfMatches(
+    { pid: 77, startTime: "499", argv: ["ssh", "-N"] },
+    { read: (p) => Promise.resolve(files[p]), kill: (pid) => void sent.push(pid) },
+  );
+  assert.equal(ok, false);
+  assert.deepEqual(sent, []);
+});
+
+Deno.test("shellQuote survives sh", async () => {
+  const args = ["plain", "it's", "$HOME", "a b", "`x`", "-o", "'", ""];
+  const out = await new Deno.Command("sh", {
+    args: ["-c", `printf '%s\\n' ${args.map(shellQuote).join(" ")}`],
+    stdout: "piped",
+  }).output();
+  assert.deepEqual(new TextDecoder().decode(out.stdout).split("\n").slice(0, -1), args);
+});
+
+Deno.test("anchor: spawn runs the program itself, reports exit codes, kill works", async () => {
+  const anchor = startAnchor();
+  try {
+    const a = await anchor.spawn(["sh", "-c", "exit 7"]);
+    assert.equal((await a.status).code, 7);
+    const b = await anchor.spawn(["sleep", "30"]);
+    const id = await identityOf(b.pid, "sleep");
+    assert.deepEqual(id.argv.slice(1), ["30"]);
+    b.kill("SIGTERM");
+    assert.equal((await b.status).code, 143);
+  } finally {
+    await anchor.close();
+  }
+});
+
+Deno.test("anchor: closing (or the owner dying) stops every child still running", async () => {
+  const anchor = startAnchor();
+  const p = await anchor.spawn(["sleep", "30"]);
+  await identityOf(p.pid, "sleep");
+  await anchor.close();
+  await p.status;
+  assert.equal(await processIdentity(p.pid), undefined);
+});
+
+Deno.test("anchor: SIGKILL of the owner process leaves no child behind", async () => {
+  const code = `
+    import { startAnchor } from ${
+    JSON.stringify(new URL("../../lib/process/identity.ts", import.meta.url).href)
+  };
+    const a = startAnchor();
+    const p = await a.spawn(["sleep", "30"]);
+    console.log(p.pid);
+    await new Promise(() => {});`;
+  const owner = new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = owner.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const pid = Number((await reader.read()).value?.trim());
+  await identityOf(pid, "sleep");
+  owner.kill("SIGKILL");
+  await owner.status;
+  reader.releaseLock();
+  for (let i = 0; i < 100 && await processIdentity(pid); i++) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(await processIdentity(pid), undefined);
+});
