@@ -20,61 +20,74 @@
  */
 
 export {
+  type Config,
+  type ConfigKeyType,
   CrabboxError,
   type CrabboxErrorOptions,
+  crewTag,
+  decodeLabels,
+  encodeLabels,
   ExitStatus,
   type ExitStatusName,
+  exposeLabelValue,
   isCrabboxError,
-} from "./lib/core/errors.ts";
-export {
-  crewTag,
   isLeaseId,
+  LabelKey,
+  type Labels,
+  type LeaseLabelFacts,
+  loadConfig,
+  type MeshPaths,
+  meshPaths,
   newLeaseId,
   normalizeCrewName,
   normalizeName,
   normalizeSlug,
   ownerFor,
   ownerSegment,
+  parseExposedPorts,
+  parseExposeLabel,
+  type ProviderConfigSchemas,
+  redact,
   roleOf,
-} from "./lib/core/names.ts";
-export { exposeLabelValue, parseExposedPorts, parseExposeLabel } from "./lib/core/expose.ts";
-export {
-  decodeLabels,
-  encodeLabels,
-  LabelKey,
-  type Labels,
-  type LeaseLabelFacts,
-} from "./lib/core/labels.ts";
-export type { Lease, LeaseState } from "./lib/lease/claims.ts";
+} from "./lib/core/mod.ts";
+export type { Lease, LeaseState } from "./lib/lease/mod.ts";
 export type { CrabboxOptions, Runtime } from "./lib/runtime.ts";
-export type { EnvReader } from "./lib/core/fs.ts";
-export { type Config, loadConfig } from "./lib/core/config.ts";
+export type { EnvReader } from "./lib/core/mod.ts";
 export {
-  exposePort,
+  attachToLease,
+  type CloudInitOptions,
+  type CloudInitTailscale,
+  type Crew,
   findLease,
+  leaseBox,
+  leaseCrew,
   leaseFromProvider,
+  type LeaseOptions,
+  leaseSshArgs,
   listLeases,
   type ListSelector,
+  type MemberSpec,
+  memberTransport,
+  providerPlanes,
+  type Reachability,
+  reachabilityMatrix,
   releaseCrew,
   releaseLease,
   type ReleaseResult,
-} from "./lib/lease/leases.ts";
-export {
-  type Crew,
-  leaseBox,
-  leaseCrew,
-  type LeaseOptions,
-  type MemberSpec,
+  renderCloudInit,
+  runOnLease,
+  sshEndpoint,
+  type Transport,
   type ValidatedMember,
   validateMember,
-} from "./lib/lease/create.ts";
+} from "./lib/lease/mod.ts";
 export { providerFeatures } from "./lib/runtime.ts";
-export { attachToLease, leaseSshArgs, runOnLease } from "./lib/lease/exec.ts";
-export type { SshResult } from "./lib/ssh/args.ts";
+export type { ControlMode, SshResult } from "./lib/ssh/mod.ts";
 export type {
   CreateSpec,
   Feature,
   LeaseSelector,
+  PrerequisiteReport,
   Provider,
   ProviderContext,
   ProviderEntry,
@@ -82,88 +95,71 @@ export type {
   ProviderLease,
   SshTarget,
   TailnetFacts,
-} from "./providers/types.ts";
-export { providerNames, providerRegistry } from "./providers/types.ts";
+} from "./providers/mod.ts";
+export { providerNames, providerRegistry } from "./providers/mod.ts";
 export {
+  ensureTailnetPolicy,
+  type EnsureTailnetPolicyOptions,
+  type EnsureTailnetPolicyResult,
+  type EnvSource,
   manualPolicySnippet,
   type ManualPolicySnippetOptions,
   mergeTailnetPolicy,
   type MergeTailnetPolicyOptions,
   type MergeTailnetPolicyResult,
+  mintAuthKey,
+  type MintAuthKeyOptions,
+  MintedAuthKey,
+  POLICY_API_UNAVAILABLE,
+  POLICY_CHANGED,
   type PolicyRowsPresence,
   policyRowsPresent,
   type PolicyShape,
-  type TextInsertion,
-} from "./lib/tailnet/policy.ts";
-export {
-  ensureTailnetPolicy,
-  type EnsureTailnetPolicyOptions,
-  type EnsureTailnetPolicyResult,
-} from "./lib/tailnet/ensure.ts";
-export { mintAuthKey, type MintAuthKeyOptions, MintedAuthKey } from "./lib/tailnet/keys.ts";
-export {
-  POLICY_API_UNAVAILABLE,
-  POLICY_CHANGED,
   type RequestSpec,
+  type TailnetAuth,
   TailnetClient,
   tailnetClientFromEnv,
   type TailnetClientOptions,
+  tailnetCredentialsFrom,
+  type TailnetCredentialStatus,
   type TailnetPolicy,
   type TailnetResponse,
   type TailnetScope,
-} from "./lib/tailnet/api.ts";
-export {
-  type EnvSource,
-  type TailnetAuth,
-  tailnetCredentialsFrom,
-  type TailnetCredentialStatus,
-} from "./lib/tailnet/config.ts";
-export { redact } from "./lib/core/redact.ts";
-export {
-  type CloudInitOptions,
-  type CloudInitTailscale,
-  renderCloudInit,
-} from "./lib/lease/cloud_init.ts";
+  type TextInsertion,
+} from "./lib/tailnet/mod.ts";
 export {
   type CheckStatus,
+  defaultTailnetProbe,
   type DoctorCheck,
   type DoctorOptions,
   type DoctorReport,
   runDoctor,
   type TailnetPolicyProbe,
-} from "./lib/doctor/checks.ts";
-export { defaultTailnetProbe } from "./lib/doctor/tailnet_probe.ts";
+} from "./lib/doctor/mod.ts";
+export type { PolicyBootstrapResult, TailnetJoin, TailnetOps } from "./lib/tailnet/mod.ts";
 export {
-  memberTransport,
-  providerPlanes,
-  type Reachability,
-  reachabilityMatrix,
-  sshEndpoint,
-  type Transport,
-} from "./lib/lease/transport.ts";
-export type { PolicyBootstrapResult, TailnetJoin, TailnetOps } from "./lib/tailnet/join.ts";
-export { connectCrew, type CrewMesh, type MemberStatus } from "./lib/mesh/connect.ts";
-export {
+  addLiveForward,
+  connectCrew,
+  type ConnectOptions,
+  type CrewDescription,
+  type CrewMesh,
+  crewPeers,
+  type DaemonProcess,
   type DaemonResult,
+  type DaemonState,
+  describeCrew,
   disconnectCrew,
   type DisconnectResult,
-  startCrewDaemons,
-} from "./lib/mesh/daemon.ts";
-export { addLiveForward, controlForLease } from "./lib/mesh/live.ts";
-export { type CrewDescription, crewPeers, describeCrew, type PeerInfo } from "./lib/mesh/peers.ts";
-export {
-  type ConnectOptions,
+  exposePort,
   type MemberState,
+  type MemberStatus,
   type MeshEvent,
-  type MeshPlan,
-  planCrew,
-} from "./lib/mesh/plan.ts";
-export {
-  type DaemonProcess,
-  type DaemonState,
   type MeshForward,
-  type MeshPaths,
-  meshPaths,
-} from "./lib/mesh/files.ts";
-export { type MeshMember, type SkippedMember } from "./lib/mesh/forwards.ts";
-export type { ControlMode } from "./lib/ssh/args.ts";
+  type MeshMember,
+  type MeshPlan,
+  type PeerInfo,
+  planCrew,
+  type SkippedMember,
+  startCrewDaemons,
+} from "./lib/mesh/mod.ts";
+export { controlForLease } from "./lib/ssh/mod.ts";

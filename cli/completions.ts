@@ -6,7 +6,7 @@
  */
 
 import { Command } from "@commander-js/extra-typings";
-import { usageError } from "../lib/core/errors.ts";
+import { usageError } from "../lib/core/mod.ts";
 import { out } from "./output.ts";
 
 /** A command path and what may follow it. */

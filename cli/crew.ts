@@ -7,8 +7,8 @@
  */
 
 import { Command } from "@commander-js/extra-typings";
-import { CrabboxError } from "../lib/core/errors.ts";
-import type { MeshEvent } from "../lib/mesh/plan.ts";
+import { CrabboxError } from "../lib/core/mod.ts";
+import type { MeshEvent } from "../lib/mesh/mod.ts";
 import { err, out, printJson, reportError, setExitStatus, table } from "./output.ts";
 
 const TEARDOWN_SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGTSTP"];
@@ -34,9 +34,7 @@ async function connectAction(
   name: string,
   flags: { provider?: string; export?: boolean; json?: boolean },
 ): Promise<void> {
-  const { connectCrew } = await import("../lib/mesh/connect.ts");
-  const { startCrewDaemons } = await import("../lib/mesh/daemon.ts");
-  const { describeCrew } = await import("../lib/mesh/peers.ts");
+  const { connectCrew, describeCrew, startCrewDaemons } = await import("../lib/mesh/mod.ts");
   if (flags.export && flags.json) {
     throw new CrabboxError("usage", "bad_flags", "give --export or --json, not both");
   }
@@ -101,7 +99,7 @@ async function connectAction(
 }
 
 async function disconnectAction(name: string): Promise<void> {
-  const { disconnectCrew } = await import("../lib/mesh/daemon.ts");
+  const { disconnectCrew } = await import("../lib/mesh/mod.ts");
   const r = await disconnectCrew(name);
   if (!r.hadState) {
     out(`crew "${r.crew}" has no recorded SSH-mesh daemons`);
@@ -116,7 +114,7 @@ async function disconnectAction(name: string): Promise<void> {
 }
 
 async function peersAction(name: string, flags: { provider?: string; json?: boolean }) {
-  const { crewPeers } = await import("../lib/mesh/peers.ts");
+  const { crewPeers } = await import("../lib/mesh/mod.ts");
   const peers = await crewPeers(name, {
     provider: flags.provider,
     log: (m) => err(`crabbox: ${m}`),
@@ -145,8 +143,8 @@ async function peersAction(name: string, flags: { provider?: string; json?: bool
 
 /** Disconnect a crew's daemons and release all its leases (`crew release`, `release --crew`). */
 export async function releaseCrewAction(name: string): Promise<void> {
-  const { disconnectCrew } = await import("../lib/mesh/daemon.ts");
-  const { releaseCrew } = await import("../lib/lease/leases.ts");
+  const { disconnectCrew } = await import("../lib/mesh/mod.ts");
+  const { releaseCrew } = await import("../lib/lease/mod.ts");
   const d = await disconnectCrew(name);
   if (d.stopped > 0) err(`crew "${d.crew}" disconnected ${d.stopped} SSH-mesh daemon(s)`);
   const r = await releaseCrew(d.crew, { log: (m) => err(`crabbox: ${m}`) });

@@ -5,7 +5,7 @@
  */
 
 import { Command } from "@commander-js/extra-typings";
-import type { DoctorReport } from "../lib/doctor/checks.ts";
+import type { DoctorReport } from "../lib/doctor/mod.ts";
 import { out, printJson, setExitStatus, table } from "./output.ts";
 
 const MARK = { ok: "ok  ", warn: "warn", skip: "skip", fail: "FAIL" } as const;
@@ -50,9 +50,8 @@ export function doctorCommand() {
     .option("--online", "allow network calls for provider credential checks")
     .option("--json", "print the report as JSON")
     .action(async (flags) => {
-      const { runDoctor } = await import("../lib/doctor/checks.ts");
-      const { defaultTailnetProbe, manualPolicySnippet } = await import(
-        "../lib/doctor/tailnet_probe.ts"
+      const { defaultTailnetProbe, manualPolicySnippet, runDoctor } = await import(
+        "../lib/doctor/mod.ts"
       );
       const report = await runDoctor({
         crew: flags.crew,

@@ -5,8 +5,8 @@
  */
 
 import { Command, Option } from "@commander-js/extra-typings";
-import type { Lease } from "../lib/lease/claims.ts";
-import { CrabboxError, usageError } from "../lib/core/errors.ts";
+import type { Lease } from "../lib/lease/mod.ts";
+import { CrabboxError, usageError } from "../lib/core/mod.ts";
 import { err, out, printJson, setExitStatus, table, withSpinner } from "./output.ts";
 
 const collect = (value: string, previous: string[]) => [...previous, value];

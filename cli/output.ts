@@ -5,7 +5,7 @@
  * @module
  */
 
-import { CrabboxError } from "../lib/core/errors.ts";
+import { CrabboxError } from "../lib/core/mod.ts";
 
 let exitStatus = 0;
 

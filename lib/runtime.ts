@@ -6,9 +6,14 @@
  * @module
  */
 
-import { type Config, loadConfig } from "./core/config.ts";
-import { crabboxHome, type EnvReader, processEnv } from "./core/fs.ts";
-import { type Feature, loadProvider, type Provider, providerEntry } from "../providers/types.ts";
+import { type Config, crabboxHome, type EnvReader, loadConfig, processEnv } from "./core/mod.ts";
+import {
+  type Feature,
+  loadProvider,
+  type Provider,
+  providerConfigSchemas,
+  providerEntry,
+} from "../providers/mod.ts";
 
 /** Options accepted by every toolkit function. All optional. */
 export interface CrabboxOptions {
@@ -71,7 +76,7 @@ export function resolveRuntime(options: CrabboxOptions = {}): Promise<Runtime> {
 async function buildRuntime(options: CrabboxOptions): Promise<Runtime> {
   const env = options.env ?? processEnv;
   const home = options.home ?? crabboxHome(env);
-  const config = options.config ?? await loadConfig(home, env);
+  const config = options.config ?? await loadConfig(home, env, providerConfigSchemas());
   const log = options.log ?? (() => {});
   const fetchFn = options.fetch ?? globalThis.fetch.bind(globalThis);
   const cache = new Map<string, Promise<Provider>>();

@@ -1,30 +1,18 @@
 /**
- * The provider seam: what every provider implements, its feature flags, and
- * the lazy registry the CLI and toolkit select providers from.
+ * The provider seam, types only: what every provider implements, its feature
+ * flags and what it receives. The built-in providers are listed in
+ * `registry.ts`.
  *
  * @module
  */
 
-import { CrabboxError } from "../lib/core/errors.ts";
-import type { Labels } from "../lib/core/labels.ts";
-import type { EnvReader } from "../lib/core/fs.ts";
+import type { EnvReader, Labels } from "../lib/core/mod.ts";
+import type { SshTarget } from "../lib/ssh/mod.ts";
+
+export type { SshTarget };
 
 /** What a provider can do. */
 export type Feature = "ssh" | "tailscale" | "cloud-init";
-
-/** How to reach a box over SSH. */
-export interface SshTarget {
-  /** Host name or IP address. */
-  host: string;
-  /** TCP port of sshd. */
-  port: number;
-  /** Login user. */
-  user: string;
-  /** Private key path (passed with `-i` and `IdentitiesOnly=yes`). */
-  keyPath?: string;
-  /** Pinned host key line (`ssh-ed25519 AAAA…`), when the provider knows it. */
-  hostKey?: string;
-}
 
 /** Tailnet facts of a box, once it joined. Never holds an auth key. */
 export interface TailnetFacts {
@@ -134,112 +122,3 @@ export interface ProviderContext {
 
 /** Builds a provider from its context. */
 export type ProviderFactory = (ctx: ProviderContext) => Provider;
-
-/** A registry entry: features known without loading the module. */
-export interface ProviderEntry {
-  /** Feature flags, the same the loaded provider reports. */
-  features: ReadonlySet<Feature>;
-  /** One-line description for `--help` and errors. */
-  description: string;
-  /** Loads the module lazily. */
-  load: () => Promise<ProviderFactory>;
-  /**
-   * What is missing to use the provider (credentials, inventory), judged from
-   * the environment and its config section without any network call;
-   * `undefined` when nothing is.
-   */
-  credentials?: (env: EnvReader, config: Record<string, unknown>) => string | undefined;
-}
-
-const f = (...features: Feature[]): ReadonlySet<Feature> => new Set(features);
-
-/**
- * The built-in providers. Modules are imported only when a provider is used,
- * so `crabbox --help` stays fast.
- */
-export const providerRegistry: Readonly<Record<string, ProviderEntry>> = {
-  local: {
-    features: f("ssh"),
-    description: "boxes are Linux network namespaces with their own sshd on this machine",
-    load: async () => (await import("./local/provider.ts")).createLocalProvider,
-  },
-  ssh: {
-    features: f("ssh"),
-    description: "static hosts you already own, listed in config.yaml",
-    load: async () => (await import("./ssh_hosts/provider.ts")).createSshProvider,
-    credentials: (_env, config) =>
-      Array.isArray(config.hosts) && config.hosts.length > 0
-        ? undefined
-        : "no hosts listed under ssh.hosts in config.yaml",
-  },
-  hetzner: {
-    features: f("ssh", "tailscale", "cloud-init"),
-    description: "Hetzner Cloud servers over the Hetzner Cloud API (HCLOUD_TOKEN)",
-    load: async () => (await import("./hetzner/provider.ts")).createHetznerProvider,
-    credentials: (env) => env("HCLOUD_TOKEN")?.trim() ? undefined : "HCLOUD_TOKEN is not set",
-  },
-  aws: {
-    features: f("ssh", "tailscale", "cloud-init"),
-    description: "AWS EC2 instances over the EC2 Query API (AWS_ACCESS_KEY_ID… or AWS_PROFILE)",
-    load: async () => (await import("./aws/provider.ts")).createAwsProvider,
-    credentials: (env) => {
-      if ((env("AWS_ACCESS_KEY_ID") && env("AWS_SECRET_ACCESS_KEY")) || env("AWS_PROFILE")) {
-        return undefined;
-      }
-      try {
-        Deno.statSync(env("AWS_SHARED_CREDENTIALS_FILE") || `${env("HOME")}/.aws/credentials`);
-        return undefined;
-      } catch {
-        return "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set and there is no AWS profile";
-      }
-    },
-  },
-};
-
-/** Names of the registered providers, sorted. */
-export function providerNames(): string[] {
-  return Object.keys(providerRegistry).sort();
-}
-
-/**
- * Look up a provider entry; unknown names are a usage error that lists the
- * known ones.
- *
- * @example
- * ```ts
- * import { providerEntry } from "./types.ts";
- * providerEntry("local").features.has("ssh"); // true
- * ```
- */
-export function providerEntry(name: string): ProviderEntry {
-  const entry = Object.hasOwn(providerRegistry, name) ? providerRegistry[name] : undefined;
-  if (!entry) {
-    throw new CrabboxError(
-      "usage",
-      "unknown_provider",
-      `unknown provider ${JSON.stringify(name)} (known: ${providerNames().join(", ")})`,
-    );
-  }
-  return entry;
-}
-
-/** Providers that have a feature, sorted by name. */
-export function providersWith(feature: Feature): string[] {
-  return providerNames().filter((n) => providerRegistry[n].features.has(feature));
-}
-
-/**
- * Load and build a provider by name.
- *
- * @example
- * ```ts
- * import { loadProvider } from "./types.ts";
- * const local = await loadProvider("local", {
- *   home: "/tmp/cbx", env: () => undefined, config: {}, fetch, log: () => {},
- * });
- * ```
- */
-export async function loadProvider(name: string, ctx: ProviderContext): Promise<Provider> {
-  const factory = await providerEntry(name).load();
-  return factory(ctx);
-}

@@ -8,7 +8,7 @@
 import { CrabboxError } from "./errors.ts";
 import { type EnvReader, joinPath } from "./fs.ts";
 
-/** A static host for the `ssh` provider. */
+/** One entry of a config key of type `hosts` (a static host inventory). */
 export interface StaticHost {
   /** Unique name of the host in the inventory. */
   name: string;
@@ -36,13 +36,20 @@ export interface Config {
   path: string;
 }
 
-/** Allowed keys per provider section; a provider module lists its own here. */
-export const providerConfigKeys: Record<string, readonly string[]> = {
-  local: ["subnet"],
-  ssh: ["hosts"],
-  hetzner: ["serverType", "image", "location", "sshPort", "sshUser"],
-  aws: ["region", "instanceType", "ami", "sshUser", "sshPort", "subnetId"],
-};
+/**
+ * The type of a provider config key: `string` and `port` values are checked
+ * by the provider when it reads them; `hosts` (a list of {@link StaticHost})
+ * is checked here, with `file:line`.
+ */
+export type ConfigKeyType = "string" | "port" | "hosts";
+
+/**
+ * Provider config sections: section name → allowed key → type. The provider
+ * registry (`providers/registry.ts`) supplies it; config knows no provider.
+ */
+export type ProviderConfigSchemas = Readonly<
+  Record<string, Readonly<Record<string, ConfigKeyType>>>
+>;
 
 const STATIC_HOST_KEYS = ["name", "host", "port", "user", "identityFile", "hostKey"];
 
@@ -53,15 +60,20 @@ export function configPath(home: string): string {
 
 /**
  * Load the config file (missing file → defaults) and apply env overrides.
+ * Provider sections are checked against `schemas`.
  *
  * @example
  * ```ts
  * import { loadConfig } from "./config.ts";
- * const config = await loadConfig("/tmp/cbx-none", () => undefined);
+ * const config = await loadConfig("/tmp/cbx-none", () => undefined, {});
  * config.provider; // "local"
  * ```
  */
-export async function loadConfig(home: string, env: EnvReader): Promise<Config> {
+export async function loadConfig(
+  home: string,
+  env: EnvReader,
+  schemas: ProviderConfigSchemas,
+): Promise<Config> {
   const path = configPath(home);
   let text = "";
   try {
@@ -69,22 +81,31 @@ export async function loadConfig(home: string, env: EnvReader): Promise<Config> 
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
-  return await parseConfig(text, path, env);
+  return await parseConfig(text, path, env, schemas);
 }
 
 /**
- * Parse config text (pure apart from the lazy YAML import).
+ * Parse config text (pure apart from the lazy YAML import); provider
+ * sections are checked against `schemas` (unknown sections and keys are
+ * errors).
  *
  * @example
  * ```ts
  * import { parseConfig } from "./config.ts";
- * const c = await parseConfig("provider: ssh\n", "config.yaml", () => undefined);
+ * const c = await parseConfig("provider: ssh\n", "config.yaml", () => undefined, {});
  * c.provider; // "ssh"
  * ```
  */
-export async function parseConfig(text: string, path: string, env: EnvReader): Promise<Config> {
+export async function parseConfig(
+  text: string,
+  path: string,
+  env: EnvReader,
+  schemas: ProviderConfigSchemas,
+): Promise<Config> {
   const config: Config = { provider: "local", tailscale: { tags: [] }, providers: {}, path };
   if (text.trim() !== "") {
+    // Lazy on purpose: the CLI loads core for every command, yaml only when
+    // there is a config file (tools/layers.ts allows exactly this one).
     const YAML = await import("yaml");
     const lines = new YAML.LineCounter();
     const doc = YAML.parseDocument(text, { lineCounter: lines, uniqueKeys: true });
@@ -110,9 +131,12 @@ export async function parseConfig(text: string, path: string, env: EnvReader): P
           throw configError(`${at}: tailscale.tags must be a list of tags like tag:ci`);
         }
         config.tailscale.tags = tags as string[];
-      } else if (Object.hasOwn(providerConfigKeys, key)) {
-        checkKeys(YAML, pair.value, providerConfigKeys[key], where, key);
-        if (key === "ssh") checkStaticHosts(YAML, pair.value, where);
+      } else if (Object.hasOwn(schemas, key)) {
+        const schema = schemas[key];
+        checkKeys(YAML, pair.value, Object.keys(schema), where, key);
+        for (const [name, type] of Object.entries(schema)) {
+          if (type === "hosts") checkStaticHosts(YAML, pair.value, where, key, name);
+        }
         config.providers[key] = (value ?? {}) as Record<string, unknown>;
       } else {
         throw configError(`${at}: unknown key ${JSON.stringify(key)}`);
@@ -167,27 +191,30 @@ function checkStaticHosts(
   YAML: YamlModule,
   section: unknown,
   where: (offset: number | undefined) => string,
+  sectionName: string,
+  key: string,
 ): void {
   if (!YAML.isMap(section)) return;
-  const hosts = section.get("hosts", true);
+  const hosts = section.get(key, true);
+  const at = `${sectionName}.${key}`;
   if (hosts === undefined) return;
   if (!YAML.isSeq(hosts)) {
     throw configError(
-      `${where(YAML.isNode(hosts) ? hosts.range?.[0] : undefined)}: ssh.hosts must be a list`,
+      `${where(YAML.isNode(hosts) ? hosts.range?.[0] : undefined)}: ${at} must be a list`,
     );
   }
   for (const item of hosts.items) {
-    checkKeys(YAML, item, STATIC_HOST_KEYS, where, "ssh.hosts[]");
+    checkKeys(YAML, item, STATIC_HOST_KEYS, where, `${at}[]`);
     const host = YAML.isNode(item) ? item.toJSON() as Partial<StaticHost> : undefined;
-    const at = where(YAML.isNode(item) ? item.range?.[0] : undefined);
+    const line = where(YAML.isNode(item) ? item.range?.[0] : undefined);
     if (!host || typeof host.name !== "string" || typeof host.host !== "string") {
-      throw configError(`${at}: every ssh.hosts entry needs a name and a host`);
+      throw configError(`${line}: every ${at} entry needs a name and a host`);
     }
     if (
       host.port !== undefined &&
       !(Number.isInteger(host.port) && host.port >= 1 && host.port <= 65535)
     ) {
-      throw configError(`${at}: ssh.hosts port must be 1..65535`);
+      throw configError(`${line}: ${at} port must be 1..65535`);
     }
   }
 }

@@ -6,23 +6,33 @@
  * @module
  */
 
-import type { Lease } from "../lease/claims.ts";
+import type { Lease } from "../lease/mod.ts";
 import { type CrabboxOptions, providerFeatures, resolveRuntime, type Runtime } from "../runtime.ts";
-import { configPath, loadConfig } from "../core/config.ts";
-import { CrabboxError } from "../core/errors.ts";
-import { listLeases } from "../lease/leases.ts";
-import { meshPaths } from "../mesh/files.ts";
-import { readDaemonState } from "../mesh/daemon.ts";
-import { crewTag, normalizeCrewName, ownerFor } from "../core/names.ts";
-import { processIdentity, sameProcess } from "../process/identity.ts";
-import { sshProgram } from "../ssh/args.ts";
 import {
+  configPath,
+  CrabboxError,
+  crewTag,
+  loadConfig,
+  meshPaths,
+  normalizeCrewName,
+  ownerFor,
+} from "../core/mod.ts";
+import {
+  listLeases,
   memberTransport,
   type Reachability,
   reachabilityMatrix,
   type Transport,
-} from "../lease/transport.ts";
-import { type Feature, providerEntry, providerNames } from "../../providers/types.ts";
+} from "../lease/mod.ts";
+import { readDaemonState } from "../mesh/mod.ts";
+import { processIdentity, sameProcess } from "../process/mod.ts";
+import { sshProgram } from "../ssh/mod.ts";
+import {
+  type Feature,
+  providerConfigSchemas,
+  providerEntry,
+  providerNames,
+} from "../../providers/mod.ts";
 
 /** Outcome of one check. */
 export type CheckStatus = "ok" | "warn" | "skip" | "fail";
@@ -79,7 +89,11 @@ function check(
   return details ? { name, status, message, details } : { name, status, message };
 }
 
-async function sshCheck(rt: Runtime, usesLocal: boolean): Promise<DoctorCheck> {
+/**
+ * The ssh client, plus what each used provider lacks on this machine (its
+ * registry entry's `prerequisites`).
+ */
+async function sshCheck(rt: Runtime, used: readonly string[]): Promise<DoctorCheck> {
   let version = "";
   try {
     const out = await new Deno.Command(sshProgram(rt.env), {
@@ -95,17 +109,17 @@ async function sshCheck(rt: Runtime, usesLocal: boolean): Promise<DoctorCheck> {
       hint: "apt-get install -y openssh-client",
     });
   }
-  if (usesLocal) {
-    const { checkLocalPrerequisites, localPrerequisiteError } = await import(
-      "../../providers/local/provider.ts"
-    );
-    const missing = checkLocalPrerequisites();
-    if (missing.length > 0) {
-      return check("ssh", "warn", `${version}; ${localPrerequisiteError(missing).message}`, {
-        version,
-        localMissing: missing,
-      });
+  const messages: string[] = [];
+  const details: Record<string, unknown> = { version };
+  for (const name of used) {
+    const report = await providerEntry(name).prerequisites?.();
+    if (report) {
+      messages.push(report.message);
+      details[`${name}Missing`] = report.missing;
     }
+  }
+  if (messages.length > 0) {
+    return check("ssh", "warn", `${version}; ${messages.join("; ")}`, details);
   }
   return check("ssh", "ok", version, { version });
 }
@@ -120,7 +134,7 @@ async function homeCheck(rt: Runtime): Promise<DoctorCheck> {
     });
   }
   try {
-    await loadConfig(rt.home, rt.env);
+    await loadConfig(rt.home, rt.env, providerConfigSchemas());
   } catch (e) {
     return check("home", "fail", (e as Error).message, {
       home: rt.home,
@@ -338,7 +352,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   ]
     .filter((n) => providerNames().includes(n) || members.some((m) => m.provider === n));
   checks.unshift(
-    await sshCheck(rt, used.includes("local")),
+    await sshCheck(rt, used.filter((n) => providerNames().includes(n))),
     await homeCheck(rt),
     await providersCheck(rt, options, used),
   );

@@ -7,9 +7,15 @@
 
 import type { Runtime } from "../runtime.ts";
 import type { TailnetPolicyProbe } from "./checks.ts";
-import { CrabboxError } from "../core/errors.ts";
+import { CrabboxError } from "../core/mod.ts";
 
-export { manualPolicySnippet } from "../tailnet/policy_snippet.ts";
+export { manualPolicySnippet } from "../tailnet/mod.ts";
+import {
+  POLICY_API_UNAVAILABLE,
+  policyRowsPresent,
+  tailnetClientFromEnv,
+  tailnetCredentialsFrom,
+} from "../tailnet/mod.ts";
 
 /**
  * Read the tailnet policy with the credentials in the runtime's environment
@@ -23,11 +29,8 @@ export { manualPolicySnippet } from "../tailnet/policy_snippet.ts";
  * ```
  */
 export async function defaultTailnetProbe(tag: string, rt: Runtime): Promise<TailnetPolicyProbe> {
-  const { tailnetCredentialsFrom } = await import("../tailnet/config.ts");
   const creds = tailnetCredentialsFrom(rt.env);
   if (creds.auth !== "api-key") return { state: "no-credentials" };
-  const { tailnetClientFromEnv, POLICY_API_UNAVAILABLE } = await import("../tailnet/api.ts");
-  const { policyRowsPresent } = await import("../tailnet/policy.ts");
   try {
     const client = tailnetClientFromEnv(rt.env, { fetch: rt.fetch, signal: rt.signal });
     const policy = await client.getPolicy();

@@ -5,11 +5,17 @@
  * @module
  */
 
-import type { Labels } from "../core/labels.ts";
-import type { SshTarget, TailnetFacts } from "../../providers/types.ts";
-import { CrabboxError } from "../core/errors.ts";
-import { isLeaseId } from "../core/names.ts";
-import { joinPath, readJsonFile, removeFile, withLock, writeJsonAtomic } from "../core/fs.ts";
+import type { Labels } from "../core/mod.ts";
+import type { SshTarget, TailnetFacts } from "../../providers/mod.ts";
+import {
+  CrabboxError,
+  isLeaseId,
+  joinPath,
+  readJsonFile,
+  removeFile,
+  withLock,
+  writeJsonAtomic,
+} from "../core/mod.ts";
 
 /** Lifecycle state of a lease as crabbox records it. */
 export type LeaseState = "creating" | "active" | "releasing" | "failed";

@@ -12,8 +12,7 @@
  * @module
  */
 
-import { usageError } from "../core/errors.ts";
-import { MAX_NAME_LENGTH, normalizeName } from "../core/names.ts";
+import { MAX_NAME_LENGTH, normalizeName, usageError } from "../core/mod.ts";
 import { HOSTS_BLOCK_BEGIN, HOSTS_BLOCK_END, refresherScript } from "./cloud_init_refresher.ts";
 
 export { HOSTS_BLOCK_BEGIN, HOSTS_BLOCK_END, refresherScript };

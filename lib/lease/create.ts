@@ -5,29 +5,32 @@
  * @module
  */
 
-import { CrabboxError, usageError } from "../core/errors.ts";
-import { parseExposedPorts } from "../core/expose.ts";
-import { encodeLabels } from "../core/labels.ts";
 import {
+  CrabboxError,
   crewTag,
+  encodeLabels,
   newLeaseId,
   normalizeCrewName,
   normalizeSlug,
   ownerFor,
+  parseExposedPorts,
   roleOf,
-} from "../core/names.ts";
+  runBounded,
+  usageError,
+} from "../core/mod.ts";
 import { type Lease, listClaims, removeClaim, reserveClaim, saveClaim } from "./claims.ts";
 import { type CrabboxOptions, providerFeatures, resolveRuntime, type Runtime } from "../runtime.ts";
-import { ensureClientKey } from "../ssh/keys.ts";
+import { ensureClientKey } from "../ssh/mod.ts";
 import {
   bootstrapCrewPolicy,
+  defaultTailnetOps,
   obtainAuthKey,
   type TailnetJoin,
   type TailnetOps,
-} from "../tailnet/join.ts";
-import { providersWith } from "../../providers/types.ts";
-import { runBounded } from "../core/bounded.ts";
+} from "../tailnet/mod.ts";
+import { providersWith } from "../../providers/mod.ts";
 import { releaseLeases, type ReleaseResult } from "./leases.ts";
+import { renderCloudInit } from "./cloud_init.ts";
 
 /** One member to lease. */
 export interface MemberSpec {
@@ -167,9 +170,17 @@ async function prepareMembers(
       throw usageError("slug_taken", `crew ${crew} already has a member ${taken.slug}`);
     }
   }
-  const ops = options.tailnet ?? await (await import("../tailnet/ops.ts")).defaultTailnetOps(rt);
+  const ops = options.tailnet ?? await defaultTailnetOps(rt);
   const tag = crew === undefined ? undefined : crewTag(owner, crew);
-  if (crew !== undefined && tag !== undefined) await bootstrapCrewPolicy(rt, ops, crew, tag);
+  if (crew !== undefined && tag !== undefined) {
+    await bootstrapCrewPolicy(
+      rt,
+      ops,
+      crew,
+      tag,
+      async () => (await listClaims(rt.home)).some((c) => c.crew === crew && c.state !== "failed"),
+    );
+  }
   const tags = [...rt.config.tailscale.tags, ...(tag ? [tag] : [])];
   for (const m of prepared) {
     if (!m.tailscale) continue;
@@ -179,14 +190,13 @@ async function prepareMembers(
   return prepared;
 }
 
-async function userDataFor(
+function userDataFor(
   rt: CrabboxOptions,
   member: PreparedMember,
   crew: string | undefined,
   sshPublicKey: string,
-): Promise<string | undefined> {
+): string | undefined {
   if (!providerFeatures(rt, member.provider).has("cloud-init")) return undefined;
-  const { renderCloudInit } = await import("./cloud_init.ts");
   return renderCloudInit({
     slug: member.slug,
     crew,
@@ -231,7 +241,7 @@ async function createMember(
   try {
     const provider = await rt.provider(member.provider);
     const key = await ensureClientKey(rt.home, { crew, leaseId: id });
-    const userData = await userDataFor(options, member, crew, key.publicKey);
+    const userData = userDataFor(options, member, crew, key.publicKey);
     rt.log(`leasing ${crew ? `${crew}/` : ""}${member.slug} on ${member.provider}…`);
     const pl = await provider.create({
       leaseId: id,

@@ -6,16 +6,16 @@
  */
 
 import type { Lease } from "./claims.ts";
-import { CrabboxError } from "../core/errors.ts";
+import { CrabboxError, knownHostsPath } from "../core/mod.ts";
 import { type CrabboxOptions, resolveRuntime } from "../runtime.ts";
 import {
-  knownHostsPath,
+  controlForLease,
   prepareKnownHosts,
   runSsh,
   runSshInteractive,
   sshCommandArgs,
   type SshResult,
-} from "../ssh/args.ts";
+} from "../ssh/mod.ts";
 
 function requireSsh(lease: Lease) {
   if (!lease.ssh) {
@@ -48,7 +48,6 @@ export async function leaseSshArgs(
   const target = requireSsh(lease);
   const knownHostsFile = knownHostsPath(rt.home, lease);
   await prepareKnownHosts(target, knownHostsFile);
-  const { controlForLease } = await import("../mesh/live.ts");
   const control = options.reuseMaster === false
     ? { master: "none" as const }
     : await controlForLease(rt.home, lease, { env: rt.env });

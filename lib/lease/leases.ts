@@ -1,20 +1,26 @@
 /**
- * Leases after creation: list (claims merged with providers), find, release,
- * and expose more ports. Creating them is `lease_create.ts`.
+ * Leases after creation: list (claims merged with providers), find and
+ * release. Creating them is `create.ts`; exposing one more port of a live
+ * member is `lib/mesh/expose.ts`.
  *
  * @module
  */
 
-import { CrabboxError, usageError } from "../core/errors.ts";
-import { parseExposedPorts, validatePort } from "../core/expose.ts";
-import { decodeLabels, encodeLabels, LabelKey } from "../core/labels.ts";
-import { isLeaseId, normalizeCrewName, normalizeSlug, roleOf } from "../core/names.ts";
+import {
+  CrabboxError,
+  decodeLabels,
+  isLeaseId,
+  meshPaths,
+  normalizeCrewName,
+  normalizeSlug,
+  roleOf,
+  runBounded,
+  usageError,
+} from "../core/mod.ts";
 import { compareLeases, type Lease, listClaims, removeClaim, updateClaim } from "./claims.ts";
 import { type CrabboxOptions, providerFeatures, resolveRuntime, type Runtime } from "../runtime.ts";
-import { clientKeyDir } from "../ssh/keys.ts";
-import { meshPaths } from "../mesh/files.ts";
-import type { Provider, ProviderLease } from "../../providers/types.ts";
-import { runBounded } from "../core/bounded.ts";
+import { clientKeyDir } from "../ssh/mod.ts";
+import type { Provider, ProviderLease } from "../../providers/mod.ts";
 
 export type { Lease } from "./claims.ts";
 
@@ -239,49 +245,4 @@ export async function releaseCrew(
   const rt = await resolveRuntime(options);
   const leases = await listLeases({ crew: name }, options);
   return await releaseLeases(rt, leases);
-}
-
-/**
- * Add a port to a lease's exposed ports (recorded in its claim and labels).
- * When `crew connect` holds the member's tunnel, the new port is forwarded on
- * the live ControlMaster (`ssh -O forward`) without restarting it. Returns
- * the updated lease.
- *
- * @example
- * ```ts
- * import { exposePort, findLease } from "./leases.ts";
- * await exposePort(await findLease("pr-42/api"), 9090);
- * ```
- */
-export async function exposePort(
-  lease: Lease,
-  port: number,
-  options: CrabboxOptions = {},
-): Promise<Lease> {
-  validatePort(port);
-  const rt = await resolveRuntime(options);
-  const expose = [...new Set([...lease.expose, port])].sort((a, b) => a - b);
-  parseExposedPorts(expose.map(String));
-  const updated = await updateClaim(rt.home, lease.id, (c) => {
-    const base = c ?? lease;
-    const labels = encodeLabels({
-      leaseId: base.id,
-      crew: base.crew,
-      slug: base.slug,
-      expose,
-      owner: base.owner,
-      tailscale: base.tailscale,
-    });
-    return {
-      ...base,
-      expose,
-      labels: { ...base.labels, [LabelKey.expose]: labels[LabelKey.expose] },
-    };
-  });
-  const result = updated ?? { ...lease, expose };
-  if (result.crew !== undefined && !lease.expose.includes(port)) {
-    const { addLiveForward } = await import("../mesh/live.ts");
-    await addLiveForward(rt.home, result, port, options);
-  }
-  return result;
 }

@@ -8,10 +8,10 @@
  */
 
 import { resolveRuntime } from "../runtime.ts";
-import { CrabboxError } from "../core/errors.ts";
+import { CrabboxError, type MeshPaths } from "../core/mod.ts";
 import { forwardAddress, type MeshMember, type SkippedMember } from "./forwards.ts";
 import { liveDaemonCount } from "./daemon.ts";
-import { envRecord, exportLines, type MeshForward, type MeshPaths } from "./files.ts";
+import { envRecord, exportLines, type MeshForward } from "./files.ts";
 import { liveMeshes } from "./live.ts";
 import {
   type ConnectOptions,
@@ -35,7 +35,7 @@ import {
   stopChild,
   type Tunnel,
 } from "./tunnel.ts";
-import { startAnchor } from "../process/identity.ts";
+import { startAnchor } from "../process/mod.ts";
 
 /** Status of one member's tunnel. */
 export interface MemberStatus {

@@ -7,23 +7,28 @@
  */
 
 import { type CrabboxOptions, resolveRuntime } from "../runtime.ts";
-import { CrabboxError } from "../core/errors.ts";
+import {
+  CrabboxError,
+  joinPath,
+  type MeshPaths,
+  meshPaths,
+  normalizeCrewName,
+  removeFile,
+  withLock,
+  writeFileAtomic,
+} from "../core/mod.ts";
 import type { SkippedMember } from "./forwards.ts";
 import {
   type DaemonProcess,
   type DaemonState,
   exportLines,
   type MeshForward,
-  type MeshPaths,
-  meshPaths,
   parseDaemonState,
   renderDaemonState,
 } from "./files.ts";
 import { type ConnectOptions, planCrew, sortForwards, writeMeshFiles } from "./plan.ts";
 import { firstConnect, launchAll, makeCtx, makeTunnels, stopChild } from "./tunnel.ts";
-import { normalizeCrewName } from "../core/names.ts";
-import { killIfMatches, processIdentity, sameProcess } from "../process/identity.ts";
-import { joinPath, removeFile, withLock, writeFileAtomic } from "../core/fs.ts";
+import { killIfMatches, processIdentity, sameProcess } from "../process/mod.ts";
 
 /** A crew's `daemon.json`, or `undefined` when there is none. */
 export async function readDaemonState(paths: MeshPaths): Promise<DaemonState | undefined> {

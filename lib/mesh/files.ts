@@ -1,14 +1,12 @@
 /**
  * The SSH-mesh state files under `$CRABBOX_HOME/crew/<name>/`: `hosts`,
  * `env` and `daemon.json` — pure renderers and parsers, plus their paths.
- * Writing is left to the caller (atomic, 0600, via `state.ts`).
+ * Writing is left to the caller (atomic, 0600, via `lib/core/fs.ts`).
  *
  * @module
  */
 
-import { knownHostsPath } from "../ssh/args.ts";
-import { CrabboxError } from "../core/errors.ts";
-import { joinPath } from "../core/fs.ts";
+import { CrabboxError } from "../core/mod.ts";
 
 /** One forward of the mesh: `127.0.0.1:<localPort>` reaches `<peer>`'s `127.0.0.1:<remotePort>`. */
 export interface MeshForward {
@@ -20,43 +18,6 @@ export interface MeshForward {
   remotePort: number;
   /** Port on the operator's 127.0.0.1. */
   localPort: number;
-}
-
-/** Where a crew's mesh files live. */
-export interface MeshPaths {
-  /** `<home>/crew/<name>` */
-  dir: string;
-  /** `<dir>/hosts` */
-  hosts: string;
-  /** `<dir>/env` */
-  env: string;
-  /** `<dir>/daemon.json` */
-  daemon: string;
-  /** `<dir>/known_hosts` */
-  knownHosts: string;
-  /** `<dir>/log` — one ssh `-E` log per member. */
-  logDir: string;
-}
-
-/**
- * Paths of a crew's mesh files.
- *
- * @example
- * ```ts
- * import { meshPaths } from "./files.ts";
- * meshPaths("/home/a/.crabbox", "pr-42").env; // "/home/a/.crabbox/crew/pr-42/env"
- * ```
- */
-export function meshPaths(home: string, crew: string): MeshPaths {
-  const dir = joinPath(home, "crew", crew);
-  return {
-    dir,
-    hosts: joinPath(dir, "hosts"),
-    env: joinPath(dir, "env"),
-    daemon: joinPath(dir, "daemon.json"),
-    knownHosts: knownHostsPath(home, { crew }),
-    logDir: joinPath(dir, "log"),
-  };
 }
 
 /**

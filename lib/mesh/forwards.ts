@@ -6,12 +6,11 @@
  * @module
  */
 
-import type { Lease } from "../lease/claims.ts";
-import { CrabboxError } from "../core/errors.ts";
+import type { Lease } from "../lease/mod.ts";
+import { CrabboxError, normalizeName } from "../core/mod.ts";
 import { envPeerName, type MeshForward } from "./files.ts";
-import { normalizeName } from "../core/names.ts";
-import { sshForwardArgs } from "../ssh/args.ts";
-import type { SshTarget } from "../../providers/types.ts";
+import { sshForwardArgs } from "../ssh/mod.ts";
+import type { SshTarget } from "../../providers/mod.ts";
 
 export type { MeshForward } from "./files.ts";
 

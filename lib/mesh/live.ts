@@ -6,48 +6,17 @@
  * @module
  */
 
-import type { Lease } from "../lease/claims.ts";
-import { CrabboxError } from "../core/errors.ts";
+import type { Lease } from "../lease/mod.ts";
+import { CrabboxError, joinPath, meshPaths, withLock, writeFileAtomic } from "../core/mod.ts";
 import { isLoopbackPortFree, MESH_PORT_RANGE, nextFreePort } from "./forwards.ts";
 import { readDaemonState } from "./daemon.ts";
-import { type MeshForward, meshPaths, parseHostsFile, renderDaemonState } from "./files.ts";
+import { type MeshForward, parseHostsFile, renderDaemonState } from "./files.ts";
 import { type ConnectOptions, sortForwards, writeMeshFiles } from "./plan.ts";
-import { isSocket, sshAnswers } from "./probe.ts";
-import { type Ctx, memberControlPath, type Tunnel } from "./tunnel.ts";
-import { type ControlMode, sshDestination, sshOptionArgs, sshProgram } from "../ssh/args.ts";
-import { type EnvReader, joinPath, withLock, writeFileAtomic } from "../core/fs.ts";
+import type { Ctx, Tunnel } from "./tunnel.ts";
+import { controlForLease, sshDestination, sshOptionArgs, sshProgram } from "../ssh/mod.ts";
 
 /** Foreground meshes of this process by `<home>\0<crew>` (set by `connectCrew`). */
 export const liveMeshes = new Map<string, { tunnels: Tunnel[]; ctx: Ctx }>();
-
-/**
- * The ControlMaster mode `crabbox run/ssh --id` should use for a lease: the
- * crew mesh's master (`ControlMaster=no` + its path) when the socket exists
- * and `ssh -O check` succeeds, else `{ master: "none" }` (a fresh connection).
- *
- * @example
- * ```ts
- * import { controlForLease } from "./live.ts";
- * import { sshCommandArgs } from "../ssh/args.ts";
- * import type { Lease } from "../lease/claims.ts";
- * declare const lease: Lease;
- * const control = await controlForLease("/home/a/.crabbox", lease);
- * sshCommandArgs(lease.ssh!, ["true"], { knownHostsFile: "/home/a/.crabbox/crew/x/known_hosts", control });
- * ```
- */
-export async function controlForLease(
-  home: string,
-  lease: Lease,
-  options: { env?: EnvReader } = {},
-): Promise<ControlMode> {
-  if (!lease.crew || !lease.ssh) return { master: "none" };
-  const path = await memberControlPath(home, lease.crew, lease.id);
-  if (!(await isSocket(path))) return { master: "none" };
-  const env = options.env ?? ((k: string) => Deno.env.get(k));
-  return await sshAnswers(env, path, sshDestination(lease.ssh))
-    ? { master: "no", path }
-    : { master: "none" };
-}
 
 /**
  * Add a forward for a newly exposed port on a connected member, on its live

@@ -7,17 +7,16 @@
  */
 
 import { resolveRuntime, type Runtime } from "../runtime.ts";
-import { listLeases } from "../lease/leases.ts";
+import {
+  listLeases,
+  memberTransport,
+  providerPlanes,
+  sshEndpoint,
+  type Transport,
+} from "../lease/mod.ts";
 import { selectMembers } from "./forwards.ts";
 import { liveDaemonCount, readDaemonState } from "./daemon.ts";
-import {
-  daemonForwards,
-  exportLines,
-  type MeshForward,
-  meshPaths,
-  parseHostsFile,
-} from "./files.ts";
-import { controlForLease } from "./live.ts";
+import { daemonForwards, exportLines, type MeshForward, parseHostsFile } from "./files.ts";
 import {
   type ConnectOptions,
   hasSshFeature,
@@ -25,14 +24,9 @@ import {
   planCrew,
   sortForwards,
 } from "./plan.ts";
-import { normalizeCrewName } from "../core/names.ts";
-import { type Feature, providerEntry } from "../../providers/types.ts";
-import {
-  memberTransport,
-  providerPlanes,
-  sshEndpoint,
-  type Transport,
-} from "../lease/transport.ts";
+import { meshPaths, normalizeCrewName } from "../core/mod.ts";
+import { type Feature, providerEntry } from "../../providers/mod.ts";
+import { controlForLease } from "../ssh/mod.ts";
 
 /** One member as `crew peers` shows it. */
 export interface PeerInfo {

@@ -7,10 +7,16 @@
  * @module
  */
 
-import type { Lease } from "../lease/claims.ts";
+import type { Lease } from "../lease/mod.ts";
 import { type CrabboxOptions, resolveRuntime } from "../runtime.ts";
-import { CrabboxError } from "../core/errors.ts";
-import { listLeases } from "../lease/leases.ts";
+import {
+  CrabboxError,
+  type MeshPaths,
+  meshPaths,
+  normalizeCrewName,
+  writeFileAtomic,
+} from "../core/mod.ts";
+import { listLeases } from "../lease/mod.ts";
 import {
   allocateForwards,
   isLoopbackPortFree,
@@ -19,17 +25,8 @@ import {
   selectMembers,
   type SkippedMember,
 } from "./forwards.ts";
-import {
-  exportLines,
-  type MeshForward,
-  type MeshPaths,
-  meshPaths,
-  renderEnvFile,
-  renderHostsFile,
-} from "./files.ts";
-import { normalizeCrewName } from "../core/names.ts";
-import { writeFileAtomic } from "../core/fs.ts";
-import { providerEntry } from "../../providers/types.ts";
+import { exportLines, type MeshForward, renderEnvFile, renderHostsFile } from "./files.ts";
+import { providerEntry } from "../../providers/mod.ts";
 
 /** Lifecycle of one member's tunnel. */
 export type MemberState = "starting" | "up" | "down" | "backoff" | "stopped";

@@ -6,9 +6,6 @@
  * @module
  */
 
-import { sshProgram } from "../ssh/args.ts";
-import type { EnvReader } from "../core/fs.ts";
-
 const OPEN_FAILED = /channel \d+: open failed: (.*)$/;
 
 /** ssh's log line when a `-L` listener's local port is taken; group 1 is the port. */
@@ -22,30 +19,6 @@ export const PERMANENT =
 export function openFailures(log: string): string[] {
   return log.split(/\r?\n/)
     .map((l) => OPEN_FAILED.exec(l)?.[1]).filter((x): x is string => x !== undefined);
-}
-
-/** Whether ControlMaster `controlPath` answers `ssh -O check` for `dest`. */
-export async function sshAnswers(
-  env: EnvReader,
-  controlPath: string,
-  dest: string,
-): Promise<boolean> {
-  const out = await new Deno.Command(sshProgram(env), {
-    args: ["-F", "none", "-o", `ControlPath=${controlPath}`, "-O", "check", "--", dest],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).output();
-  return out.success;
-}
-
-/** Whether `path` exists and is a socket. */
-export async function isSocket(path: string): Promise<boolean> {
-  try {
-    return (await Deno.lstat(path)).isSocket === true;
-  } catch {
-    return false;
-  }
 }
 
 /** The text of a log file from byte `from` on (`""` when it cannot be read). */

@@ -3,36 +3,14 @@
  * member's ControlMaster — its paths, spawning it (through the foreground
  * anchor or detached), waiting until every forward works end to end, the
  * first connect with retries, and stopping it. Shared by the foreground
- * mesh (`mesh_connect.ts`) and the `--export` daemons (`mesh_daemon.ts`).
+ * mesh (`connect.ts`) and the `--export` daemons (`daemon.ts`).
  *
  * @module
  */
 
 import type { Runtime } from "../runtime.ts";
-import { CrabboxError } from "../core/errors.ts";
 import {
-  isLoopbackPortFree,
-  memberSshArgs,
-  MESH_PORT_RANGE,
-  type MeshMember,
-  nextFreePort,
-} from "./forwards.ts";
-import { type MeshForward, meshPaths } from "./files.ts";
-import type { ConnectOptions, MemberState, MeshEvent, MeshPlan } from "./plan.ts";
-import {
-  ADDR_IN_USE,
-  isSocket,
-  lastLogReason,
-  logSize,
-  openFailures,
-  PERMANENT,
-  probeForward,
-  readLog,
-  sshAnswers,
-} from "./probe.ts";
-import type { Anchor } from "../process/identity.ts";
-import { controlPathFor, sshDestination, sshProgram } from "../ssh/args.ts";
-import {
+  CrabboxError,
   dirOf,
   ensurePrivateDir,
   type EnvReader,
@@ -40,8 +18,28 @@ import {
   removeFile,
   withLock,
   writeFileAtomic,
-} from "../core/fs.ts";
-import type { SshTarget } from "../../providers/types.ts";
+} from "../core/mod.ts";
+import {
+  isLoopbackPortFree,
+  memberSshArgs,
+  MESH_PORT_RANGE,
+  type MeshMember,
+  nextFreePort,
+} from "./forwards.ts";
+import type { MeshForward } from "./files.ts";
+import type { ConnectOptions, MemberState, MeshEvent, MeshPlan } from "./plan.ts";
+import {
+  ADDR_IN_USE,
+  lastLogReason,
+  logSize,
+  openFailures,
+  PERMANENT,
+  probeForward,
+  readLog,
+} from "./probe.ts";
+import type { Anchor } from "../process/mod.ts";
+import { isSocket, memberControlPath, sshAnswers, sshDestination, sshProgram } from "../ssh/mod.ts";
+import type { SshTarget } from "../../providers/mod.ts";
 
 /** Sleep `ms`, or less when `signal` aborts (never rejects). */
 export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
@@ -55,11 +53,6 @@ export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
     }
     signal?.addEventListener("abort", done, { once: true });
   });
-
-/** ControlMaster socket path of a crew member: `<home>/crew/<crew>/cm/<lease>` (or a short /tmp path). */
-export function memberControlPath(home: string, crew: string, leaseId: string): Promise<string> {
-  return controlPathFor(meshPaths(home, crew).dir, leaseId);
-}
 
 /** One member's tunnel and its supervision state. */
 export interface Tunnel {
@@ -211,7 +204,7 @@ export class ForwardUnverified extends CrabboxError {}
 
 /**
  * Wait until every forward of `t` works end to end (see the doc of
- * `connectCrew` in mesh_connect.ts). With `realloc`, an "Address already in
+ * `connectCrew` in connect.ts). With `realloc`, an "Address already in
  * use" exit moves that forward to the next free port and respawns.
  */
 export async function awaitReady(

@@ -6,17 +6,30 @@
  * @module
  */
 
-import type { SshTarget } from "../../providers/types.ts";
-import { CrabboxError, usageError } from "../core/errors.ts";
 import {
+  CrabboxError,
   dirOf,
   ensurePrivateDir,
   type EnvReader,
-  joinPath,
   processEnv,
+  usageError,
   withLock,
   writeFileAtomic,
-} from "../core/fs.ts";
+} from "../core/mod.ts";
+
+/** How to reach a box over SSH. */
+export interface SshTarget {
+  /** Host name or IP address. */
+  host: string;
+  /** TCP port of sshd. */
+  port: number;
+  /** Login user. */
+  user: string;
+  /** Private key path (passed with `-i` and `IdentitiesOnly=yes`). */
+  keyPath?: string;
+  /** Pinned host key line (`ssh-ed25519 AAAA…`), when the provider knows it. */
+  hostKey?: string;
+}
 
 /** Longest ControlPath we use (sockaddr_un is 104 bytes on some systems; ssh adds a temp suffix). */
 export const MAX_CONTROL_PATH = 104 - 18;
@@ -206,36 +219,6 @@ export function sshForwardArgs(
     args.push("-L", `127.0.0.1:${f.localPort}:127.0.0.1:${f.remotePort}`);
   }
   return [...args, "--", sshDestination(target)];
-}
-
-/**
- * ControlPath for a lease: `<home>/cm/<lease-id>` when it fits the socket
- * limit, else a short path under `/tmp/cbx-cm-<uid>/`.
- */
-export async function controlPathFor(home: string, leaseId: string): Promise<string> {
-  const preferred = joinPath(home, "cm", leaseId);
-  if (preferred.length <= MAX_CONTROL_PATH) return preferred;
-  const digest = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(preferred)),
-  );
-  const short = Array.from(digest.slice(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
-  return `/tmp/cbx-cm-${Deno.uid() ?? 0}/${short}`;
-}
-
-/**
- * The known_hosts file crabbox uses for a lease: `<home>/crew/<crew>/known_hosts`
- * for crew members, `<home>/known_hosts` otherwise.
- *
- * @example
- * ```ts
- * import { knownHostsPath } from "./args.ts";
- * knownHostsPath("/home/a/.crabbox", { crew: "pr-42" }); // "/home/a/.crabbox/crew/pr-42/known_hosts"
- * ```
- */
-export function knownHostsPath(home: string, lease: { crew?: string }): string {
-  return lease.crew
-    ? joinPath(home, "crew", lease.crew, "known_hosts")
-    : joinPath(home, "known_hosts");
 }
 
 /** Path of the `ssh` program: `CRABBOX_SSH`, else `ssh` on PATH. */

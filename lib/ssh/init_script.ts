@@ -5,10 +5,10 @@
  * @module
  */
 
-import type { SshTarget } from "../../providers/types.ts";
-import { CrabboxError } from "../core/errors.ts";
+import type { SshTarget } from "./args.ts";
+import { CrabboxError } from "../core/mod.ts";
 import { runSsh, sshCommandArgs } from "./args.ts";
-import type { EnvReader } from "../core/fs.ts";
+import type { EnvReader } from "../core/mod.ts";
 
 /**
  * Run `script` on the target with `bash -s`; throws a provider error with the

@@ -5,8 +5,7 @@
  * @module
  */
 
-import { CrabboxError } from "../core/errors.ts";
-import { ensurePrivateDir, joinPath, withLock } from "../core/fs.ts";
+import { CrabboxError, ensurePrivateDir, joinPath, withLock } from "../core/mod.ts";
 
 /** A client key pair on disk. */
 export interface ClientKey {

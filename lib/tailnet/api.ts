@@ -8,8 +8,7 @@
  * @module
  */
 
-import { sleep } from "../core/sleep.ts";
-import { CrabboxError, type ExitStatusName } from "../core/errors.ts";
+import { CrabboxError, type ExitStatusName, redact, secretForms, sleep } from "../core/mod.ts";
 import {
   type EnvSource,
   processEnv,
@@ -17,7 +16,6 @@ import {
   type TailnetAuth,
   type TailnetConfig,
 } from "./config.ts";
-import { redact, secretForms } from "../core/redact.ts";
 
 /** Options shared by the client and the functions that build one. */
 export interface TailnetClientOptions {

@@ -9,8 +9,7 @@
  */
 
 import type { Runtime } from "../runtime.ts";
-import { CrabboxError } from "../core/errors.ts";
-import { listClaims } from "../lease/claims.ts";
+import { CrabboxError } from "../core/mod.ts";
 
 /** What a policy bootstrap did. */
 export interface PolicyBootstrapResult {
@@ -44,18 +43,20 @@ export interface TailnetJoin {
 
 /**
  * Bootstrap the policy when this is the crew's first active lease (and
- * `TS_API_KEY` is set and `CRABBOX_CREW_ACL` is not `off`). An incompatible
- * control plane is reported and skipped, never fatal.
+ * `TS_API_KEY` is set and `CRABBOX_CREW_ACL` is not `off`). `crewActive`
+ * says whether the crew already has an active lease (the caller owns the
+ * claims). An incompatible control plane is reported and skipped, never
+ * fatal.
  */
 export async function bootstrapCrewPolicy(
   rt: Runtime,
   ops: TailnetOps,
   crew: string,
   tag: string,
+  crewActive: () => Promise<boolean>,
 ): Promise<PolicyBootstrapResult | undefined> {
   if (rt.env("CRABBOX_CREW_ACL")?.trim() === "off" || !ops.hasApiKey) return undefined;
-  const active = (await listClaims(rt.home)).some((c) => c.crew === crew && c.state !== "failed");
-  if (active) return undefined;
+  if (await crewActive()) return undefined;
   const result = await ops.ensurePolicy(tag);
   if (result.status === "updated") {
     rt.log(`tailnet policy: added rows for ${tag}:`);

@@ -6,10 +6,9 @@
  * @module
  */
 
-import { CrabboxError, usageError } from "../core/errors.ts";
+import { CrabboxError, REDACTED, usageError } from "../core/mod.ts";
 import { TailnetClient, type TailnetClientOptions } from "./api.ts";
 import { assertTailnetTag } from "./policy_snippet.ts";
-import { REDACTED } from "../core/redact.ts";
 
 /** Options for {@link mintAuthKey}. */
 export interface MintAuthKeyOptions extends TailnetClientOptions {

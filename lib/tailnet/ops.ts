@@ -7,6 +7,10 @@
 
 import type { Runtime } from "../runtime.ts";
 import type { TailnetOps } from "./join.ts";
+import { tailnetCredentialsFrom } from "./config.ts";
+import { type TailnetClient, tailnetClientFromEnv } from "./api.ts";
+import { ensureTailnetPolicy } from "./ensure.ts";
+import { mintAuthKey } from "./keys.ts";
 
 /**
  * Build the Tailscale operations for a runtime. Loads the client lazily; no
@@ -20,28 +24,24 @@ import type { TailnetOps } from "./join.ts";
  * console.log(ops.canMint);
  * ```
  */
-export async function defaultTailnetOps(rt: Runtime): Promise<TailnetOps> {
-  const { tailnetCredentialsFrom } = await import("./config.ts");
+export function defaultTailnetOps(rt: Runtime): Promise<TailnetOps> {
   const creds = tailnetCredentialsFrom(rt.env);
   const usable = creds.auth !== "none" && creds.problem === undefined;
-  let client: import("./api.ts").TailnetClient | undefined;
-  const getClient = async () => {
+  let client: TailnetClient | undefined;
+  const getClient = () => {
     if (!client) {
-      const { tailnetClientFromEnv } = await import("./api.ts");
       client = tailnetClientFromEnv(rt.env, { fetch: rt.fetch, signal: rt.signal });
     }
     return client;
   };
-  return {
+  return Promise.resolve({
     canMint: usable,
     hasApiKey: creds.auth === "api-key",
     async ensurePolicy(tag) {
-      const { ensureTailnetPolicy } = await import("./ensure.ts");
-      return await ensureTailnetPolicy({ tag, client: await getClient() });
+      return await ensureTailnetPolicy({ tag, client: getClient() });
     },
     async mintKey(tags, description) {
-      const { mintAuthKey } = await import("./keys.ts");
-      return (await mintAuthKey({ tags, description, client: await getClient() })).key;
+      return (await mintAuthKey({ tags, description, client: getClient() })).key;
     },
-  };
+  });
 }

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { usageError } from "../core/errors.ts";
+import { usageError } from "../core/mod.ts";
 
 /** The owner every crabbox tag gets in `tagOwners`. */
 export const DEFAULT_TAG_OWNER = "autogroup:admin";

@@ -7,11 +7,9 @@
  * @module
  */
 
-import { clientKeyPath } from "../../lib/ssh/keys.ts";
-import { CrabboxError } from "../../lib/core/errors.ts";
-import type { Labels } from "../../lib/core/labels.ts";
-import { isLeaseId } from "../../lib/core/names.ts";
-import type { EnvReader } from "../../lib/core/fs.ts";
+import { clientKeyPath } from "../../lib/ssh/mod.ts";
+import { CrabboxError, isLeaseId, redact } from "../../lib/core/mod.ts";
+import type { EnvReader, Labels } from "../../lib/core/mod.ts";
 import {
   apiBaseUrl,
   type BoxOwner,
@@ -20,8 +18,7 @@ import {
   isIpv4,
   ownerOf,
   sharedResourceLabels,
-} from "../cloud/common.ts";
-import { redact } from "../../lib/core/redact.ts";
+} from "../cloud/mod.ts";
 import { items, node, root, tagMap, text, type XmlNode } from "./xml.ts";
 import type { CreateSpec, ProviderLease } from "../types.ts";
 

@@ -2,8 +2,8 @@
  * The `aws` provider: EC2 instances over the EC2 Query API, SigV4-signed with
  * `npm:aws4fetch` (explicit service `ec2` and region, no hidden retries).
  * This is the fetch shell; parameters, parsers and error mapping live in
- * `aws_api.ts`, XML handling in `aws_xml.ts`, credentials in
- * `aws_credentials.ts`.
+ * `api.ts`, XML handling in `xml.ts`, credentials in
+ * `credentials.ts`.
  *
  * Per crew it keeps one key pair and one security group (`crabbox-crew-<crew>`,
  * tagged, TCP `sshPort` only) and removes both with the crew's last instance.
@@ -25,9 +25,7 @@
  * @module
  */
 
-import { CrabboxError } from "../../lib/core/errors.ts";
-import { redact } from "../../lib/core/redact.ts";
-import { knownHostsPath } from "../../lib/ssh/args.ts";
+import { CrabboxError, knownHostsPath, redact } from "../../lib/core/mod.ts";
 import {
   assertSelectorValue,
   backoffMs,
@@ -37,7 +35,7 @@ import {
   ownerOf,
   sharedResourceName,
   timeoutError,
-} from "../cloud/common.ts";
+} from "../cloud/mod.ts";
 import {
   authorizeSshParams,
   type AwsSettings,
@@ -69,6 +67,7 @@ import {
 import { type AwsAuth, resolveAwsAuth, type TextReader } from "./credentials.ts";
 import { parseEc2Error, parseXml, type XmlNode } from "./xml.ts";
 import type { CreateSpec, Provider, ProviderContext, ProviderLease, SshTarget } from "../types.ts";
+import { AwsClient } from "aws4fetch";
 
 /** Options of {@link createAwsProvider}: the cloud knobs plus a file reader for `~/.aws`. */
 export interface AwsProviderOptions extends CloudProviderOptions {
@@ -118,7 +117,6 @@ export function createAwsProvider(
     const { auth, s } = await setup();
     const c = auth.credentials;
     const secrets = [c.secretAccessKey, c.sessionToken];
-    const { AwsClient } = await import("aws4fetch");
     const client = new AwsClient({
       accessKeyId: c.accessKeyId,
       secretAccessKey: c.secretAccessKey,

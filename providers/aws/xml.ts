@@ -1,5 +1,5 @@
 /**
- * EC2 Query API XML, read with `npm:fast-xml-parser` (imported lazily) and
+ * EC2 Query API XML, read with `npm:fast-xml-parser` and
  * normalized: every value stays a string (ids, codes and tag values are never
  * coerced to numbers), and `<set><item/></set>` reads as an array whether it
  * holds zero, one or many items.
@@ -7,7 +7,8 @@
  * @module
  */
 
-import { CrabboxError } from "../../lib/core/errors.ts";
+import { CrabboxError } from "../../lib/core/mod.ts";
+import { XMLParser, XMLValidator } from "fast-xml-parser";
 
 /** A parsed XML element: child name → child (string, element, or array of them). */
 export type XmlNode = Record<string, unknown>;
@@ -21,8 +22,8 @@ export type XmlNode = Record<string, unknown>;
  * const doc = await parseXml("<R><requestId>1</requestId></R>");
  * ```
  */
+// deno-lint-ignore require-await -- a rejected promise (not a throw) for bad XML, as before
 export async function parseXml(text: string): Promise<XmlNode> {
-  const { XMLParser, XMLValidator } = await import("fast-xml-parser");
   if (XMLValidator.validate(text) !== true) {
     throw new CrabboxError(
       "provider",

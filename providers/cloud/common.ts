@@ -6,11 +6,16 @@
  * @module
  */
 
-import { sleep } from "../../lib/core/sleep.ts";
-import { CrabboxError } from "../../lib/core/errors.ts";
-import { decodeLabels, isValidLabelValue, type Labels } from "../../lib/core/labels.ts";
-import { prepareKnownHosts, waitForSsh } from "../../lib/ssh/args.ts";
-import { withLock, writeFileAtomic } from "../../lib/core/fs.ts";
+import {
+  CrabboxError,
+  decodeLabels,
+  isValidLabelValue,
+  type Labels,
+  sleep,
+  withLock,
+  writeFileAtomic,
+} from "../../lib/core/mod.ts";
+import { prepareKnownHosts, waitForSsh } from "../../lib/ssh/mod.ts";
 import type { ProviderContext, SshTarget } from "../types.ts";
 
 /** Waits until a fresh box answers SSH; the default runs the system `ssh`. */
@@ -72,7 +77,7 @@ export interface CloudRuntime {
 /**
  * The real SSH waiter: prepares the crew's known_hosts file, forgets a stale
  * key for the same address (cloud IPs are recycled), then runs
- * `lib/ssh.ts` `waitForSsh`.
+ * `lib/ssh` `waitForSsh`.
  */
 export function realSshWaiter(ctx: ProviderContext): SshWaiter {
   return async (target, { knownHostsFile, timeoutMs, signal }) => {

@@ -7,12 +7,10 @@
  * @module
  */
 
-import { clientKeyPath } from "../../lib/ssh/keys.ts";
+import { clientKeyPath } from "../../lib/ssh/mod.ts";
 import { createHash } from "node:crypto";
-import { CrabboxError } from "../../lib/core/errors.ts";
-import type { Labels } from "../../lib/core/labels.ts";
-import { isLeaseId } from "../../lib/core/names.ts";
-import type { EnvReader } from "../../lib/core/fs.ts";
+import { CrabboxError, isLeaseId } from "../../lib/core/mod.ts";
+import type { EnvReader, Labels } from "../../lib/core/mod.ts";
 import {
   apiBaseUrl,
   type BoxOwner,
@@ -20,7 +18,7 @@ import {
   configString,
   isIpv4,
   ownerOf,
-} from "../cloud/common.ts";
+} from "../cloud/mod.ts";
 import type { CreateSpec, ProviderLease } from "../types.ts";
 
 /** Documented production endpoint. */

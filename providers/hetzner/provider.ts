@@ -2,7 +2,7 @@
  * The `hetzner` provider: Hetzner Cloud servers over the documented API v1
  * (`https://api.hetzner.cloud/v1`, `Authorization: Bearer $HCLOUD_TOKEN`).
  * This is the fetch shell; request bodies, parsers and error mapping live in
- * `hetzner_api.ts`.
+ * `api.ts`.
  *
  * Config (`hetzner:` in config.yaml): `serverType` (default `cpx22`),
  * `image` (default `ubuntu-24.04`), `location` (default: Hetzner's choice),
@@ -22,10 +22,8 @@
  * @module
  */
 
-import { CrabboxError } from "../../lib/core/errors.ts";
-import { redact } from "../../lib/core/redact.ts";
-import { knownHostsPath } from "../../lib/ssh/args.ts";
-import type { Labels } from "../../lib/core/labels.ts";
+import { CrabboxError, knownHostsPath, redact } from "../../lib/core/mod.ts";
+import type { Labels } from "../../lib/core/mod.ts";
 import {
   assertSelectorValue,
   backoffMs,
@@ -35,7 +33,7 @@ import {
   ownerOf,
   sharedResourceLabels,
   timeoutError,
-} from "../cloud/common.ts";
+} from "../cloud/mod.ts";
 import {
   createServerBody,
   hetznerError,

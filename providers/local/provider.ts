@@ -13,21 +13,21 @@
  * @module
  */
 
-import { parseProcStat } from "../../lib/process/identity.ts";
-import { sleep } from "../../lib/core/sleep.ts";
-import { CrabboxError } from "../../lib/core/errors.ts";
-import type { Labels } from "../../lib/core/labels.ts";
-import { isLeaseId } from "../../lib/core/names.ts";
-import { prepareKnownHosts, runSsh, sshCommandArgs, waitForSsh } from "../../lib/ssh/args.ts";
+import { parseProcStat } from "../../lib/process/mod.ts";
 import {
+  CrabboxError,
   ensurePrivateDir,
+  isLeaseId,
   joinPath,
   processEnv,
   readJsonFile,
+  sleep,
   withLock,
   writeFileAtomic,
   writeJsonAtomic,
-} from "../../lib/core/fs.ts";
+} from "../../lib/core/mod.ts";
+import type { Labels } from "../../lib/core/mod.ts";
+import { prepareKnownHosts, runSsh, sshCommandArgs, waitForSsh } from "../../lib/ssh/mod.ts";
 import type {
   CreateSpec,
   Feature,

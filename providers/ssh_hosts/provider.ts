@@ -14,24 +14,23 @@
  * @module
  */
 
-import type { StaticHost } from "../../lib/core/config.ts";
-import { CrabboxError } from "../../lib/core/errors.ts";
+import type { Labels, StaticHost } from "../../lib/core/mod.ts";
 import {
+  CrabboxError,
   joinPath,
+  knownHostsPath,
   readJsonFile,
   removeFile,
   withLock,
   writeJsonAtomic,
-} from "../../lib/core/fs.ts";
+} from "../../lib/core/mod.ts";
 import {
-  knownHostsPath,
   prepareKnownHosts,
+  runInitScript,
   validateSshTarget,
   waitForSsh,
-} from "../../lib/ssh/args.ts";
-import { runInitScript } from "../../lib/ssh/init_script.ts";
+} from "../../lib/ssh/mod.ts";
 import type { CreateSpec, Provider, ProviderContext, ProviderLease, SshTarget } from "../types.ts";
-import type { Labels } from "../../lib/core/labels.ts";
 
 interface HostClaim {
   host: string;

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { parseConfig } from "../../lib/core/config.ts";
+import { providerConfigSchemas } from "../../providers/registry.ts";
 import { CrabboxError } from "../../lib/core/errors.ts";
 
 const noEnv = () => undefined;
 
 Deno.test("empty config gives defaults", async () => {
-  const c = await parseConfig("", "/h/config.yaml", noEnv);
+  const c = await parseConfig("", "/h/config.yaml", noEnv, providerConfigSchemas());
   assert.equal(c.provider, "local");
   assert.deepEqual(c.tailscale.tags, []);
 });
@@ -21,7 +22,7 @@ Deno.test("config sections parse and env overrides apply", async () => {
     "hetzner:",
     "  location: fsn1",
   ].join("\n");
-  const c = await parseConfig(text, "c.yaml", noEnv);
+  const c = await parseConfig(text, "c.yaml", noEnv, providerConfigSchemas());
   assert.equal(c.provider, "ssh");
   assert.deepEqual(c.tailscale.tags, ["tag:ci"]);
   assert.deepEqual(c.providers.ssh.hosts, [{
@@ -33,7 +34,7 @@ Deno.test("config sections parse and env overrides apply", async () => {
   assert.equal(c.providers.hetzner.location, "fsn1");
   const env = (k: string) =>
     ({ CRABBOX_PROVIDER: "local", CRABBOX_TAILSCALE_TAGS: "tag:a, tag:b" })[k];
-  const o = await parseConfig(text, "c.yaml", env);
+  const o = await parseConfig(text, "c.yaml", env, providerConfigSchemas());
   assert.equal(o.provider, "local");
   assert.deepEqual(o.tailscale.tags, ["tag:a", "tag:b"]);
 });
@@ -55,12 +56,16 @@ Deno.test("bad YAML and unknown keys name file:line", async () => {
     ["provider: a\nprovider: b\n", /^c\.yaml:2: /],
   ];
   for (const [text, re] of cases) {
-    await assert.rejects(parseConfig(text, "c.yaml", noEnv), (e: unknown) => {
-      assert.ok(e instanceof CrabboxError, String(e));
-      assert.equal(e.exitStatus, 11);
-      assert.match(e.message, re);
-      assert.ok(!e.message.includes("\n"), "one line");
-      return true;
-    }, text);
+    await assert.rejects(
+      parseConfig(text, "c.yaml", noEnv, providerConfigSchemas()),
+      (e: unknown) => {
+        assert.ok(e instanceof CrabboxError, String(e));
+        assert.equal(e.exitStatus, 11);
+        assert.match(e.message, re);
+        assert.ok(!e.message.includes("\n"), "one line");
+        return true;
+      },
+      text,
+    );
   }
 });

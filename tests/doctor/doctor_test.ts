@@ -25,7 +25,7 @@ async function crewWithTailnetMember(extraEnv: Record<string, string> = {}) {
   const options = {
     home,
     env: (k: string) => vars[k],
-    config: await parseConfig("", `${home}/config.yaml`, () => undefined),
+    config: await parseConfig("", `${home}/config.yaml`, () => undefined, {}),
     providers: { cloudy },
     log: () => {},
   };
@@ -149,7 +149,7 @@ Deno.test("doctor: --tailscale member on a provider without the feature fails by
     const report = await runDoctor({
       home,
       env: (k) => ({ CRABBOX_OWNER: "alice@example.com" } as Record<string, string>)[k],
-      config: await parseConfig("", "c.yaml", () => undefined),
+      config: await parseConfig("", "c.yaml", () => undefined, {}),
       providers: { plain },
       crew: "dr",
     });
@@ -184,7 +184,7 @@ Deno.test("doctor --online proves provider credentials with one read-only call",
   await using fake = startFakeHetzner();
   const home = await Deno.makeTempDir({ prefix: "cbx-doctor-" });
   try {
-    const config = await parseConfig("provider: hetzner\n", "c.yaml", () => undefined);
+    const config = await parseConfig("provider: hetzner\n", "c.yaml", () => undefined, {});
     const run = (token: string, online: boolean) =>
       runDoctor({
         home,

@@ -12,14 +12,16 @@ import { CrabboxError } from "../../lib/core/errors.ts";
 import { releaseCrew } from "../../lib/lease/leases.ts";
 import { leaseCrew } from "../../lib/lease/create.ts";
 import { connectCrew } from "../../lib/mesh/connect.ts";
-import { addLiveForward, controlForLease } from "../../lib/mesh/live.ts";
+import { addLiveForward } from "../../lib/mesh/live.ts";
 import type { MeshEvent } from "../../lib/mesh/plan.ts";
 import { isLoopbackPortFree } from "../../lib/mesh/forwards.ts";
-import { meshPaths, parseDaemonState, parseHostsFile } from "../../lib/mesh/files.ts";
+import { parseDaemonState, parseHostsFile } from "../../lib/mesh/files.ts";
 import { processIdentity } from "../../lib/process/identity.ts";
 import { prepareKnownHosts, runSsh, sshCommandArgs } from "../../lib/ssh/args.ts";
 import type { ProviderLease, SshTarget } from "../../providers/types.ts";
 import { killBoxSshd, pidsMentioning, requireE2E, restartBoxSshd } from "./_local.ts";
+import { controlForLease } from "../../lib/ssh/control.ts";
+import { meshPaths } from "../../lib/core/home.ts";
 
 const e2e = requireE2E();
 const CREW = "meshe2e";

@@ -20,7 +20,7 @@ async function setup(envExtra: Record<string, string> = {}, policy?: string) {
   const options = {
     home,
     env: (k: string) => vars[k],
-    config: await parseConfig("", `${home}/config.yaml`, () => undefined),
+    config: await parseConfig("", `${home}/config.yaml`, () => undefined, {}),
     providers: { cloudy: provider },
     log: (m: string) => logs.push(m),
   };

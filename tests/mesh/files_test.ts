@@ -8,13 +8,13 @@ import {
   envVarName,
   exportLines,
   type MeshForward,
-  meshPaths,
   parseDaemonState,
   parseHostsFile,
   renderDaemonState,
   renderEnvFile,
   renderHostsFile,
 } from "../../lib/mesh/files.ts";
+import { meshPaths } from "../../lib/core/home.ts";
 
 const FW: MeshForward[] = [
   { peer: "api", leaseId: "cbx-000000000001", remotePort: 8080, localPort: 51820 },

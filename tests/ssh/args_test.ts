@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import {
   assertSafeArg,
-  controlPathFor,
-  knownHostsPath,
   MAX_CONTROL_PATH,
   sshCommandArgs,
   sshForwardArgs,
 } from "../../lib/ssh/args.ts";
 import { CrabboxError } from "../../lib/core/errors.ts";
+import { controlPathFor } from "../../lib/ssh/control.ts";
+import { knownHostsPath } from "../../lib/core/home.ts";
 
 const target = { host: "127.77.1.2", port: 22, user: "root", keyPath: "/h/keys/id" };
 

@@ -543,7 +543,7 @@ Deno.test("fake aws: hand-made bad requests get EC2's documented errors", async 
 });
 
 Deno.test("aws: registered lazily with the features it reports", async () => {
-  const { loadProvider, providerEntry } = await import("../../../providers/types.ts");
+  const { loadProvider, providerEntry } = await import("../../../providers/registry.ts");
   const p = await loadProvider("aws", {
     home: HOME,
     env: envOf({}),

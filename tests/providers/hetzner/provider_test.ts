@@ -612,7 +612,7 @@ Deno.test("fake hetzner: label selector language", () => {
 });
 
 Deno.test("hetzner: registered lazily with the features it reports", async () => {
-  const { loadProvider, providerEntry } = await import("../../../providers/types.ts");
+  const { loadProvider, providerEntry } = await import("../../../providers/registry.ts");
   const p = await loadProvider("hetzner", {
     home: HOME,
     env: envOf({}),

@@ -1,0 +1,18 @@
+/**
+ * Pure vocabulary and local state: errors, files (atomic writes, locks,
+ * private dirs), paths under `$CRABBOX_HOME`, config, names, labels, exposed
+ * ports, redaction, sleep and bounded parallelism.
+ *
+ * @module
+ */
+
+export * from "./bounded.ts";
+export * from "./config.ts";
+export * from "./errors.ts";
+export * from "./expose.ts";
+export * from "./fs.ts";
+export * from "./home.ts";
+export * from "./labels.ts";
+export * from "./names.ts";
+export * from "./redact.ts";
+export * from "./sleep.ts";

@@ -1,0 +1,9 @@
+/**
+ * `doctor`: what is ready, what is missing and how to fix it, including the
+ * tailnet policy probe.
+ *
+ * @module
+ */
+
+export * from "./checks.ts";
+export * from "./tailnet_probe.ts";

@@ -1,0 +1,14 @@
+/**
+ * Leases: claims, create, list/find/release, running commands over ssh, the
+ * transport of a member and cloud-init rendering.
+ *
+ * @module
+ */
+
+export * from "./claims.ts";
+export * from "./cloud_init.ts";
+export * from "./cloud_init_refresher.ts";
+export * from "./create.ts";
+export * from "./exec.ts";
+export * from "./leases.ts";
+export * from "./transport.ts";

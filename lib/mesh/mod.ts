@@ -1,0 +1,17 @@
+/**
+ * The SSH mesh of a crew: forwards, mesh files, planning, tunnels, `--export`
+ * daemons, live meshes, peers and connect.
+ *
+ * @module
+ */
+
+export * from "./connect.ts";
+export * from "./daemon.ts";
+export * from "./expose.ts";
+export * from "./files.ts";
+export * from "./forwards.ts";
+export * from "./live.ts";
+export * from "./peers.ts";
+export * from "./plan.ts";
+export * from "./probe.ts";
+export * from "./tunnel.ts";

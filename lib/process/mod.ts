@@ -1,0 +1,8 @@
+/**
+ * The ground floor: process identity (pid + start time + argv) and the
+ * anchor that ties detached children to their parent.
+ *
+ * @module
+ */
+
+export * from "./identity.ts";

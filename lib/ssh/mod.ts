@@ -1,0 +1,11 @@
+/**
+ * The ssh client: argv building, running `ssh`, known_hosts, ControlMaster
+ * sockets, client keys and the `--init` runner.
+ *
+ * @module
+ */
+
+export * from "./args.ts";
+export * from "./control.ts";
+export * from "./init_script.ts";
+export * from "./keys.ts";

@@ -1,0 +1,7 @@
+/**
+ * The `aws` provider: EC2 instances.
+ *
+ * @module
+ */
+
+export * from "./provider.ts";

@@ -1,0 +1,8 @@
+/**
+ * Shared helpers of the cloud providers (ssh waiting, config values, owners
+ * of shared resources, API base URLs, backoff).
+ *
+ * @module
+ */
+
+export * from "./common.ts";

@@ -1,0 +1,7 @@
+/**
+ * The `hetzner` provider: Hetzner Cloud servers.
+ *
+ * @module
+ */
+
+export * from "./provider.ts";

@@ -1,0 +1,7 @@
+/**
+ * The `local` provider: boxes are network namespaces with their own sshd.
+ *
+ * @module
+ */
+
+export * from "./provider.ts";

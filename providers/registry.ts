@@ -1,0 +1,183 @@
+/**
+ * The built-in providers: one entry per provider, the only list of them.
+ * Config validation (allowed keys and their types), `doctor` (prerequisites,
+ * credentials) and the CLI read this table; nothing in `lib/` names a
+ * provider. A provider's module is imported only when it is used, so
+ * `crabbox --help` stays fast.
+ *
+ * Adding a provider: one folder under `providers/` (with a `mod.ts` that
+ * exports its factory) and one entry here.
+ *
+ * @module
+ */
+
+import { CrabboxError } from "../lib/core/mod.ts";
+import type { ConfigKeyType, EnvReader, ProviderConfigSchemas } from "../lib/core/mod.ts";
+import type { Feature, Provider, ProviderContext, ProviderFactory } from "./types.ts";
+
+/** What a provider is missing on this machine, as `doctor` reports it. */
+export interface PrerequisiteReport {
+  /** What is missing (`root`, program names, …). */
+  missing: string[];
+  /** One line that says what to run. */
+  message: string;
+}
+
+/** A registry entry: everything known about a provider without loading it. */
+export interface ProviderEntry {
+  /** Registry name (`local`, `hetzner`, …); also its config section. */
+  name: string;
+  /** Feature flags, the same the loaded provider reports. */
+  features: ReadonlySet<Feature>;
+  /** One-line description for `--help` and errors. */
+  description: string;
+  /** Allowed keys of its config section and their types. */
+  config: Readonly<Record<string, ConfigKeyType>>;
+  /** Loads the module lazily. */
+  load: () => Promise<ProviderFactory>;
+  /**
+   * What is missing to use the provider (credentials, inventory), judged from
+   * the environment and its config section without any network call;
+   * `undefined` when nothing is.
+   */
+  credentials?: (env: EnvReader, config: Record<string, unknown>) => string | undefined;
+  /**
+   * What this machine lacks to run the provider's boxes (programs, root);
+   * `undefined` when nothing is. Loads what it needs lazily.
+   */
+  prerequisites?: () => Promise<PrerequisiteReport | undefined>;
+}
+
+const f = (...features: Feature[]): ReadonlySet<Feature> => new Set(features);
+
+/** The built-in providers, keyed by name. */
+export const providerRegistry: Readonly<Record<string, ProviderEntry>> = {
+  local: {
+    name: "local",
+    features: f("ssh"),
+    description: "boxes are Linux network namespaces with their own sshd on this machine",
+    config: { subnet: "string" },
+    load: async () => (await import("./local/mod.ts")).createLocalProvider,
+    prerequisites: async () => {
+      const { checkLocalPrerequisites, localPrerequisiteError } = await import("./local/mod.ts");
+      const missing = checkLocalPrerequisites();
+      return missing.length > 0
+        ? { missing, message: localPrerequisiteError(missing).message }
+        : undefined;
+    },
+  },
+  ssh: {
+    name: "ssh",
+    features: f("ssh"),
+    description: "static hosts you already own, listed in config.yaml",
+    config: { hosts: "hosts" },
+    load: async () => (await import("./ssh_hosts/mod.ts")).createSshProvider,
+    credentials: (_env, config) =>
+      Array.isArray(config.hosts) && config.hosts.length > 0
+        ? undefined
+        : "no hosts listed under ssh.hosts in config.yaml",
+  },
+  hetzner: {
+    name: "hetzner",
+    features: f("ssh", "tailscale", "cloud-init"),
+    description: "Hetzner Cloud servers over the Hetzner Cloud API (HCLOUD_TOKEN)",
+    config: {
+      serverType: "string",
+      image: "string",
+      location: "string",
+      sshPort: "port",
+      sshUser: "string",
+    },
+    load: async () => (await import("./hetzner/mod.ts")).createHetznerProvider,
+    credentials: (env) => env("HCLOUD_TOKEN")?.trim() ? undefined : "HCLOUD_TOKEN is not set",
+  },
+  aws: {
+    name: "aws",
+    features: f("ssh", "tailscale", "cloud-init"),
+    description: "AWS EC2 instances over the EC2 Query API (AWS_ACCESS_KEY_ID… or AWS_PROFILE)",
+    config: {
+      region: "string",
+      instanceType: "string",
+      ami: "string",
+      sshUser: "string",
+      sshPort: "port",
+      subnetId: "string",
+    },
+    load: async () => (await import("./aws/mod.ts")).createAwsProvider,
+    credentials: (env) => {
+      if ((env("AWS_ACCESS_KEY_ID") && env("AWS_SECRET_ACCESS_KEY")) || env("AWS_PROFILE")) {
+        return undefined;
+      }
+      try {
+        Deno.statSync(env("AWS_SHARED_CREDENTIALS_FILE") || `${env("HOME")}/.aws/credentials`);
+        return undefined;
+      } catch {
+        return "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set and there is no AWS profile";
+      }
+    },
+  },
+};
+
+/** Names of the registered providers, sorted. */
+export function providerNames(): string[] {
+  return Object.keys(providerRegistry).sort();
+}
+
+/**
+ * Look up a provider entry; unknown names are a usage error that lists the
+ * known ones.
+ *
+ * @example
+ * ```ts
+ * import { providerEntry } from "./registry.ts";
+ * providerEntry("local").features.has("ssh"); // true
+ * ```
+ */
+export function providerEntry(name: string): ProviderEntry {
+  const entry = Object.hasOwn(providerRegistry, name) ? providerRegistry[name] : undefined;
+  if (!entry) {
+    throw new CrabboxError(
+      "usage",
+      "unknown_provider",
+      `unknown provider ${JSON.stringify(name)} (known: ${providerNames().join(", ")})`,
+    );
+  }
+  return entry;
+}
+
+/** Providers that have a feature, sorted by name. */
+export function providersWith(feature: Feature): string[] {
+  return providerNames().filter((n) => providerRegistry[n].features.has(feature));
+}
+
+/**
+ * The config schema of every registered provider (section name → key → type),
+ * what config validation checks a config file against.
+ *
+ * @example
+ * ```ts
+ * import { providerConfigSchemas } from "./registry.ts";
+ * providerConfigSchemas().hetzner.sshPort; // "port"
+ * ```
+ */
+export function providerConfigSchemas(): ProviderConfigSchemas {
+  return Object.fromEntries(
+    Object.values(providerRegistry).map((e) => [e.name, e.config]),
+  );
+}
+
+/**
+ * Load and build a provider by name.
+ *
+ * @example
+ * ```ts
+ * import { loadProvider } from "./registry.ts";
+ * const local = await loadProvider("local", {
+ *   home: "/tmp/cbx", env: () => undefined, config: {}, fetch, log: () => {},
+ * });
+ * ```
+ */
+export async function loadProvider(name: string, ctx: ProviderContext): Promise<Provider> {
+  const factory = await providerEntry(name).load();
+  return factory(ctx);
+}

@@ -1,0 +1,7 @@
+/**
+ * The `ssh` provider: static hosts listed in config.yaml.
+ *
+ * @module
+ */
+
+export * from "./provider.ts";
