@@ -14,7 +14,7 @@
 
 import { CrabboxError, leaseCrew, listLeases } from "./mod.ts";
 import { main } from "./cli.ts";
-import { checkLocalPrerequisites, localPrerequisiteError } from "./providers/local/provider.ts";
+import { checkLocalPrerequisites, localPrerequisiteError } from "./providers/local/mod.ts";
 
 const crew = `demo-${crypto.randomUUID().slice(0, 6)}`;
 const ownHome = Deno.env.get("CRABBOX_HOME") === undefined;

@@ -16,7 +16,7 @@ import { listLeases, releaseCrew } from "../lib/lease/leases.ts";
 import { leaseCrew } from "../lib/lease/create.ts";
 import { connectCrew } from "../lib/mesh/connect.ts";
 import { prepareKnownHosts, runSsh, sshCommandArgs } from "../lib/ssh/args.ts";
-import { checkLocalPrerequisites } from "../providers/local/provider.ts";
+import { checkLocalPrerequisites } from "../providers/local/mod.ts";
 import { controlForLease } from "../lib/ssh/control.ts";
 import { meshPaths } from "../lib/core/home.ts";
 

@@ -11,7 +11,7 @@
  */
 
 import { leaseCrew } from "../mod.ts";
-import { checkLocalPrerequisites } from "../providers/local/provider.ts";
+import { checkLocalPrerequisites } from "../providers/local/mod.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const empty = await Deno.makeTempFile({ suffix: ".ts" });

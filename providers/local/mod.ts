@@ -4,4 +4,20 @@
  * @module
  */
 
-export * from "./provider.ts";
+export { createLocalProvider } from "./provider.ts";
+export {
+  checkLocalPrerequisites,
+  localPrerequisiteError,
+  type PrerequisiteProbe,
+} from "./prerequisites.ts";
+export {
+  boxHostname,
+  localBoxDir,
+  type LocalBoxRecord,
+  loopbackAddressFor,
+  type ProcRef,
+  SSHD_PATH,
+} from "./box.ts";
+export { procAlive, procStartTime } from "./procs.ts";
+export { renderSshdConfig, restartSshd, stopSshd } from "./sshd.ts";
+export { relayArgv } from "./relay.ts";

@@ -16,7 +16,7 @@ import {
   createLocalProvider,
   restartSshd,
   stopSshd,
-} from "../../providers/local/provider.ts";
+} from "../../providers/local/mod.ts";
 import type { CreateSpec, Provider, ProviderLease, SshTarget } from "../../providers/types.ts";
 
 /**

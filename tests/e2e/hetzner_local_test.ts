@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { crabbox } from "./_cli.ts";
 import { requireE2E, startNameServer } from "./_local.ts";
 import { startFakeHetzner } from "../fakes/hetzner.ts";
-import { createLocalProvider } from "../../providers/local/provider.ts";
+import { createLocalProvider } from "../../providers/local/mod.ts";
 import { ensureClientKey } from "../../lib/ssh/keys.ts";
 import { encodeLabels } from "../../lib/core/labels.ts";
 

@@ -12,7 +12,7 @@ import {
   localBoxDir,
   procAlive,
   type ProcRef,
-} from "../../providers/local/provider.ts";
+} from "../../providers/local/mod.ts";
 import type { ProviderLease, SshTarget } from "../../providers/types.ts";
 import {
   boxSsh,
@@ -240,7 +240,7 @@ Deno.test({
       // Create in a child process that must exit on its own while the box stays up.
       const script = `
         import { createLocalProvider } from ${
-        JSON.stringify(import.meta.resolve("../../providers/local/provider.ts"))
+        JSON.stringify(import.meta.resolve("../../providers/local/mod.ts"))
       };
         const p = createLocalProvider({ home: Deno.args[0], env: () => undefined, config: {}, fetch, log: () => {} });
         const lease = await p.create(JSON.parse(Deno.args[1]));

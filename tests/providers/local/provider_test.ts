@@ -11,7 +11,7 @@ import {
   procStartTime,
   relayArgv,
   renderSshdConfig,
-} from "../../../providers/local/provider.ts";
+} from "../../../providers/local/mod.ts";
 
 function probe(euid: number, present: string[]): PrerequisiteProbe {
   return {
