@@ -116,6 +116,61 @@ export const providerRegistry: Readonly<Record<string, ProviderEntry>> = {
       }
     },
   },
+  gcp: {
+    name: "gcp",
+    features: f("ssh", "tailscale", "cloud-init"),
+    description:
+      "Google Compute Engine instances over the Compute REST API (GOOGLE_APPLICATION_CREDENTIALS or GOOGLE_OAUTH_ACCESS_TOKEN)",
+    config: {
+      project: "string",
+      zone: "string",
+      machineType: "string",
+      image: "string",
+      network: "string",
+      subnetwork: "string",
+      sshUser: "string",
+      sshPort: "port",
+      credentialsFile: "string",
+    },
+    load: async () => (await import("./gcp/mod.ts")).createGcpProvider,
+    credentials: (env, config) => {
+      const creds = env("GOOGLE_OAUTH_ACCESS_TOKEN")?.trim() ||
+        env("GOOGLE_APPLICATION_CREDENTIALS")?.trim() ||
+        (typeof config.credentialsFile === "string" && config.credentialsFile.trim());
+      if (!creds) return "GOOGLE_APPLICATION_CREDENTIALS (or GOOGLE_OAUTH_ACCESS_TOKEN) is not set";
+      // A key file carries its project_id; a bare access token needs the project named.
+      const project = ["CRABBOX_GCP_PROJECT", "GOOGLE_CLOUD_PROJECT", "GCP_PROJECT_ID"]
+        .some((k) => env(k)?.trim()) || typeof config.project === "string";
+      return project || !env("GOOGLE_OAUTH_ACCESS_TOKEN")?.trim()
+        ? undefined
+        : "no GCP project: set CRABBOX_GCP_PROJECT or gcp.project";
+    },
+  },
+  azure: {
+    name: "azure",
+    features: f("ssh", "tailscale", "cloud-init"),
+    description:
+      "Azure virtual machines over Azure Resource Manager (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_SUBSCRIPTION_ID)",
+    config: {
+      subscriptionId: "string",
+      location: "string",
+      resourceGroup: "string",
+      vmSize: "string",
+      image: "string",
+      sshUser: "string",
+      sshPort: "port",
+    },
+    load: async () => (await import("./azure/mod.ts")).createAzureProvider,
+    credentials: (env, config) => {
+      const missing = ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"]
+        .filter((k) => !env(k)?.trim());
+      if (
+        !env("AZURE_SUBSCRIPTION_ID")?.trim() && !env("CRABBOX_AZURE_SUBSCRIPTION_ID")?.trim() &&
+        typeof config.subscriptionId !== "string"
+      ) missing.push("AZURE_SUBSCRIPTION_ID");
+      return missing.length > 0 ? `${missing.join(", ")} not set` : undefined;
+    },
+  },
 };
 
 /** Names of the registered providers, sorted. */

@@ -8,7 +8,14 @@
  * @module
  */
 
-import { CrabboxError, type ExitStatusName, redact, secretForms, sleep } from "../core/mod.ts";
+import {
+  CrabboxError,
+  type ExitStatusName,
+  redact,
+  retryAfterMs,
+  secretForms,
+  sleep,
+} from "../core/mod.ts";
 import {
   type EnvSource,
   processEnv,
@@ -77,24 +84,6 @@ export function normalizeEtag(etag: string): string {
   if (v.startsWith("W/")) v = v.slice(2);
   v = v.replace(/^"+|"+$/g, "");
   return `"${v}"`;
-}
-
-/**
- * Parses a `Retry-After` header (seconds or an HTTP date) into milliseconds
- * from `now`; undefined when absent or unparsable.
- *
- * @example
- * ```ts
- * import { retryAfterMs } from "./api.ts";
- * retryAfterMs("2", 0); // 2000
- * ```
- */
-export function retryAfterMs(header: string | null, now: number): number | undefined {
-  if (!header) return undefined;
-  const v = header.trim();
-  if (/^\d+$/.test(v)) return Number(v) * 1000;
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 /** One API call for {@link TailnetClient.request}. */

@@ -8,11 +8,11 @@
  * @module
  */
 
-import { CrabboxError } from "../../lib/errors.ts";
-import type { Labels } from "../../lib/labels.ts";
-import { isLeaseId } from "../../lib/names.ts";
-import { clientKeyPath } from "../../lib/ssh_keys.ts";
-import type { EnvReader } from "../../lib/state.ts";
+import { CrabboxError } from "../../lib/core/mod.ts";
+import type { Labels } from "../../lib/core/mod.ts";
+import { isLeaseId } from "../../lib/core/mod.ts";
+import { clientKeyPath } from "../../lib/ssh/mod.ts";
+import type { EnvReader } from "../../lib/core/mod.ts";
 import {
   apiBaseUrl,
   type BoxOwner,
@@ -22,7 +22,7 @@ import {
   ownerOf,
   sharedResourceLabels,
   sharedResourceName,
-} from "../cloud_common.ts";
+} from "../cloud/mod.ts";
 import type { CreateSpec, ProviderLease } from "../types.ts";
 
 /** Default ARM base URL (`CRABBOX_AZURE_ARM_URL` overrides). */

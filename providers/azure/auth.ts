@@ -9,10 +9,10 @@
  * @module
  */
 
-import { CrabboxError } from "../../lib/errors.ts";
-import { redact } from "../../lib/redact.ts";
-import type { EnvReader } from "../../lib/state.ts";
-import { apiBaseUrl } from "../cloud_common.ts";
+import { CrabboxError } from "../../lib/core/mod.ts";
+import { redact } from "../../lib/core/mod.ts";
+import type { EnvReader } from "../../lib/core/mod.ts";
+import { apiBaseUrl } from "../cloud/mod.ts";
 
 /** The ARM scope. */
 export const AZURE_SCOPE = "https://management.azure.com/.default";

@@ -27,10 +27,10 @@
  * @module
  */
 
-import { CrabboxError } from "../../lib/errors.ts";
-import { redact } from "../../lib/redact.ts";
-import { knownHostsPath } from "../../lib/ssh.ts";
-import { retryAfterMs } from "../../lib/tailnet/api.ts";
+import { CrabboxError } from "../../lib/core/mod.ts";
+import { redact } from "../../lib/core/mod.ts";
+import { knownHostsPath } from "../../lib/core/mod.ts";
+import { retryAfterMs } from "../../lib/core/mod.ts";
 import {
   assertSelectorValue,
   backoffMs,
@@ -40,7 +40,7 @@ import {
   ownerOf,
   sharedResourceLabels,
   timeoutError,
-} from "../cloud_common.ts";
+} from "../cloud/mod.ts";
 import type { CreateSpec, Provider, ProviderContext, ProviderLease, SshTarget } from "../types.ts";
 import {
   API_VERSIONS,

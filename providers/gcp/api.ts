@@ -9,11 +9,11 @@
  * @module
  */
 
-import { CrabboxError } from "../../lib/errors.ts";
-import type { Labels } from "../../lib/labels.ts";
-import { isLeaseId } from "../../lib/names.ts";
-import { clientKeyPath } from "../../lib/ssh_keys.ts";
-import type { EnvReader } from "../../lib/state.ts";
+import { CrabboxError } from "../../lib/core/mod.ts";
+import type { Labels } from "../../lib/core/mod.ts";
+import { isLeaseId } from "../../lib/core/mod.ts";
+import { clientKeyPath } from "../../lib/ssh/mod.ts";
+import type { EnvReader } from "../../lib/core/mod.ts";
 import {
   apiBaseUrl,
   type BoxOwner,
@@ -22,7 +22,7 @@ import {
   isIpv4,
   ownerOf,
   sharedResourceName,
-} from "../cloud_common.ts";
+} from "../cloud/mod.ts";
 import type { CreateSpec, ProviderLease } from "../types.ts";
 
 /** Default compute base URL (`CRABBOX_GCP_COMPUTE_URL` overrides). */
@@ -130,13 +130,13 @@ export function gcpSettings(
   const cidrs = (e("CRABBOX_GCP_SSH_CIDRS") ?? "0.0.0.0/0").split(",").map((c) => c.trim())
     .filter((c) => c !== "");
   for (const c of cidrs) need(c, "CIDR", CIDR, "CRABBOX_GCP_SSH_CIDRS");
-  const disk = config.diskSizeGb ??
-    (e("CRABBOX_GCP_ROOT_GB") ? Number(e("CRABBOX_GCP_ROOT_GB")) : 20);
-  if (typeof disk !== "number" || !Number.isInteger(disk) || disk < 10 || disk > 65536) {
+  const rootGb = e("CRABBOX_GCP_ROOT_GB");
+  const disk = rootGb === undefined ? 20 : Number(rootGb);
+  if (!Number.isInteger(disk) || disk < 10 || disk > 65536) {
     throw new CrabboxError(
       "config",
       "bad_config_value",
-      "gcp.diskSizeGb must be an integer 10..65536",
+      "CRABBOX_GCP_ROOT_GB must be an integer 10..65536",
     );
   }
   const base = e("CRABBOX_GCP_COMPUTE_URL") ?? GCP_COMPUTE_URL;

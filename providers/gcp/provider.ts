@@ -10,7 +10,7 @@
  * polled until `DONE`; an `error` inside a DONE operation is a failure.
  *
  * Config (`gcp:`): `project`, `zone`, `machineType`, `image`, `network`,
- * `subnetwork`, `diskSizeGb`, `sshUser` (`crabbox`), `sshPort` (22),
+ * `subnetwork`, `sshUser` (`crabbox`), `sshPort` (22),
  * `credentialsFile`. Env: `GOOGLE_OAUTH_ACCESS_TOKEN`,
  * `GOOGLE_APPLICATION_CREDENTIALS`, `CRABBOX_GCP_PROJECT`,
  * `GOOGLE_CLOUD_PROJECT`, `GCP_PROJECT_ID`, `CRABBOX_GCP_ZONE`,
@@ -31,11 +31,11 @@
  * @module
  */
 
-import { CrabboxError } from "../../lib/errors.ts";
-import type { Labels } from "../../lib/labels.ts";
-import { redact } from "../../lib/redact.ts";
-import { knownHostsPath } from "../../lib/ssh.ts";
-import { retryAfterMs } from "../../lib/tailnet/api.ts";
+import { CrabboxError } from "../../lib/core/mod.ts";
+import type { Labels } from "../../lib/core/mod.ts";
+import { redact } from "../../lib/core/mod.ts";
+import { knownHostsPath } from "../../lib/core/mod.ts";
+import { retryAfterMs } from "../../lib/core/mod.ts";
 import {
   assertSelectorValue,
   backoffMs,
@@ -45,7 +45,7 @@ import {
   ownerOf,
   sharedResourceLabels,
   timeoutError,
-} from "../cloud_common.ts";
+} from "../cloud/mod.ts";
 import type { CreateSpec, Provider, ProviderContext, ProviderLease, SshTarget } from "../types.ts";
 import {
   firewallBody,

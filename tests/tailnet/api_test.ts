@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { CrabboxError } from "../../lib/core/errors.ts";
+import { retryAfterMs } from "../../lib/core/retry_after.ts";
 import {
   normalizeEtag,
   POLICY_API_UNAVAILABLE,
   POLICY_CHANGED,
-  retryAfterMs,
   TailnetClient,
   tailnetClientFromEnv,
 } from "../../lib/tailnet/api.ts";

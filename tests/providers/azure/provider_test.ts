@@ -1,15 +1,20 @@
 import assert from "node:assert/strict";
-import { CrabboxError } from "../lib/errors.ts";
-import { decodeLabels } from "../lib/labels.ts";
-import type { CloudProviderOptions } from "../providers/cloud_common.ts";
-import { azureError, azureSettings, azureTags, parseArmError } from "../providers/azure/api.ts";
+import { CrabboxError } from "../../../lib/core/errors.ts";
+import { decodeLabels } from "../../../lib/core/labels.ts";
+import type { CloudProviderOptions } from "../../../providers/cloud/common.ts";
+import {
+  azureError,
+  azureSettings,
+  azureTags,
+  parseArmError,
+} from "../../../providers/azure/api.ts";
 import {
   azureCredentials,
   blamedVariable,
   parseAzureTokenResponse,
-} from "../providers/azure/auth.ts";
-import { createAzureProvider } from "../providers/azure/provider.ts";
-import { type FakeAzureOptions, startFakeAzure } from "./fakes/azure.ts";
+} from "../../../providers/azure/auth.ts";
+import { createAzureProvider } from "../../../providers/azure/provider.ts";
+import { type FakeAzureOptions, startFakeAzure } from "../../fakes/azure.ts";
 import {
   envOf,
   fakePublicKey,
@@ -17,7 +22,7 @@ import {
   sleepRecorder,
   specFor,
   sshRecorder,
-} from "./cloud_helpers.ts";
+} from "../cloud_helpers.ts";
 
 const HOME = "/tmp/cbx-azure-test";
 

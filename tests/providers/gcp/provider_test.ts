@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { CrabboxError } from "../lib/errors.ts";
-import { decodeLabels } from "../lib/labels.ts";
-import type { CloudProviderOptions } from "../providers/cloud_common.ts";
+import { CrabboxError } from "../../../lib/core/errors.ts";
+import { decodeLabels } from "../../../lib/core/labels.ts";
+import type { CloudProviderOptions } from "../../../providers/cloud/common.ts";
 import {
   decodeGcpLabels,
   encodeGcpLabels,
@@ -10,10 +10,10 @@ import {
   operationError,
   parseAggregatedPage,
   parseOperation,
-} from "../providers/gcp/api.ts";
-import { gcpCredentialSource, parseServiceAccountKey } from "../providers/gcp/auth.ts";
-import { createGcpProvider } from "../providers/gcp/provider.ts";
-import { type FakeGcpOptions, parseGcpFilter, startFakeGcp } from "./fakes/gcp.ts";
+} from "../../../providers/gcp/api.ts";
+import { gcpCredentialSource, parseServiceAccountKey } from "../../../providers/gcp/auth.ts";
+import { createGcpProvider } from "../../../providers/gcp/provider.ts";
+import { type FakeGcpOptions, parseGcpFilter, startFakeGcp } from "../../fakes/gcp.ts";
 import {
   envOf,
   fakePublicKey,
@@ -21,7 +21,7 @@ import {
   sleepRecorder,
   specFor,
   sshRecorder,
-} from "./cloud_helpers.ts";
+} from "../cloud_helpers.ts";
 
 const HOME = "/tmp/cbx-gcp-test";
 

@@ -1,0 +1,7 @@
+/**
+ * The `azure` provider: Azure virtual machines.
+ *
+ * @module
+ */
+
+export * from "./provider.ts";

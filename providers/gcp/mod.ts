@@ -1,0 +1,7 @@
+/**
+ * The `gcp` provider: Google Compute Engine instances.
+ *
+ * @module
+ */
+
+export * from "./provider.ts";
