@@ -35,6 +35,7 @@ import {
   ownerOf,
   sharedResourceName,
   timeoutError,
+  withLeftBehind,
 } from "../cloud/mod.ts";
 import {
   authorizeSshParams,
@@ -442,8 +443,11 @@ export function createAwsProvider(
       const s = await settings();
       runInstancesParams(spec, s, { imageId: "", keyName: "", groupId: "" }); // validates user data first
       ctx.log(`aws: launching crabbox-${spec.slug} (${s.instanceType}) in ${s.region}`);
-      const created = await launch(spec, s, signal);
+      const owner = { crew: spec.crew, leaseId: spec.leaseId };
+      let createdId: string | undefined;
       try {
+        const created = await launch(spec, s, signal);
+        createdId = created.id;
         const inst = await waitRunning(created.id, signal);
         const lease = instanceToLease(inst, s, ctx.home, spec.sshKeyPath);
         if (!lease?.ssh) {
@@ -463,11 +467,23 @@ export function createAwsProvider(
         }
         return lease;
       } catch (e) {
-        ctx.log(`aws: create of crabbox-${spec.slug} failed; terminating ${created.id}`);
-        await terminate(created.id).catch((t) =>
-          ctx.log(`aws: could not terminate ${created.id}: ${(t as Error).message}`)
-        );
-        throw e;
+        const left: string[] = [];
+        const shared = sharedResourceName(owner);
+        if (createdId !== undefined) {
+          ctx.log(`aws: create of crabbox-${spec.slug} failed; terminating ${createdId}`);
+          await terminate(createdId).catch((t) => {
+            ctx.log(`aws: could not terminate ${createdId}: ${(t as Error).message}`);
+            left.push(`instance ${createdId}`);
+          });
+        }
+        // The crew's key pair and security group go too, unless another member uses them.
+        if (left.length === 0) {
+          await cleanupShared(owner, createdId ?? "").catch((t) => {
+            ctx.log(`aws: could not remove ${shared}: ${(t as Error).message}`);
+            left.push(`key pair and security group ${shared}`);
+          });
+        } else left.push(`key pair and security group ${shared}`);
+        throw withLeftBehind(e, left);
       }
     },
 

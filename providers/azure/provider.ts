@@ -40,6 +40,7 @@ import {
   ownerOf,
   sharedResourceLabels,
   timeoutError,
+  withLeftBehind,
 } from "../cloud/mod.ts";
 import type { CreateSpec, Provider, ProviderContext, ProviderLease, SshTarget } from "../types.ts";
 import {
@@ -431,11 +432,7 @@ export function createAzureProvider(
           ...await removeBox(name),
           ...await cleanupShared(owner, name).catch(() => ["vnet/nsg of the crew"]),
         ];
-        if (left.length === 0 || !(e instanceof CrabboxError)) throw e;
-        throw new CrabboxError(e.kind, e.code, `${e.message}; left behind: ${left.join(", ")}`, {
-          hint: e.hint,
-          details: { ...e.details, leftBehind: left },
-        });
+        throw withLeftBehind(e, left);
       }
     },
 

@@ -300,3 +300,25 @@ export function timeoutError(provider: string, what: string, ms: number): Crabbo
     `${provider}: ${what} did not happen within ${Math.round(ms / 1000)}s`,
   );
 }
+
+/**
+ * The error of a failed create, extended with what its rollback could not
+ * remove (`left behind: …`), so the user knows exactly what still costs
+ * money. Returns `e` unchanged when nothing was left or it is not a
+ * {@link CrabboxError}.
+ *
+ * @example
+ * ```ts
+ * import { withLeftBehind } from "./common.ts";
+ * import { CrabboxError } from "../../lib/core/mod.ts";
+ * withLeftBehind(new CrabboxError("provider", "x", "create failed"), ["server 42"]);
+ * // message: "create failed; left behind: server 42"
+ * ```
+ */
+export function withLeftBehind(e: unknown, left: readonly string[]): unknown {
+  if (left.length === 0 || !(e instanceof CrabboxError)) return e;
+  return new CrabboxError(e.kind, e.code, `${e.message}; left behind: ${left.join(", ")}`, {
+    hint: e.hint,
+    details: { ...e.details, leftBehind: [...left] },
+  });
+}

@@ -45,6 +45,7 @@ import {
   ownerOf,
   sharedResourceLabels,
   timeoutError,
+  withLeftBehind,
 } from "../cloud/mod.ts";
 import type { CreateSpec, Provider, ProviderContext, ProviderLease, SshTarget } from "../types.ts";
 import {
@@ -403,11 +404,7 @@ export function createGcpProvider(
         await cleanupShared(owner, name).catch(() =>
           left.push(`firewall rule ${gcpFirewallName(owner)}`)
         );
-        if (left.length === 0 || !(e instanceof CrabboxError)) return e;
-        return new CrabboxError(e.kind, e.code, `${e.message}; left behind: ${left.join(", ")}`, {
-          hint: e.hint,
-          details: { ...e.details, leftBehind: left },
-        });
+        return withLeftBehind(e, left);
       }
     },
 

@@ -33,6 +33,7 @@ import {
   ownerOf,
   sharedResourceLabels,
   timeoutError,
+  withLeftBehind,
 } from "../cloud/mod.ts";
 import {
   createServerBody,
@@ -321,8 +322,11 @@ export function createHetznerProvider(
       ctx.log(
         `hetzner: creating ${name} (${s.serverType}, ${s.image}, ${s.location ?? "any location"})`,
       );
-      const { server: created, actionId } = await postServer(spec, signal);
+      const owner = { crew: spec.crew, leaseId: spec.leaseId };
+      let createdId: number | undefined;
       try {
+        const { server: created, actionId } = await postServer(spec, signal);
+        createdId = created.id;
         if (actionId !== undefined) await waitForAction(actionId, signal);
         const server = await waitRunning(created.id, signal);
         const lease = serverToLease(server, s, ctx.home, spec.sshKeyPath);
@@ -343,11 +347,24 @@ export function createHetznerProvider(
         }
         return lease;
       } catch (e) {
-        ctx.log(`hetzner: create of ${name} failed; deleting server ${created.id}`);
-        await deleteServer(String(created.id)).catch((d) =>
-          ctx.log(`hetzner: could not delete server ${created.id}: ${(d as Error).message}`)
-        );
-        throw e;
+        const left: string[] = [];
+        const keyName = hetznerKeyName(owner, sshKeyFingerprint(spec.sshPublicKey));
+        if (createdId !== undefined) {
+          ctx.log(`hetzner: create of ${name} failed; deleting server ${createdId}`);
+          await deleteServer(String(createdId)).catch((d) => {
+            ctx.log(`hetzner: could not delete server ${createdId}: ${(d as Error).message}`);
+            left.push(`server ${createdId} (${name})`);
+          });
+        }
+        // The crew key goes too, unless another server of the crew still uses it.
+        await cleanupKeys(owner, String(createdId ?? ""), undefined).catch((d) => {
+          ctx.log(`hetzner: could not remove SSH key ${keyName}: ${(d as Error).message}`);
+          left.push(`SSH key ${keyName}`);
+        });
+        if (left.length > 0 && !left.some((l) => l.startsWith("SSH key"))) {
+          left.push(`SSH key ${keyName}`);
+        }
+        throw withLeftBehind(e, left);
       }
     },
 

@@ -59,6 +59,8 @@ export interface FakeInstance {
   tags: Record<string, string>;
   /** Decoded user data. */
   userData?: string;
+  /** The key pair's public key at launch (EC2 writes it into the instance then). */
+  launchPublicKey?: string;
   /** Idempotency token. */
   clientToken?: string;
   /** Launch time. */
@@ -625,6 +627,7 @@ export function startFakeAws(options: FakeAwsOptions = {}): FakeAws {
         vpcId: subnet.vpcId,
         tags: tags.get("instance") ?? {},
         userData,
+        launchPublicKey: keyName === undefined ? undefined : keyPairs.get(keyName)?.publicKey,
         clientToken: token,
         launchTime: new Date().toISOString(),
         ipv4: subnet.mapPublicIp || associate ? `198.51.100.${ipCounter++ % 250}` : undefined,

@@ -135,6 +135,8 @@ export interface FakeGcp extends AsyncDisposable {
   instances: Map<string, FakeGcpInstance>;
   /** Firewall rules by name. */
   firewalls: Map<string, FakeGcpFirewall>;
+  /** Machine types whose inserts end in ZONE_RESOURCE_POOL_EXHAUSTED (mutable). */
+  exhausted: Set<string>;
   /** Queue a fault. */
   inject(fault: GcpFault): void;
   /** Expire every issued token (the next compute call gets 401). */
@@ -268,6 +270,7 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
   const requests: RecordedRequest[] = [];
   const faults: GcpFault[] = [];
   const requestIds = new Map<string, unknown>();
+  const exhausted = new Set(options.exhausted ?? []);
   interface Op {
     name: string;
     zone?: string;
@@ -494,7 +497,7 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
       );
     }
     const target = `zones/${zone}/instances/${body.name}`;
-    if ((options.exhausted ?? []).includes(mt[2])) {
+    if (exhausted.has(mt[2])) {
       const op = newOp({
         zone,
         type: "insert",
@@ -885,6 +888,7 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
     issuedTokens: 0,
     instances,
     firewalls,
+    exhausted,
     inject: (f) => faults.push(f),
     expireTokens: () => {
       for (const k of tokens.keys()) tokens.set(k, 0);

@@ -368,7 +368,7 @@ Deno.test("aws: an instance that never runs times out and is terminated", async 
     provider.create(specFor("a", "c", fakePublicKey())),
     (e) => assert.equal(e.code, "aws_timeout"),
   );
-  assert.equal([...fake.instances.values()][0].state, "shutting-down");
+  assert.ok(["shutting-down", "terminated"].includes([...fake.instances.values()][0].state));
 });
 
 Deno.test("aws: the default ssh wait is the real one", async () => {
