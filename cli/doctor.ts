@@ -50,15 +50,8 @@ export function doctorCommand() {
     .option("--online", "allow network calls for provider credential checks")
     .option("--json", "print the report as JSON")
     .action(async (flags) => {
-      const { defaultTailnetProbe, manualPolicySnippet, runDoctor } = await import(
-        "../lib/doctor/mod.ts"
-      );
-      const report = await runDoctor({
-        crew: flags.crew,
-        online: flags.online,
-        tailnetProbe: defaultTailnetProbe,
-        manualSnippet: manualPolicySnippet,
-      });
+      const { runDoctor } = await import("../lib/doctor/mod.ts");
+      const report = await runDoctor({ crew: flags.crew, online: flags.online });
       if (flags.json) printJson(report);
       else out(renderDoctorReport(report));
       setExitStatus(report.ok ? 0 : 1);

@@ -33,6 +33,8 @@ import {
   providerEntry,
   providerNames,
 } from "../../providers/mod.ts";
+import { defaultTailnetProbe, type TailnetPolicyProbe } from "./tailnet_probe.ts";
+import { manualPolicySnippet } from "../tailnet/mod.ts";
 
 /** Outcome of one check. */
 export type CheckStatus = "ok" | "warn" | "skip" | "fail";
@@ -61,22 +63,18 @@ export interface DoctorReport {
   ok: boolean;
 }
 
-/** What the tailnet probe reports about the policy. */
-export type TailnetPolicyProbe =
-  | { state: "no-credentials" }
-  | { state: "incompatible"; reason: string; apiUrl: string }
-  | { state: "error"; message: string }
-  | { state: "rows"; owner: boolean; access: boolean; shape: string };
-
 /** Options of {@link runDoctor}. */
 export interface DoctorOptions extends CrabboxOptions {
   /** Also check this crew. */
   crew?: string;
   /** Allow network calls for provider credential checks. */
   online?: boolean;
-  /** Reads the tailnet policy for a tag (injected; the default uses the Tailscale API client). */
+  /**
+   * Reads the tailnet policy for a tag (default {@link defaultTailnetProbe}:
+   * the Tailscale API, read-only).
+   */
   tailnetProbe?: (tag: string, rt: Runtime) => Promise<TailnetPolicyProbe>;
-  /** Renders the manual policy snippet for a tag. */
+  /** Renders the manual policy snippet for a tag (default `manualPolicySnippet`). */
   manualSnippet?: (tag: string) => string;
 }
 
@@ -276,10 +274,8 @@ async function tailnetCheck(
   const capable = members.filter((m) => m.tailscale);
   if (capable.length === 0) return check("tailnet", "skip", "no member joins the tailnet");
   const tag = crewTag(await ownerFor(rt.env), crew);
-  const snippet = options.manualSnippet?.(tag);
-  const probe = options.tailnetProbe
-    ? await options.tailnetProbe(tag, rt)
-    : { state: "error" as const, message: "no tailnet probe configured" };
+  const snippet = (options.manualSnippet ?? manualPolicySnippet)(tag);
+  const probe = await (options.tailnetProbe ?? defaultTailnetProbe)(tag, rt);
   const managed = rt.env("CRABBOX_CREW_ACL")?.trim() !== "off";
   switch (probe.state) {
     case "no-credentials":

@@ -6,16 +6,20 @@
  */
 
 import type { Runtime } from "../runtime.ts";
-import type { TailnetPolicyProbe } from "./checks.ts";
 import { CrabboxError } from "../core/mod.ts";
-
-export { manualPolicySnippet } from "../tailnet/mod.ts";
 import {
   POLICY_API_UNAVAILABLE,
   policyRowsPresent,
   tailnetClientFromEnv,
   tailnetCredentialsFrom,
 } from "../tailnet/mod.ts";
+
+/** What the tailnet probe reports about the policy. */
+export type TailnetPolicyProbe =
+  | { state: "no-credentials" }
+  | { state: "incompatible"; reason: string; apiUrl: string }
+  | { state: "error"; message: string }
+  | { state: "rows"; owner: boolean; access: boolean; shape: string };
 
 /**
  * Read the tailnet policy with the credentials in the runtime's environment

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { runDoctor } from "../../lib/doctor/checks.ts";
-import { defaultTailnetProbe, manualPolicySnippet } from "../../lib/doctor/tailnet_probe.ts";
+import { defaultTailnetProbe } from "../../lib/doctor/tailnet_probe.ts";
+import { manualPolicySnippet } from "../../lib/tailnet/mod.ts";
 import { leaseBox } from "../../lib/lease/create.ts";
 import { parseConfig } from "../../lib/core/config.ts";
 import { saveClaim } from "../../lib/lease/claims.ts";
