@@ -14,6 +14,7 @@ import {
   providerConfigSchemas,
   providerEntry,
 } from "../providers/mod.ts";
+import { type ProcessRunner, systemProcess } from "./process/mod.ts";
 
 /** Options accepted by every toolkit function. All optional. */
 export interface CrabboxOptions {
@@ -31,6 +32,8 @@ export interface CrabboxOptions {
   providers?: Record<string, Provider>;
   /** Cancels long operations. */
   signal?: AbortSignal;
+  /** Starts programs (ssh, ssh-keygen, git, …); tests inject a fake (default: real programs). */
+  process?: ProcessRunner;
 }
 
 /** A resolved context. */
@@ -47,6 +50,8 @@ export interface Runtime {
   log: (message: string) => void;
   /** Cancellation. */
   signal?: AbortSignal;
+  /** Starts programs. */
+  process: ProcessRunner;
   /** Provider instance by name, loaded lazily and cached. */
   provider(name: string): Promise<Provider>;
 }
@@ -88,6 +93,7 @@ async function buildRuntime(options: CrabboxOptions): Promise<Runtime> {
     fetch: fetchFn,
     log,
     signal: options.signal,
+    process: options.process ?? systemProcess,
     provider(name: string): Promise<Provider> {
       if (Object.hasOwn(injected, name)) return Promise.resolve(injected[name]);
       let p = cache.get(name);
@@ -98,6 +104,7 @@ async function buildRuntime(options: CrabboxOptions): Promise<Runtime> {
           config: config.providers[name] ?? {},
           fetch: fetchFn,
           log,
+          process: options.process ?? systemProcess,
         });
         cache.set(name, p);
         p.catch(() => cache.delete(name));

@@ -8,6 +8,7 @@
 
 import type { EnvReader, Labels } from "../lib/core/mod.ts";
 import type { SshTarget } from "../lib/ssh/mod.ts";
+import type { ProcessRunner } from "../lib/process/mod.ts";
 
 export type { SshTarget };
 
@@ -118,6 +119,8 @@ export interface ProviderContext {
   fetch: typeof fetch;
   /** Progress messages (stderr in the CLI). Never receives secrets. */
   log: (message: string) => void;
+  /** Starts programs (default: real programs); tests inject a fake. */
+  process?: ProcessRunner;
 }
 
 /** Builds a provider from its context. */

@@ -5,6 +5,7 @@
  */
 
 import { usageError } from "./errors.ts";
+import { output } from "../process/mod.ts";
 
 /** Longest crew name or slug after normalization. */
 export const MAX_NAME_LENGTH = 41;
@@ -220,12 +221,12 @@ export async function ownerFor(
 
 async function gitConfigEmail(): Promise<string | undefined> {
   try {
-    const out = await new Deno.Command("git", {
+    const out = await output("git", {
       args: ["config", "--get", "user.email"],
       stdout: "piped",
       stderr: "null",
       stdin: "null",
-    }).output();
+    });
     return out.success ? new TextDecoder().decode(out.stdout) : undefined;
   } catch {
     return undefined;

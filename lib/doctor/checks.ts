@@ -94,12 +94,12 @@ function check(
 async function sshCheck(rt: Runtime, used: readonly string[]): Promise<DoctorCheck> {
   let version = "";
   try {
-    const out = await new Deno.Command(sshProgram(rt.env), {
+    const out = await rt.process.output(sshProgram(rt.env), {
       args: ["-V"],
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-    }).output();
+    });
     version = new TextDecoder().decode(out.stderr).trim() ||
       new TextDecoder().decode(out.stdout).trim();
   } catch {

@@ -240,7 +240,7 @@ async function createMember(
   await reserveClaim(rt.home, draft);
   try {
     const provider = await rt.provider(member.provider);
-    const key = await ensureClientKey(rt.home, { crew, leaseId: id });
+    const key = await ensureClientKey(rt.home, { crew, leaseId: id }, { process: rt.process });
     const userData = userDataFor(options, member, crew, key.publicKey);
     rt.log(`leasing ${crew ? `${crew}/` : ""}${member.slug} on ${member.provider}…`);
     const pl = await provider.create({

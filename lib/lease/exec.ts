@@ -50,7 +50,7 @@ export async function leaseSshArgs(
   await prepareKnownHosts(target, knownHostsFile);
   const control = options.reuseMaster === false
     ? { master: "none" as const }
-    : await controlForLease(rt.home, lease, { env: rt.env });
+    : await controlForLease(rt.home, lease, { env: rt.env, process: rt.process });
   return sshCommandArgs(target, command, {
     knownHostsFile,
     control,
@@ -74,7 +74,12 @@ export async function runOnLease(
 ): Promise<SshResult> {
   const rt = await resolveRuntime(options);
   const args = await leaseSshArgs(lease, command, { ...options, tty: false });
-  return await runSsh(args, { env: rt.env, signal: rt.signal, stdin: options.stdin });
+  return await runSsh(args, {
+    env: rt.env,
+    signal: rt.signal,
+    stdin: options.stdin,
+    process: rt.process,
+  });
 }
 
 /**

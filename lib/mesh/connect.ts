@@ -198,7 +198,7 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
   const taken = new Set(plan.forwards.map((f) => f.localPort));
   const ctx = makeCtx(rt, options, crew, taken);
   const tunnels = await makeTunnels(rt, plan);
-  if (tunnels.length > 0) ctx.anchor = startAnchor();
+  if (tunnels.length > 0) ctx.anchor = startAnchor(rt.process);
   const stopper = new AbortController();
   liveMeshes.set(key, { tunnels, ctx });
   let supervisors: Promise<void>[] = [];

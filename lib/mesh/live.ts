@@ -7,13 +7,21 @@
  */
 
 import type { Lease } from "../lease/mod.ts";
-import { CrabboxError, joinPath, meshPaths, withLock, writeFileAtomic } from "../core/mod.ts";
+import {
+  CrabboxError,
+  joinPath,
+  meshPaths,
+  processEnv,
+  withLock,
+  writeFileAtomic,
+} from "../core/mod.ts";
 import { isLoopbackPortFree, MESH_PORT_RANGE, nextFreePort } from "./forwards.ts";
 import { readDaemonState } from "./daemon.ts";
 import { type MeshForward, parseHostsFile, renderDaemonState } from "./files.ts";
 import { type ConnectOptions, sortForwards, writeMeshFiles } from "./plan.ts";
 import type { Ctx, Tunnel } from "./tunnel.ts";
 import { controlForLease, sshDestination, sshOptionArgs, sshProgram } from "../ssh/mod.ts";
+import { output } from "../process/mod.ts";
 
 /** Foreground meshes of this process by `<home>\0<crew>` (set by `connectCrew`). */
 export const liveMeshes = new Map<string, { tunnels: Tunnel[]; ctx: Ctx }>();
@@ -42,8 +50,8 @@ export async function addLiveForward(
 ): Promise<MeshForward | undefined> {
   if (!lease.crew || !lease.ssh) return undefined;
   const crew = lease.crew;
-  const env = options.env ?? ((k: string) => Deno.env.get(k));
-  const control = await controlForLease(home, lease, { env });
+  const env = options.env ?? processEnv;
+  const control = await controlForLease(home, lease, { env, process: options.process });
   if (control.master !== "no") return undefined;
   const paths = meshPaths(home, crew);
   return await withLock(joinPath(paths.dir, ".forward.lock"), async () => {
@@ -79,12 +87,12 @@ export async function addLiveForward(
         "--",
         sshDestination(lease.ssh!),
       ];
-      const out = await new Deno.Command(sshProgram(env), {
+      const out = await output(sshProgram(env), {
         args,
         stdin: "null",
         stdout: "null",
         stderr: "piped",
-      }).output();
+      }, options.process);
       if (!out.success) {
         lastErr = new TextDecoder().decode(out.stderr).trim();
         continue;

@@ -164,13 +164,13 @@ async function launchTunnel(ctx: Ctx, t: Tunnel): Promise<void> {
   if (ctx.anchor) {
     proc = await ctx.anchor.spawn(t.argv);
   } else {
-    const c = new Deno.Command(program, {
+    const c = ctx.rt.process.spawn(program, {
       args,
       stdin: "null",
       stdout: "null",
       stderr: "null",
       detached: true, // own session: survives us, never gets a terminal's signals
-    }).spawn();
+    });
     proc = {
       pid: c.pid,
       status: c.status.then((s) => ({ code: s.code })),

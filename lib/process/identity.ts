@@ -7,6 +7,8 @@
  * @module
  */
 
+import { type ProcessRunner, spawn } from "./run.ts";
+
 /** Who a process is: pid, start time and argv. */
 export interface ProcessIdentity {
   /** Process id. */
@@ -110,6 +112,32 @@ export async function processIdentity(
 export function sameProcess(a: ProcessIdentity, b: ProcessIdentity): boolean {
   return a.pid === b.pid && a.startTime === b.startTime && a.argv.length === b.argv.length &&
     a.argv.every((x, i) => x === b.argv[i]);
+}
+
+/** Start time of a live (non-zombie) process, or `undefined` when it is gone. */
+export function procStartTime(pid: number): string | undefined {
+  let stat: string;
+  try {
+    stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  } catch {
+    return undefined;
+  }
+  const parsed = parseProcStat(stat);
+  return parsed && parsed.state !== "Z" && parsed.state !== "X" ? parsed.startTime : undefined;
+}
+
+/** True when the recorded process still runs (same pid and start time). */
+export function procAlive(ref: { pid: number; startTime: string } | undefined): boolean {
+  return ref !== undefined && procStartTime(ref.pid) === ref.startTime;
+}
+
+/** The command name of a process (`/proc/<pid>/comm`); `undefined` when it is gone. */
+export function procComm(pid: number): string | undefined {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/comm`).trim();
+  } catch {
+    return undefined;
+  }
 }
 
 /** Options of {@link killIfMatches}. */
@@ -245,14 +273,14 @@ wait
  * await anchor.close();
  * ```
  */
-export function startAnchor(): Anchor {
-  const child = new Deno.Command("sh", {
+export function startAnchor(runner?: ProcessRunner): Anchor {
+  const child = spawn("sh", {
     args: ["-c", ANCHOR_SCRIPT, "crabbox-anchor"],
     stdin: "piped",
     stdout: "piped",
     stderr: "null",
     detached: true, // own session: terminal signals never reach it or its children
-  }).spawn();
+  }, runner);
   const writer = child.stdin.getWriter();
   const enc = new TextEncoder();
   let chain = Promise.resolve();

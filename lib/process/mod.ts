@@ -6,3 +6,4 @@
  */
 
 export * from "./identity.ts";
+export * from "./run.ts";

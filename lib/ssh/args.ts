@@ -12,10 +12,12 @@ import {
   ensurePrivateDir,
   type EnvReader,
   processEnv,
+  sleep,
   usageError,
   withLock,
   writeFileAtomic,
 } from "../core/mod.ts";
+import { output, type ProcessRunner, spawn } from "../process/mod.ts";
 
 /** How to reach a box over SSH. */
 export interface SshTarget {
@@ -275,15 +277,15 @@ export interface SshResult {
  */
 export async function runSsh(
   args: string[],
-  options: { env?: EnvReader; signal?: AbortSignal; stdin?: string } = {},
+  options: { env?: EnvReader; signal?: AbortSignal; stdin?: string; process?: ProcessRunner } = {},
 ): Promise<SshResult> {
-  const child = new Deno.Command(sshProgram(options.env), {
+  const child = spawn(sshProgram(options.env), {
     args,
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
     signal: options.signal,
-  }).spawn();
+  }, options.process);
   if (options.stdin !== undefined) {
     const w = child.stdin.getWriter();
     await w.write(new TextEncoder().encode(options.stdin));
@@ -300,14 +302,14 @@ export async function runSsh(
  */
 export async function runSshInteractive(
   args: string[],
-  options: { env?: EnvReader } = {},
+  options: { env?: EnvReader; process?: ProcessRunner } = {},
 ): Promise<number> {
-  const out = await new Deno.Command(sshProgram(options.env), {
+  const out = await output(sshProgram(options.env), {
     args,
     stdin: "inherit",
     stdout: "inherit",
     stderr: "inherit",
-  }).output();
+  }, options.process);
   return out.code;
 }
 
@@ -319,7 +321,7 @@ export async function waitForSsh(
   target: SshTarget,
   knownHostsFile: string,
   timeoutMs: number,
-  options: { env?: EnvReader; signal?: AbortSignal } = {},
+  options: { env?: EnvReader; signal?: AbortSignal; process?: ProcessRunner } = {},
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = "";
@@ -333,7 +335,7 @@ export async function waitForSsh(
     if (r.code === 0) return;
     last = r.stderr.trim().split("\n").pop() ?? `exit ${r.code}`;
     if (Date.now() + delay > deadline) break;
-    await new Promise((res) => setTimeout(res, delay));
+    await sleep(delay);
     delay = Math.min(delay * 2, 1000);
   }
   throw new CrabboxError(

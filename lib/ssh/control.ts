@@ -6,7 +6,7 @@
  * @module
  */
 
-import { joinPath, meshPaths } from "../core/mod.ts";
+import { joinPath, meshPaths, processEnv } from "../core/mod.ts";
 import type { EnvReader } from "../core/mod.ts";
 import {
   type ControlMode,
@@ -15,6 +15,7 @@ import {
   sshProgram,
   type SshTarget,
 } from "./args.ts";
+import { output, type ProcessRunner } from "../process/mod.ts";
 
 /**
  * ControlPath for a lease: `<dir>/cm/<lease-id>` when it fits the socket
@@ -41,13 +42,14 @@ export async function sshAnswers(
   env: EnvReader,
   controlPath: string,
   dest: string,
+  runner?: ProcessRunner,
 ): Promise<boolean> {
-  const out = await new Deno.Command(sshProgram(env), {
+  const out = await output(sshProgram(env), {
     args: ["-F", "none", "-o", `ControlPath=${controlPath}`, "-O", "check", "--", dest],
     stdin: "null",
     stdout: "null",
     stderr: "null",
-  }).output();
+  }, runner);
   return out.success;
 }
 
@@ -78,13 +80,13 @@ export async function isSocket(path: string): Promise<boolean> {
 export async function controlForLease(
   home: string,
   lease: { id: string; crew?: string; ssh?: SshTarget },
-  options: { env?: EnvReader } = {},
+  options: { env?: EnvReader; process?: ProcessRunner } = {},
 ): Promise<ControlMode> {
   if (!lease.crew || !lease.ssh) return { master: "none" };
   const path = await memberControlPath(home, lease.crew, lease.id);
   if (!(await isSocket(path))) return { master: "none" };
-  const env = options.env ?? ((k: string) => Deno.env.get(k));
-  return await sshAnswers(env, path, sshDestination(lease.ssh))
+  const env = options.env ?? processEnv;
+  return await sshAnswers(env, path, sshDestination(lease.ssh), options.process)
     ? { master: "no", path }
     : { master: "none" };
 }

@@ -6,6 +6,7 @@
  */
 
 import { CrabboxError, ensurePrivateDir, joinPath, withLock } from "../core/mod.ts";
+import { type CommandOutput, output, type ProcessRunner } from "../process/mod.ts";
 
 /** A client key pair on disk. */
 export interface ClientKey {
@@ -38,6 +39,7 @@ export function clientKeyPath(home: string, owner: { crew?: string; leaseId: str
 export async function ensureClientKey(
   home: string,
   owner: { crew?: string; leaseId: string },
+  options: { process?: ProcessRunner } = {},
 ): Promise<ClientKey> {
   const dir = clientKeyDir(home, owner);
   const keyPath = clientKeyPath(home, owner);
@@ -48,9 +50,9 @@ export async function ensureClientKey(
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
-    let out: Deno.CommandOutput;
+    let out: CommandOutput;
     try {
-      out = await new Deno.Command("ssh-keygen", {
+      out = await output("ssh-keygen", {
         args: [
           "-q",
           "-t",
@@ -65,7 +67,7 @@ export async function ensureClientKey(
         stdin: "null",
         stdout: "null",
         stderr: "piped",
-      }).output();
+      }, options.process);
     } catch (e) {
       throw new CrabboxError("prerequisite", "no_ssh_keygen", "ssh-keygen is not installed", {
         hint: "apt-get install -y openssh-client",

@@ -11,6 +11,7 @@
 import {
   CrabboxError,
   type ExitStatusName,
+  processEnv,
   redact,
   retryAfterMs,
   secretForms,
@@ -18,7 +19,6 @@ import {
 } from "../core/mod.ts";
 import {
   type EnvSource,
-  processEnv,
   resolveTailnetConfig,
   type TailnetAuth,
   type TailnetConfig,
@@ -151,7 +151,7 @@ export class TailnetClient {
    * @param options environment, fetch, signal, sleep, clock and limits
    */
   constructor(options: TailnetClientOptions = {}) {
-    const config: TailnetConfig = resolveTailnetConfig(options.env ?? processEnv());
+    const config: TailnetConfig = resolveTailnetConfig(options.env ?? processEnv);
     if (!config.auth) {
       throw new CrabboxError(
         "credentials",

@@ -69,26 +69,6 @@ export function envLookup(env: EnvSource): (name: string) => string | undefined 
   };
 }
 
-/**
- * The process environment as an {@link EnvSource}, read at call time.
- *
- * @example
- * ```ts
- * import { processEnv } from "./config.ts";
- * const get = processEnv();
- * get("TS_TAILNET");
- * ```
- */
-export function processEnv(): (name: string) => string | undefined {
-  return (name) => {
-    try {
-      return Deno.env.get(name);
-    } catch {
-      return undefined;
-    }
-  };
-}
-
 const CLIENT_SECRET_RE = /^tskey-client-([A-Za-z0-9]+)-/;
 
 /**

@@ -29,9 +29,10 @@ import {
   writeBox,
 } from "./box.ts";
 import { createNetns, netnsExists, netnsPids } from "./netns.ts";
-import { killPid, killRef, procAlive, procStartTime, run, waitGone } from "./procs.ts";
+import { killPid, killRef, run, waitGone } from "./procs.ts";
 import { renderSshdConfig, startSshd } from "./sshd.ts";
 import { startRelay } from "./relay.ts";
+import { output, procAlive, procStartTime } from "../../lib/process/mod.ts";
 
 function targetOf(box: LocalBoxRecord): SshTarget {
   return {
@@ -209,12 +210,12 @@ export async function destroyBox(home: string, leaseId: string): Promise<void> {
   }
   await waitGone(killed);
   if (netnsExists(leaseId)) {
-    const out = await new Deno.Command("ip", {
+    const out = await output("ip", {
       args: ["netns", "del", leaseId],
       stdin: "null",
       stdout: "null",
       stderr: "piped",
-    }).output();
+    });
     if (!out.success && netnsExists(leaseId)) {
       throw new CrabboxError(
         "provider",

@@ -18,6 +18,5 @@ export {
   type ProcRef,
   SSHD_PATH,
 } from "./box.ts";
-export { procAlive, procStartTime } from "./procs.ts";
 export { renderSshdConfig, restartSshd, stopSshd } from "./sshd.ts";
 export { relayArgv } from "./relay.ts";

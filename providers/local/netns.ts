@@ -6,6 +6,7 @@
  */
 
 import { run } from "./procs.ts";
+import { output } from "../../lib/process/mod.ts";
 
 /** Whether the network namespace `ns` exists. */
 export function netnsExists(ns: string): boolean {
@@ -20,12 +21,12 @@ export function netnsExists(ns: string): boolean {
 /** Pids of every process in the box's network namespace. */
 export async function netnsPids(ns: string): Promise<number[]> {
   if (!netnsExists(ns)) return [];
-  const out = await new Deno.Command("ip", {
+  const out = await output("ip", {
     args: ["netns", "pids", ns],
     stdin: "null",
     stdout: "piped",
     stderr: "null",
-  }).output();
+  });
   return new TextDecoder().decode(out.stdout).split(/\s+/).filter((s) => /^\d+$/.test(s)).map(
     Number,
   );

@@ -5,35 +5,15 @@
  * @module
  */
 
-import { parseProcStat } from "../../lib/process/mod.ts";
+import {
+  output,
+  procAlive,
+  procComm,
+  procStartTime,
+  spawnDetached,
+} from "../../lib/process/mod.ts";
 import { CrabboxError, sleep } from "../../lib/core/mod.ts";
 import { LISTEN_TIMEOUT_MS, type ProcRef } from "./box.ts";
-
-/** Start time of a live (non-zombie) process, or `undefined` when it is gone. */
-export function procStartTime(pid: number): string | undefined {
-  let stat: string;
-  try {
-    stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  } catch {
-    return undefined;
-  }
-  const parsed = parseProcStat(stat);
-  return parsed && parsed.state !== "Z" && parsed.state !== "X" ? parsed.startTime : undefined;
-}
-
-/** True when the recorded process still runs (same pid and start time). */
-export function procAlive(ref: ProcRef | undefined): boolean {
-  return ref !== undefined && procStartTime(ref.pid) === ref.startTime;
-}
-
-/** The command name of a process (`/proc/<pid>/comm`); `undefined` when it is gone. */
-export function procComm(pid: number): string | undefined {
-  try {
-    return Deno.readTextFileSync(`/proc/${pid}/comm`).trim();
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Start `argv` as a daemon: `setsid -f` forks it into a session of its own
@@ -43,20 +23,16 @@ export function procComm(pid: number): string | undefined {
  * lives on. The returned ref is dead (empty start time) when the process
  * exited immediately.
  */
-export async function spawnDetached(argv: readonly string[], logFile: string): Promise<ProcRef> {
-  const script = 'log=$1; shift; echo "$$"; exec "$@" >>"$log" 2>&1 </dev/null';
-  const out = await new Deno.Command("setsid", {
-    args: ["-f", "sh", "-c", script, "sh", logFile, ...argv],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const pid = Number(new TextDecoder().decode(out.stdout).trim());
-  if (!out.success || !Number.isInteger(pid) || pid <= 0) {
+export async function startDetached(argv: readonly string[], logFile: string): Promise<ProcRef> {
+  let pid: number;
+  try {
+    pid = await spawnDetached(argv, logFile);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw e;
     throw new CrabboxError(
       "provider",
       "local_spawn_failed",
-      `could not start ${argv[0]}: ${new TextDecoder().decode(out.stderr).trim()}`,
+      `could not start ${argv[0]}: ${(e as Error).message}`,
     );
   }
   return { pid, startTime: procStartTime(pid) ?? "" };
@@ -64,8 +40,7 @@ export async function spawnDetached(argv: readonly string[], logFile: string): P
 
 /** Run a short command; throws a provider error with its stderr on failure. */
 export async function run(cmd: string, args: string[], what: string): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" })
-    .output();
+  const out = await output(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" });
   const dec = new TextDecoder();
   if (!out.success) {
     throw new CrabboxError(

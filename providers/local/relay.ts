@@ -7,7 +7,7 @@
 
 import { CrabboxError, joinPath } from "../../lib/core/mod.ts";
 import { bindable, type LocalBoxRecord, type ProcRef, requireLeaseId } from "./box.ts";
-import { killRef, spawnDetached, tailFile, waitListening } from "./procs.ts";
+import { killRef, startDetached, tailFile, waitListening } from "./procs.ts";
 
 /**
  * The relay's argv: socat on the host loopback address that, per connection,
@@ -32,7 +32,7 @@ export async function startRelay(boxDir: string, box: LocalBoxRecord): Promise<P
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = (attempt === 0 ? bindable(ip, 22) : undefined) ?? bindable(ip, 0);
     if (port === undefined) continue;
-    const ref = await spawnDetached(
+    const ref = await startDetached(
       relayArgv(box.leaseId, ip, port),
       joinPath(boxDir, "relay.log"),
     );

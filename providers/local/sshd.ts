@@ -15,17 +15,9 @@ import {
   SSHD_PATH,
   writeBox,
 } from "./box.ts";
-import {
-  killPid,
-  killRef,
-  procAlive,
-  procComm,
-  spawnDetached,
-  tailFile,
-  waitGone,
-  waitListening,
-} from "./procs.ts";
+import { killPid, killRef, startDetached, tailFile, waitGone, waitListening } from "./procs.ts";
 import { netnsExists, netnsPids } from "./netns.ts";
+import { procAlive, procComm } from "../../lib/process/mod.ts";
 
 /**
  * The `sshd_config` of a box. Paths are quoted; they must be absolute and free
@@ -87,7 +79,7 @@ async function ensurePrivsepDir(): Promise<void> {
 export async function startSshd(boxDir: string, box: LocalBoxRecord): Promise<ProcRef> {
   await ensurePrivsepDir();
   const script = 'printf %s "$1" >/proc/sys/kernel/hostname && exec "$2" -D -e -f "$3"';
-  const ref = await spawnDetached(
+  const ref = await startDetached(
     [
       "ip",
       "netns",

@@ -7,12 +7,7 @@
 import assert from "node:assert/strict";
 import { CrabboxError } from "../../lib/core/errors.ts";
 import { sshForwardArgs } from "../../lib/ssh/args.ts";
-import {
-  createLocalProvider,
-  localBoxDir,
-  procAlive,
-  type ProcRef,
-} from "../../providers/local/mod.ts";
+import { createLocalProvider, localBoxDir, type ProcRef } from "../../providers/local/mod.ts";
 import type { ProviderLease, SshTarget } from "../../providers/types.ts";
 import {
   boxSsh,
@@ -27,6 +22,7 @@ import {
   restartBoxSshd,
   startNameServer,
 } from "./_local.ts";
+import { procAlive } from "../../lib/process/mod.ts";
 
 const e2e = requireE2E();
 

@@ -8,10 +8,10 @@ import {
   localPrerequisiteError,
   loopbackAddressFor,
   type PrerequisiteProbe,
-  procStartTime,
   relayArgv,
   renderSshdConfig,
 } from "../../../providers/local/mod.ts";
+import { procStartTime } from "../../../lib/process/mod.ts";
 
 function probe(euid: number, present: string[]): PrerequisiteProbe {
   return {
