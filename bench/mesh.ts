@@ -15,10 +15,11 @@ import type { Lease } from "../lib/lease/claims.ts";
 import { listLeases, releaseCrew } from "../lib/lease/leases.ts";
 import { leaseCrew } from "../lib/lease/create.ts";
 import { connectCrew } from "../lib/mesh/connect.ts";
-import { prepareKnownHosts, runSsh, sshCommandArgs } from "../lib/ssh/args.ts";
+import { runSsh, sshCommandArgs } from "../lib/ssh/args.ts";
 import { checkLocalPrerequisites } from "../providers/local/mod.ts";
 import { controlForLease } from "../lib/ssh/control.ts";
 import { meshPaths } from "../lib/core/home.ts";
+import { prepareKnownHosts } from "../lib/ssh/known_hosts.ts";
 
 const REPS = Number(Deno.env.get("BENCH_REPS") ?? 3);
 const MIB = Number(Deno.env.get("BENCH_MIB") ?? 512);

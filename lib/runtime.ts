@@ -129,3 +129,24 @@ export function providerFeatures(options: CrabboxOptions, name: string): Readonl
   if (injected && Object.hasOwn(injected, name)) return injected[name].features;
   return providerEntry(name).features;
 }
+
+/**
+ * {@link providerFeatures}, but an unknown provider (say, in an old claim)
+ * has no features instead of being an error.
+ *
+ * @example
+ * ```ts
+ * import { providerFeaturesOrNone } from "./runtime.ts";
+ * providerFeaturesOrNone({}, "no-such-provider").size; // 0
+ * ```
+ */
+export function providerFeaturesOrNone(
+  options: CrabboxOptions,
+  name: string,
+): ReadonlySet<Feature> {
+  try {
+    return providerFeatures(options, name);
+  } catch {
+    return new Set();
+  }
+}

@@ -6,7 +6,7 @@
  * @module
  */
 
-export * from "./bounded.ts";
+export * from "./async.ts";
 export * from "./config.ts";
 export * from "./errors.ts";
 export * from "./expose.ts";
@@ -16,4 +16,3 @@ export * from "./labels.ts";
 export * from "./names.ts";
 export * from "./redact.ts";
 export * from "./retry_after.ts";
-export * from "./sleep.ts";

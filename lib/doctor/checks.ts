@@ -7,7 +7,12 @@
  */
 
 import type { Lease } from "../lease/mod.ts";
-import { type CrabboxOptions, providerFeatures, resolveRuntime, type Runtime } from "../runtime.ts";
+import {
+  type CrabboxOptions,
+  providerFeaturesOrNone,
+  resolveRuntime,
+  type Runtime,
+} from "../runtime.ts";
 import {
   configPath,
   CrabboxError,
@@ -27,12 +32,7 @@ import {
 import { readDaemonState } from "../mesh/mod.ts";
 import { processIdentity, sameProcess } from "../process/mod.ts";
 import { sshProgram } from "../ssh/mod.ts";
-import {
-  type Feature,
-  providerConfigSchemas,
-  providerEntry,
-  providerNames,
-} from "../../providers/mod.ts";
+import { providerConfigSchemas, providerEntry, providerNames } from "../../providers/mod.ts";
 import { defaultTailnetProbe, type TailnetPolicyProbe } from "./tailnet_probe.ts";
 import { manualPolicySnippet } from "../tailnet/mod.ts";
 
@@ -245,14 +245,6 @@ async function meshCheck(
   );
 }
 
-function featuresOf(options: CrabboxOptions, name: string): ReadonlySet<Feature> {
-  try {
-    return providerFeatures(options, name);
-  } catch {
-    return new Set(); // an unknown provider in a claim has no features
-  }
-}
-
 async function tailnetCheck(
   rt: Runtime,
   options: DoctorOptions,
@@ -260,7 +252,7 @@ async function tailnetCheck(
   members: readonly Lease[],
 ): Promise<DoctorCheck> {
   const wrong = members.filter((m) =>
-    m.tailscale && !featuresOf(options, m.provider).has("tailscale")
+    m.tailscale && !providerFeaturesOrNone(options, m.provider).has("tailscale")
   );
   if (wrong.length > 0) {
     return check(
@@ -357,7 +349,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
     const rows = members.map((m) => ({
       slug: m.slug,
       provider: m.provider,
-      transport: memberTransport(m, featuresOf(options, m.provider)),
+      transport: memberTransport(m, providerFeaturesOrNone(options, m.provider)),
     }));
     const breakdown: Record<string, number> = {};
     for (const r of rows) breakdown[r.transport] = (breakdown[r.transport] ?? 0) + 1;

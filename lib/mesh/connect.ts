@@ -8,7 +8,7 @@
  */
 
 import { resolveRuntime } from "../runtime.ts";
-import { CrabboxError, type MeshPaths } from "../core/mod.ts";
+import { CrabboxError, type MeshPaths, sleep } from "../core/mod.ts";
 import { forwardAddress, type MeshMember, type SkippedMember } from "./forwards.ts";
 import { liveDaemonCount } from "./daemon.ts";
 import { envRecord, exportLines, type MeshForward } from "./files.ts";
@@ -30,7 +30,6 @@ import {
   launchAll,
   makeCtx,
   makeTunnels,
-  sleep,
   spawnTunnel,
   stopChild,
   type Tunnel,
@@ -128,7 +127,7 @@ async function supervise(ctx: Ctx, t: Tunnel, stop: AbortSignal): Promise<void> 
       t.restarts++;
       const wait = backoffDelay(ctx.options, attempt);
       ctx.emit(t, "backoff", { reason: t.lastError, retryInMs: wait });
-      await sleep(wait, stop);
+      await sleep(wait, stop, { resolveOnAbort: true });
       if (t.stopping) break;
       try {
         await spawnTunnel(ctx, t);

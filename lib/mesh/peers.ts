@@ -6,26 +6,20 @@
  * @module
  */
 
-import { resolveRuntime, type Runtime } from "../runtime.ts";
-import {
-  listLeases,
-  memberTransport,
-  providerPlanes,
-  sshEndpoint,
-  type Transport,
-} from "../lease/mod.ts";
+import { providerFeaturesOrNone, resolveRuntime, type Runtime } from "../runtime.ts";
+import { memberTransport, providerPlanes, sshEndpoint, type Transport } from "../lease/mod.ts";
 import { selectMembers } from "./forwards.ts";
 import { liveDaemonCount, readDaemonState } from "./daemon.ts";
 import { daemonForwards, exportLines, type MeshForward, parseHostsFile } from "./files.ts";
 import {
   type ConnectOptions,
+  crewLeases,
   hasSshFeature,
   type MeshPlan,
   planCrew,
   sortForwards,
 } from "./plan.ts";
 import { meshPaths, normalizeCrewName } from "../core/mod.ts";
-import { type Feature, providerEntry } from "../../providers/mod.ts";
 import { controlForLease } from "../ssh/mod.ts";
 
 /** One member as `crew peers` shows it. */
@@ -60,20 +54,8 @@ export interface PeerInfo {
  */
 export async function crewPeers(name: string, options: ConnectOptions = {}): Promise<PeerInfo[]> {
   const crew = normalizeCrewName(name);
-  const leases = (options.members ??
-    await listLeases({ crew, provider: options.provider }, options)).filter((l) =>
-      (l.crew === undefined || l.crew === crew) &&
-      (options.provider === undefined || l.provider === options.provider)
-    );
-  const features = (p: string): ReadonlySet<Feature> => {
-    const injected = options.providers;
-    if (injected && Object.hasOwn(injected, p)) return injected[p].features;
-    try {
-      return providerEntry(p).features;
-    } catch {
-      return new Set();
-    }
-  };
+  const leases = await crewLeases(crew, options);
+  const features = (p: string) => providerFeaturesOrNone(options, p);
   const { members } = selectMembers(leases, hasSshFeature(options));
   const names = new Map(members.map((m) => [m.lease.id, m.name]));
   return leases.map((l) => {

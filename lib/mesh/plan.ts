@@ -8,7 +8,7 @@
  */
 
 import type { Lease } from "../lease/mod.ts";
-import { type CrabboxOptions, resolveRuntime } from "../runtime.ts";
+import { type CrabboxOptions, providerFeaturesOrNone, resolveRuntime } from "../runtime.ts";
 import {
   CrabboxError,
   type MeshPaths,
@@ -26,7 +26,6 @@ import {
   type SkippedMember,
 } from "./forwards.ts";
 import { exportLines, type MeshForward, renderEnvFile, renderHostsFile } from "./files.ts";
-import { providerEntry } from "../../providers/mod.ts";
 
 /** Lifecycle of one member's tunnel. */
 export type MemberState = "starting" | "up" | "down" | "backoff" | "stopped";
@@ -92,15 +91,21 @@ export interface MeshPlan {
 }
 /** Whether a provider (an injected one first, else the registry's) supports ssh. */
 export function hasSshFeature(options: CrabboxOptions): (provider: string) => boolean {
-  return (name) => {
-    const injected = options.providers;
-    if (injected && Object.hasOwn(injected, name)) return injected[name].features.has("ssh");
-    try {
-      return providerEntry(name).features.has("ssh");
-    } catch {
-      return false;
-    }
-  };
+  return (name) => providerFeaturesOrNone(options, name).has("ssh");
+}
+
+/**
+ * The leases of a crew a mesh command works on: `options.members` or the
+ * active leases, narrowed to the crew (leases without a crew pass) and to
+ * `options.provider`.
+ */
+export async function crewLeases(crew: string, options: ConnectOptions): Promise<Lease[]> {
+  const leases = options.members ??
+    await listLeases({ crew, provider: options.provider }, options);
+  return leases.filter((l) =>
+    (l.crew === undefined || l.crew === crew) &&
+    (options.provider === undefined || l.provider === options.provider)
+  );
 }
 
 /**
@@ -117,12 +122,7 @@ export function hasSshFeature(options: CrabboxOptions): (provider: string) => bo
 export async function planCrew(name: string, options: ConnectOptions = {}): Promise<MeshPlan> {
   const rt = await resolveRuntime(options);
   const crew = normalizeCrewName(name);
-  const leases = options.members ??
-    await listLeases({ crew, provider: options.provider }, options);
-  const inCrew = leases.filter((l) =>
-    (l.crew === undefined || l.crew === crew) &&
-    (options.provider === undefined || l.provider === options.provider)
-  );
+  const inCrew = await crewLeases(crew, options);
   if (inCrew.length === 0) {
     throw new CrabboxError("notFound", "no_crew", `crew "${crew}" has no active leases`, {
       hint: `lease members with: crabbox warmup --crew ${crew} --slug NAME --expose PORT`,

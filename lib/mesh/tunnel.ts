@@ -16,8 +16,7 @@ import {
   type EnvReader,
   joinPath,
   removeFile,
-  withLock,
-  writeFileAtomic,
+  sleep,
 } from "../core/mod.ts";
 import {
   isLoopbackPortFree,
@@ -38,21 +37,14 @@ import {
   readLog,
 } from "./probe.ts";
 import type { Anchor } from "../process/mod.ts";
-import { isSocket, memberControlPath, sshAnswers, sshDestination, sshProgram } from "../ssh/mod.ts";
-import type { SshTarget } from "../../providers/mod.ts";
-
-/** Sleep `ms`, or less when `signal` aborts (never rejects). */
-export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
-  new Promise<void>((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
+import {
+  isSocket,
+  memberControlPath,
+  pinHostKeys,
+  sshAnswers,
+  sshDestination,
+  sshProgram,
+} from "../ssh/mod.ts";
 
 /** One member's tunnel and its supervision state. */
 export interface Tunnel {
@@ -350,7 +342,7 @@ export async function firstConnect(ctx: Ctx, t: Tunnel, deadline: number): Promi
       attempt++;
       const wait = Math.min(backoffDelay(ctx.options, attempt), 2000);
       ctx.emit(t, "backoff", { reason: err.message, retryInMs: wait });
-      await sleep(wait, ctx.options.signal);
+      await sleep(wait, ctx.options.signal, { resolveOnAbort: true });
     }
   }
 }
@@ -390,7 +382,7 @@ export function makeCtx(
 /** One tunnel per member with forwards (pins the crew's host keys first). */
 export async function makeTunnels(rt: Runtime, plan: MeshPlan): Promise<Tunnel[]> {
   const out: Tunnel[] = [];
-  await pinCrewHostKeys(
+  await pinHostKeys(
     plan.members.filter((m) => m.ports.length > 0).map((m) => m.lease.ssh!),
     plan.paths.knownHosts,
   );
@@ -410,28 +402,4 @@ export async function makeTunnels(rt: Runtime, plan: MeshPlan): Promise<Tunnel[]
     });
   }
   return out;
-}
-
-/**
- * Like `prepareKnownHosts` for a whole crew at once: pin every known host key
- * in one locked read-modify-write (one fsync instead of one per member).
- */
-async function pinCrewHostKeys(targets: readonly SshTarget[], file: string): Promise<void> {
-  await ensurePrivateDir(dirOf(file));
-  await withLock(`${file}.lock`, async () => {
-    let current = "";
-    try {
-      current = await Deno.readTextFile(file);
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    }
-    const pinned = new Map<string, string>();
-    for (const t of targets) {
-      if (t.hostKey) pinned.set(t.port === 22 ? t.host : `[${t.host}]:${t.port}`, t.hostKey);
-    }
-    const kept = current.split("\n").filter((l) => l !== "" && !pinned.has(l.split(" ")[0]));
-    const next = [...kept, ...[...pinned].map(([id, key]) => `${id} ${key}`)].join("\n") +
-      (kept.length + pinned.size > 0 ? "\n" : "");
-    if (next !== current || current === "") await writeFileAtomic(file, next);
-  });
 }

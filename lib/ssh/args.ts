@@ -1,22 +1,13 @@
 /**
- * ssh argv building (pure) and the one place that spawns the system `ssh`.
+ * ssh argv building (pure) and running the system `ssh` (started through
+ * `lib/process`, so tests can inject a runner).
  * Every argument is an argv element — never a shell string — and every
  * user-influenced value is validated before it can reach ssh.
  *
  * @module
  */
 
-import {
-  CrabboxError,
-  dirOf,
-  ensurePrivateDir,
-  type EnvReader,
-  processEnv,
-  sleep,
-  usageError,
-  withLock,
-  writeFileAtomic,
-} from "../core/mod.ts";
+import { CrabboxError, type EnvReader, processEnv, sleep, usageError } from "../core/mod.ts";
 import { output, type ProcessRunner, spawn } from "../process/mod.ts";
 
 /** How to reach a box over SSH. */
@@ -226,32 +217,6 @@ export function sshForwardArgs(
 /** Path of the `ssh` program: `CRABBOX_SSH`, else `ssh` on PATH. */
 export function sshProgram(env: EnvReader = processEnv): string {
   return env("CRABBOX_SSH")?.trim() || "ssh";
-}
-
-/**
- * Make sure `knownHostsFile` exists (0600) and, when the target pins a host
- * key, contains exactly that key for `[host]:port`. Serialized with a lock
- * file, so concurrent members of one crew never lose each other's keys.
- */
-export async function prepareKnownHosts(target: SshTarget, knownHostsFile: string): Promise<void> {
-  await ensurePrivateDir(dirOf(knownHostsFile));
-  await withLock(`${knownHostsFile}.lock`, () => updateKnownHosts(target, knownHostsFile));
-}
-
-async function updateKnownHosts(target: SshTarget, knownHostsFile: string): Promise<void> {
-  let current = "";
-  try {
-    current = await Deno.readTextFile(knownHostsFile);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  const hostId = target.port === 22 ? target.host : `[${target.host}]:${target.port}`;
-  let next = current;
-  if (target.hostKey) {
-    const kept = current.split("\n").filter((l) => l !== "" && l.split(" ")[0] !== hostId);
-    next = [...kept, `${hostId} ${target.hostKey}`].join("\n") + "\n";
-  }
-  if (next !== current || current === "") await writeFileAtomic(knownHostsFile, next);
 }
 
 /** Result of a finished ssh process. */

@@ -9,3 +9,4 @@ export * from "./args.ts";
 export * from "./control.ts";
 export * from "./init_script.ts";
 export * from "./keys.ts";
+export * from "./known_hosts.ts";

@@ -12,10 +12,8 @@ import {
   isValidLabelValue,
   type Labels,
   sleep,
-  withLock,
-  writeFileAtomic,
 } from "../../lib/core/mod.ts";
-import { prepareKnownHosts, waitForSsh } from "../../lib/ssh/mod.ts";
+import { forgetHostKey, prepareKnownHosts, waitForSsh } from "../../lib/ssh/mod.ts";
 import type { ProviderContext, SshTarget } from "../types.ts";
 
 /** Waits until a fresh box answers SSH; the default runs the system `ssh`. */
@@ -114,26 +112,6 @@ export function cloudRuntime(
     sleep: options.sleep ?? sleep,
     now: options.now ?? Date.now,
   };
-}
-
-/**
- * Remove `host`'s entries from a known_hosts file (under a lock), because a
- * new cloud box may reuse the address of an old one with another host key.
- */
-export async function forgetHostKey(file: string, host: string, port: number): Promise<void> {
-  const hostId = port === 22 ? host : `[${host}]:${port}`;
-  await withLock(`${file}.lock`, async () => {
-    let text: string;
-    try {
-      text = await Deno.readTextFile(file);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return;
-      throw e;
-    }
-    const lines = text.split("\n");
-    const kept = lines.filter((l) => !l.split(" ")[0].split(",").includes(hostId));
-    if (kept.length !== lines.length) await writeFileAtomic(file, kept.join("\n"));
-  });
 }
 
 /** The crew or lease that owns a box, from its labels. */

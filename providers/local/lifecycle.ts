@@ -13,7 +13,7 @@ import {
   withLock,
   writeFileAtomic,
 } from "../../lib/core/mod.ts";
-import { prepareKnownHosts, runSsh, sshCommandArgs, waitForSsh } from "../../lib/ssh/mod.ts";
+import { execInitScript, prepareKnownHosts, waitForSsh } from "../../lib/ssh/mod.ts";
 import type { CreateSpec, ProviderLease, SshTarget } from "../types.ts";
 import {
   absolutePath,
@@ -144,10 +144,7 @@ async function runInit(
   signal?: AbortSignal,
 ): Promise<void> {
   const knownHostsFile = joinPath(boxDir, "known_hosts");
-  const r = await runSsh(
-    sshCommandArgs(targetOf(box), ["bash", "-s"], { knownHostsFile }),
-    { stdin: script, signal },
-  );
+  const r = await execInitScript(targetOf(box), knownHostsFile, script, { signal });
   await writeFileAtomic(joinPath(boxDir, "init.log"), r.stdout + r.stderr);
   if (r.code !== 0) {
     const last = r.stderr.trim().split("\n").slice(-3).join(" | ");

@@ -9,7 +9,7 @@
 import { CrabboxError } from "../../lib/core/errors.ts";
 import { encodeLabels } from "../../lib/core/labels.ts";
 import { newLeaseId, roleOf } from "../../lib/core/names.ts";
-import { prepareKnownHosts, runSsh, sshCommandArgs } from "../../lib/ssh/args.ts";
+import { runSsh, sshCommandArgs } from "../../lib/ssh/args.ts";
 import { type ClientKey, ensureClientKey } from "../../lib/ssh/keys.ts";
 import {
   checkLocalPrerequisites,
@@ -18,6 +18,7 @@ import {
   stopSshd,
 } from "../../providers/local/mod.ts";
 import type { CreateSpec, Provider, ProviderLease, SshTarget } from "../../providers/types.ts";
+import { prepareKnownHosts } from "../../lib/ssh/known_hosts.ts";
 
 /**
  * Whether e2e tests can run here (root and every local-provider

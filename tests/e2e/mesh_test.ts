@@ -17,11 +17,12 @@ import type { MeshEvent } from "../../lib/mesh/plan.ts";
 import { isLoopbackPortFree } from "../../lib/mesh/forwards.ts";
 import { parseDaemonState, parseHostsFile } from "../../lib/mesh/files.ts";
 import { processIdentity } from "../../lib/process/identity.ts";
-import { prepareKnownHosts, runSsh, sshCommandArgs } from "../../lib/ssh/args.ts";
+import { runSsh, sshCommandArgs } from "../../lib/ssh/args.ts";
 import type { ProviderLease, SshTarget } from "../../providers/types.ts";
 import { killBoxSshd, pidsMentioning, requireE2E, restartBoxSshd } from "./_local.ts";
 import { controlForLease } from "../../lib/ssh/control.ts";
 import { meshPaths } from "../../lib/core/home.ts";
+import { prepareKnownHosts } from "../../lib/ssh/known_hosts.ts";
 
 const e2e = requireE2E();
 const CREW = "meshe2e";
