@@ -163,3 +163,9 @@ export {
   startCrewDaemons,
 } from "./lib/mesh/mod.ts";
 export { controlForLease } from "./lib/ssh/mod.ts";
+export type {
+  ChildProcess,
+  CommandOptions,
+  CommandOutput,
+  ProcessRunner,
+} from "./lib/process/mod.ts";
