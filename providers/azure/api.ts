@@ -114,9 +114,8 @@ export function azureSettings(env: EnvReader, config: Record<string, unknown>): 
     throw bad("image (publisher:offer:sku:version)");
   }
   const user = configString(config, "azure", "sshUser") ?? "crabbox";
-  if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(user) || ["root", "admin", "administrator"].includes(user)) {
-    throw bad("sshUser (Azure refuses root/admin)");
-  }
+  // Azure itself refuses reserved names (root, admin, …) with its own message.
+  if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(user)) throw bad("sshUser");
   const cidrs = (e("CRABBOX_AZURE_SSH_CIDRS") ?? "*").split(",").map((c) => c.trim()).filter(
     Boolean,
   );

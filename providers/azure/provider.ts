@@ -214,8 +214,12 @@ export function createAzureProvider(
     const deadline = rt.now() + rt.readyTimeoutMs;
     const wait = async (h: Headers) => {
       if (rt.now() >= deadline) throw timeoutError("azure", what, rt.readyTimeoutMs);
+      // Azure says how long to wait (Retry-After); without it, the poll cadence.
       const hinted = retryAfterMs(h.get("retry-after"), rt.now());
-      await rt.sleep(Math.min(rt.maxBackoffMs, Math.max(rt.pollIntervalMs, hinted ?? 0)), signal);
+      const ms = hinted === undefined
+        ? rt.pollIntervalMs
+        : Math.max(Math.min(250, rt.pollIntervalMs), hinted);
+      await rt.sleep(Math.min(rt.maxBackoffMs, ms), signal);
     };
     const asyncUrl = first.headers.get("azure-asyncoperation");
     const location = first.headers.get("location");

@@ -209,13 +209,18 @@ export function createGcpProvider(
     const s = await settings();
     let op: GcpOperation = parseOperation(first);
     const deadline = rt.now() + rt.readyTimeoutMs;
-    while (op.status !== "DONE") {
+    for (let n = 0; op.status !== "DONE"; n++) {
       if (rt.now() >= deadline) {
         throw timeoutError("gcp", `operation ${op.name} (${what})`, rt.readyTimeoutMs);
       }
-      await rt.sleep(rt.pollIntervalMs, signal);
+      // operations.wait blocks server-side until DONE (or ~2 min); it is best effort and may
+      // answer early, so a short pause keeps an early answer from turning into a busy loop.
+      if (n > 0) await rt.sleep(Math.min(rt.pollIntervalMs, 500), signal);
       op = parseOperation(
-        await call("GET", `${proj(s)}/${op.scope}/operations/${op.name}`, { signal }),
+        await call("POST", `${proj(s)}/${op.scope}/operations/${op.name}/wait`, {
+          signal,
+          idempotent: true,
+        }),
       );
     }
     if (op.errors.length > 0) {

@@ -84,6 +84,11 @@ export interface FakeAzureOptions {
   unavailable?: string[];
   /** VMs beyond this count are refused with 409 OperationNotAllowed (quota). */
   vmQuota?: number;
+  /**
+   * Refuse Azure's reserved admin names (root, admin, …) as Azure does
+   * (default true). Only the e2e turns it off: a `local` box has only root.
+   */
+  reservedAdminNames?: boolean;
   /** Chooses a new public IP's address (e.g. a local box's). */
   onCreate?: (vm: string) => { ipAddress?: string } | void;
 }
@@ -133,6 +138,9 @@ const VERSIONS: Record<string, string[]> = {
   "Microsoft.Compute/virtualMachines": ["2024-03-01", "2024-07-01"],
   "Microsoft.Compute/disks": ["2023-10-02", "2024-03-02"],
 };
+
+/** Admin user names Azure refuses (a part of its documented list). */
+const RESERVED_ADMINS = ["root", "admin", "administrator", "user", "guest", "test", "adm", "sys"];
 
 class ArmError extends Error {
   constructor(
@@ -397,7 +405,7 @@ export function startFakeAzure(options: FakeAzureOptions = {}): FakeAzure {
       const admin = String(os?.adminUsername ?? "");
       if (
         !/^[a-z_][a-z0-9_-]{0,63}$/.test(admin) ||
-        ["root", "admin", "administrator"].includes(admin)
+        ((options.reservedAdminNames ?? true) && RESERVED_ADMINS.includes(admin))
       ) {
         throw bad("The Admin Username specified is not allowed.", "InvalidParameter");
       }

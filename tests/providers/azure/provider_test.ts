@@ -63,8 +63,8 @@ Deno.test("azure api: settings, tags and credentials are validated with the vari
     (e: CrabboxError) => e.exitStatus === 9 && /AZURE_SUBSCRIPTION_ID/.test(e.message),
   );
   assert.throws(
-    () => azureSettings(envOf({ AZURE_SUBSCRIPTION_ID: sub }), { sshUser: "root" }),
-    /root/,
+    () => azureSettings(envOf({ AZURE_SUBSCRIPTION_ID: sub }), { sshUser: "Bad User" }),
+    /sshUser/,
   );
   assert.throws(
     () => azureCredentials(envOf({ AZURE_TENANT_ID: "t" })),

@@ -1,0 +1,165 @@
+/**
+ * The e2e flow every cloud provider goes through on a real box: the
+ * provider's fake API hands out the address of a real `local` box as the
+ * VM's public IP, then the real CLI runs `warmup` → `list` → `run` →
+ * `doctor --online` → `crew connect --export` + a TCP round trip →
+ * `release`, and the fake must hold nothing afterwards.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { encodeLabels } from "../../lib/core/labels.ts";
+import { ensureClientKey } from "../../lib/ssh/mod.ts";
+import { createLocalProvider } from "../../providers/local/mod.ts";
+import type { SshTarget } from "../../providers/types.ts";
+import { crabbox } from "./_cli.ts";
+import { startNameServer } from "./_local.ts";
+
+/** A provider's fake, started for one real backing box. */
+export interface CloudFlowFake extends AsyncDisposable {
+  /** Env that points the provider at the fake. */
+  env: Record<string, string>;
+  /** The provider's config section (YAML lines under `<provider>:`), besides `sshPort`/`sshUser`. */
+  config?: string[];
+  /** What the fake still holds. */
+  held(): string[];
+  /** Read-only calls the fake has answered (for `doctor --online`). */
+  listCalls(): number;
+  /** Provider-side checks on the one box it holds (user data, labels). */
+  checkBox(): void;
+}
+
+/** One provider's e2e. */
+export interface CloudFlow {
+  /** Provider name. */
+  provider: string;
+  /** Crew name. */
+  crew: string;
+  /** Start the fake so that every new VM gets `backing`'s address. */
+  startFake(backing: SshTarget, home: string): Promise<CloudFlowFake>;
+}
+
+async function readPort(port: number): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const buf = new Uint8Array(256);
+  let text = "";
+  while (true) {
+    const n = await conn.read(buf);
+    if (n === null) break;
+    text += new TextDecoder().decode(buf.subarray(0, n));
+  }
+  conn.close();
+  return text.trim();
+}
+
+/**
+ * Run the flow.
+ *
+ * @example
+ * ```ts
+ * import { runCloudFlow } from "./_cloud_flow.ts";
+ * // await runCloudFlow({ provider: "gcp", crew: "gc", startFake: async (b) => ({ ... }) });
+ * ```
+ */
+export async function runCloudFlow(flow: CloudFlow): Promise<void> {
+  const { provider, crew } = flow;
+  const home = await Deno.makeTempDir({ prefix: `cbx-${provider}-` });
+  const backingHome = await Deno.makeTempDir({ prefix: `cbx-${provider}-backing-` });
+  const local = createLocalProvider({
+    home: backingHome,
+    env: (k) => Deno.env.get(k),
+    config: {},
+    fetch,
+    log: () => {},
+  });
+  // The crew key crabbox will use for the lease is authorized on the backing box.
+  const key = await ensureClientKey(home, { crew, leaseId: "cbx-000000000000" });
+  const backing = await local.create({
+    leaseId: "cbx-0000000000cc",
+    crew: "backing",
+    slug: `${provider}-box`,
+    role: `${provider}-box`,
+    expose: [],
+    labels: encodeLabels({ leaseId: "cbx-0000000000cc", crew: "backing", slug: `${provider}-box` }),
+    sshPublicKey: key.publicKey,
+    sshKeyPath: key.keyPath,
+  });
+  const fake = await flow.startFake(backing.ssh!, home);
+  const env = fake.env;
+  try {
+    await startNameServer(
+      { ...backing.ssh!, keyPath: key.keyPath },
+      key.keyPath,
+      8080,
+      `hello-from-${provider}`,
+    );
+    await Deno.writeTextFile(
+      `${home}/config.yaml`,
+      [
+        `${provider}:`,
+        `  sshPort: ${backing.ssh!.port}`,
+        "  sshUser: root",
+        ...(fake.config ?? []).map((l) => `  ${l}`),
+        "",
+      ]
+        .join("\n"),
+    );
+    const warm = await crabbox(home, [
+      "warmup",
+      "--crew",
+      crew,
+      "--slug",
+      "api",
+      "--provider",
+      provider,
+      "--expose",
+      "8080",
+      "--json",
+    ], env);
+    assert.equal(warm.code, 0, warm.stderr);
+    const lease = JSON.parse(warm.stdout);
+    assert.equal(lease.provider, provider);
+    assert.equal(lease.ssh.host, backing.ssh!.host);
+    fake.checkBox();
+
+    const list = await crabbox(home, ["list", "--crew", crew, "--json"], env);
+    assert.equal(list.code, 0, list.stderr);
+    assert.deepEqual(
+      JSON.parse(list.stdout).map((l: { slug: string; provider: string }) => [l.slug, l.provider]),
+      [["api", provider]],
+    );
+    const run = await crabbox(home, ["run", "--id", `${crew}/api`, "--", "hostname"], env);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout.trim(), `crabbox-${provider}-box`);
+
+    const before = fake.listCalls();
+    const doctor = await crabbox(home, ["doctor", "--online", "--json"], env);
+    const providers = JSON.parse(doctor.stdout).checks.find((c: { name: string }) =>
+      c.name === "providers"
+    );
+    assert.match(
+      JSON.stringify(providers),
+      new RegExp(`"${provider}":"ok \\(online\\)"`),
+      doctor.stdout,
+    );
+    assert.equal(fake.listCalls() - before, 1, "doctor --online makes one read-only list call");
+
+    const connect = await crabbox(home, ["crew", "connect", crew, "--export"], env);
+    assert.equal(connect.code, 0, connect.stderr);
+    const m = /^export CRABBOX_CREW_API_8080=127\.0\.0\.1:(\d+)$/m.exec(connect.stdout);
+    assert.ok(m, connect.stdout);
+    assert.equal(await readPort(Number(m[1])), `hello-from-${provider}`);
+    const disc = await crabbox(home, ["crew", "disconnect", crew], env);
+    assert.equal(disc.code, 0, disc.stderr);
+
+    const rel = await crabbox(home, ["crew", "release", crew], env);
+    assert.equal(rel.code, 0, rel.stderr);
+    assert.deepEqual(fake.held(), [], `${provider}: the fake holds nothing after release`);
+  } finally {
+    await crabbox(home, ["crew", "disconnect", crew], env).catch(() => {});
+    await fake[Symbol.asyncDispose]();
+    await local.delete(backing);
+    await Deno.remove(home, { recursive: true }).catch(() => {});
+    await Deno.remove(backingHome, { recursive: true }).catch(() => {});
+  }
+}
