@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { providerEntry, providersWith } from "../../../providers/registry.ts";
 import { CrabboxError } from "../../../lib/core/errors.ts";
 import { decodeLabels } from "../../../lib/core/labels.ts";
 import type { CloudProviderOptions } from "../../../providers/cloud/common.ts";
@@ -237,4 +238,32 @@ Deno.test("azure: an async operation pointing off the ARM host is refused (the t
     (e) => assert.match(e.message, /refusing to send the token/),
   );
   void provider;
+});
+
+Deno.test("azure: an allocation failure inside the async operation is exit 4 with Azure's words, and rolled back", async () => {
+  const { fake, provider } = setup({ unavailable: ["Standard_B2s"] });
+  await using _ = fake;
+  await rejectsWith(provider.create(specFor("big", "az5", fakePublicKey())), (e) => {
+    assert.equal(e.exitStatus, 4);
+    assert.match(
+      e.message,
+      /AllocationFailed: Allocation failed\. We do not have sufficient capacity/,
+    );
+  });
+  assert.deepEqual(held(fake), []);
+});
+
+Deno.test("azure: registered lazily with the features it reports and names missing variables", async () => {
+  const entry = providerEntry("azure");
+  assert.deepEqual([...entry.features].sort(), ["cloud-init", "ssh", "tailscale"]);
+  assert.ok(providersWith("tailscale").includes("azure"));
+  assert.equal(
+    entry.credentials?.(envOf({ AZURE_TENANT_ID: "t" }), {}),
+    "AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_SUBSCRIPTION_ID not set",
+  );
+  const factory = await entry.load();
+  assert.equal(
+    factory({ home: HOME, env: envOf({}), config: {}, fetch, log: () => {} }).name,
+    "azure",
+  );
 });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { providerEntry, providersWith } from "../../../providers/registry.ts";
 import { CrabboxError } from "../../../lib/core/errors.ts";
 import { decodeLabels } from "../../../lib/core/labels.ts";
 import type { CloudProviderOptions } from "../../../providers/cloud/common.ts";
@@ -343,4 +344,35 @@ Deno.test("fake gcp: hand-made bad requests get Google's error envelope", async 
   });
   assert.equal(tok.status, 400);
   assert.equal((await tok.json()).error, "invalid_grant");
+});
+
+Deno.test("gcp: a QUOTA_EXCEEDED operation error is exit 4 with Google's words; the firewall goes too", async () => {
+  const { fake, provider } = await setup({ instanceQuota: 0 });
+  await using _ = fake;
+  await rejectsWith(provider.create(specFor("api", "q1", fakePublicKey())), (e) => {
+    assert.equal(e.exitStatus, 4);
+    assert.match(e.message, /QUOTA_EXCEEDED: Quota 'INSTANCES' exceeded/);
+  });
+  assert.equal(fake.instances.size, 0);
+  assert.equal(fake.firewalls.size, 0);
+});
+
+Deno.test("gcp: registered lazily with the features it reports and names missing variables", async () => {
+  const entry = providerEntry("gcp");
+  assert.deepEqual([...entry.features].sort(), ["cloud-init", "ssh", "tailscale"]);
+  assert.ok(providersWith("cloud-init").includes("gcp"));
+  assert.match(entry.credentials?.(envOf({}), {}) ?? "", /GOOGLE_APPLICATION_CREDENTIALS/);
+  assert.match(
+    entry.credentials?.(envOf({ GOOGLE_OAUTH_ACCESS_TOKEN: "t" }), {}) ?? "",
+    /CRABBOX_GCP_PROJECT/,
+  );
+  assert.equal(
+    entry.credentials?.(envOf({ GOOGLE_APPLICATION_CREDENTIALS: "/k.json" }), {}),
+    undefined,
+  );
+  const factory = await entry.load();
+  assert.equal(
+    factory({ home: HOME, env: envOf({}), config: {}, fetch, log: () => {} }).name,
+    "gcp",
+  );
 });
