@@ -1,7 +1,8 @@
 #!/usr/bin/env -S deno run --allow-all
 /**
- * The `crabbox` command line. It parses argv, calls toolkit functions and
- * prints; all logic lives in `mod.ts`.
+ * The `crabbox` command line. It parses argv, calls the library (`lib/`
+ * through `mod.ts` and the area modules) and prints; `main` runs it in
+ * process with the given streams and options and returns the exit status.
  *
  * @example
  * ```sh
@@ -11,16 +12,18 @@
  * @module
  */
 
-import { Command, CommanderError } from "@commander-js/extra-typings";
+import { Command, CommanderError, type OutputConfiguration } from "@commander-js/extra-typings";
 import { leaseCommands } from "./cli/lease.ts";
 import { doctorCommand } from "./cli/doctor.ts";
 import { crewCommand } from "./cli/crew.ts";
 import { completionsCommand } from "./cli/completions.ts";
 import { VERSION } from "./cli/version.ts";
-import { currentExitStatus, reportError } from "./cli/output.ts";
+import { type CliIo, type CliStreams, makeIo, reportError } from "./cli/output.ts";
+import type { CrabboxOptions } from "./lib/runtime.ts";
 
 /**
- * Build the command tree (exported for tests and completion generation).
+ * Build the command tree writing through `io` (default: the process's stdout
+ * and stderr; exported for tests and completion generation).
  *
  * @example
  * ```ts
@@ -28,48 +31,77 @@ import { currentExitStatus, reportError } from "./cli/output.ts";
  * buildProgram().commands.map((c) => c.name());
  * ```
  */
-export function buildProgram(): Command {
+export function buildProgram(io: CliIo = makeIo({}, {})): Command {
+  const output: OutputConfiguration = {
+    writeOut: (text: string) => io.writeOut(text),
+    writeErr: (text: string) => io.writeErr(text),
+    outputError: (text: string, write: (text: string) => void) =>
+      write(`crabbox: ${text.replace(/^error: /, "").trim()}\n`),
+  };
+  const width = io.helpWidth;
+  if (width !== undefined) {
+    output.getOutHelpWidth = () => width;
+    output.getErrHelpWidth = () => width;
+  }
   const program = new Command("crabbox")
     .description("lease machines into crews and make them reach each other")
     .version(VERSION, "-V, --version")
     .showSuggestionAfterError(true)
     .exitOverride()
-    .configureOutput({
-      outputError: (text, write) => write(`crabbox: ${text.replace(/^error: /, "").trim()}\n`),
-    });
+    .configureOutput(output);
   for (
     const c of [
-      ...leaseCommands(),
-      crewCommand(),
-      doctorCommand(),
-      completionsCommand(buildProgram),
+      ...leaseCommands(io),
+      crewCommand(io),
+      doctorCommand(io),
+      completionsCommand(io, () => buildProgram(io)),
     ]
   ) {
-    program.addCommand(
-      c.exitOverride().configureOutput({
-        outputError: (text, write) => write(`crabbox: ${text.replace(/^error: /, "").trim()}\n`),
-      }),
-    );
+    program.addCommand(withOutput(c, output));
   }
   return program as unknown as Command;
 }
 
+/** Route a command's (and its subcommands') output and errors through `output`. */
+function withOutput<C extends AnyCommand>(c: C, output: OutputConfiguration): C {
+  c.exitOverride().configureOutput(output);
+  for (const sub of c.commands) withOutput(sub as AnyCommand, output);
+  return c;
+}
+
+// deno-lint-ignore no-explicit-any
+type AnyCommand = Command<any, any, any>;
+
+/** Options of {@link main}: where to write, plus the options for every library call. */
+export type MainOptions = CliStreams & CrabboxOptions;
+
 /**
- * Run the CLI with `args` (without the program name) and return the exit
- * status instead of exiting.
+ * Run the CLI with `args` (without the program name) in this process and
+ * return the exit status instead of exiting: 0 ok, 2 bad input (one line on
+ * stderr), the error's status otherwise (see README's table).
+ *
+ * @example
+ * ```ts
+ * import { main } from "./cli.ts";
+ * let out = "";
+ * const status = await main(["--version"], { stdout: (t) => out += t, stderr: () => {} });
+ * // status === 0, out === "<version>\n"
+ * ```
  */
-export async function main(args: string[]): Promise<number> {
-  const program = buildProgram();
+export async function main(args: string[], options: MainOptions = {}): Promise<number> {
+  const { stdout, stderr, ...library } = options;
+  const io = makeIo({ stdout, stderr }, library);
+  const program = buildProgram(io);
   try {
     await program.parseAsync(args, { from: "user" });
-    return currentExitStatus();
+    return io.status;
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === "commander.helpDisplayed" || e.code === "commander.version") return 0;
       if (e.code === "commander.help") return 0;
       return 2;
     }
-    return reportError(e);
+    return reportError(io, e);
   }
 }
 

@@ -24,7 +24,7 @@ import { prepareKnownHosts } from "../lib/ssh/known_hosts.ts";
 const REPS = Number(Deno.env.get("BENCH_REPS") ?? 3);
 const MIB = Number(Deno.env.get("BENCH_MIB") ?? 512);
 const SIZES = [1, 5, 20];
-const CLI = new URL("../cli/crew.ts", import.meta.url).pathname;
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const dec = new TextDecoder();
 
 const missing = checkLocalPrerequisites();
@@ -178,7 +178,7 @@ async function rawConnect(members: Lease[]): Promise<() => Promise<void>> {
 /** Foreground `crew connect` until "ready"; returns a stopper. */
 async function cliConnect(crew: string): Promise<() => Promise<void>> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, "connect", crew],
+    args: ["run", "-A", CLI, "crew", "connect", crew],
     env: childEnv,
     stdin: "null",
     stdout: "piped",
@@ -269,14 +269,14 @@ try {
       () =>
         timeIt(() =>
           new Deno.Command(Deno.execPath(), {
-            args: ["run", "-A", CLI, "--help"],
+            args: ["run", "-A", CLI, "crew", "--help"],
             stdout: "null",
             stderr: "null",
           }).output()
         ),
     ),
   );
-  row("Deno start-up (cli/crew.ts --help)", ms(denoStart), "", "");
+  row("Deno start-up (crabbox crew --help)", ms(denoStart), "", "");
 
   // connect → ready
   for (const n of SIZES) {

@@ -7,7 +7,7 @@
 
 import { Command } from "@commander-js/extra-typings";
 import { usageError } from "../lib/core/mod.ts";
-import { out } from "./output.ts";
+import type { CliIo } from "./output.ts";
 
 /** A command path and what may follow it. */
 export interface CompletionEntry {
@@ -76,7 +76,7 @@ export function bashCompletion(root: AnyCommand): string {
 }
 
 /** The `completions` command; `program` is the root to describe. */
-export function completionsCommand(program: () => AnyCommand) {
+export function completionsCommand(io: CliIo, program: () => AnyCommand) {
   return new Command("completions")
     .description("print a shell completion script (bash; zsh via bashcompinit)")
     .argument("<shell>", "bash or zsh")
@@ -88,6 +88,6 @@ export function completionsCommand(program: () => AnyCommand) {
         );
       }
       const script = bashCompletion(program());
-      out(shell === "zsh" ? `autoload -U +X bashcompinit && bashcompinit\n${script}` : script);
+      io.out(shell === "zsh" ? `autoload -U +X bashcompinit && bashcompinit\n${script}` : script);
     });
 }

@@ -9,7 +9,7 @@
 import { Command } from "@commander-js/extra-typings";
 import { CrabboxError } from "../lib/core/mod.ts";
 import type { MeshEvent } from "../lib/mesh/mod.ts";
-import { err, out, printJson, reportError, setExitStatus, table } from "./output.ts";
+import { type CliIo, table } from "./output.ts";
 
 const TEARDOWN_SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGTSTP"];
 
@@ -31,6 +31,7 @@ function describeEvent(e: MeshEvent): string | undefined {
 }
 
 async function connectAction(
+  io: CliIo,
   name: string,
   flags: { provider?: string; export?: boolean; json?: boolean },
 ): Promise<void> {
@@ -38,18 +39,18 @@ async function connectAction(
   if (flags.export && flags.json) {
     throw new CrabboxError("usage", "bad_flags", "give --export or --json, not both");
   }
-  const log = (m: string) => err(`crabbox: ${m}`);
+  const log = (m: string) => io.err(`crabbox: ${m}`);
   if (flags.json) {
-    printJson(await describeCrew(name, { provider: flags.provider, log }));
+    io.printJson(await describeCrew(name, { ...io.options, provider: flags.provider, log }));
     return;
   }
   if (flags.export) {
-    const r = await startCrewDaemons(name, { provider: flags.provider, log });
+    const r = await startCrewDaemons(name, { ...io.options, provider: flags.provider, log });
     for (const s of r.skipped) {
       log(`warning: skipping ${s.lease.slug} (${s.lease.id}): ${s.reason}`);
     }
-    for (const line of r.exports) out(line);
-    err(
+    for (const line of r.exports) io.out(line);
+    io.err(
       `crew "${r.crew}" SSH-mesh daemons started (${r.forwards.length} forwards)${
         r.replaced ? `, replacing ${r.replaced} earlier` : ""
       }; stop with: crabbox crew disconnect ${r.crew}`,
@@ -70,6 +71,7 @@ async function connectAction(
   let ready = false;
   try {
     const m = await connectCrew(name, {
+      ...io.options,
       provider: flags.provider,
       signal: stop.signal,
       log,
@@ -83,51 +85,56 @@ async function connectAction(
       log(`warning: skipping ${s.lease.slug} (${s.lease.id}): ${s.reason}`);
     }
     if (m.forwards.length === 0) {
-      err(`crew "${m.crew}" has no members declaring --expose; nothing to forward`);
+      io.err(`crew "${m.crew}" has no members declaring --expose; nothing to forward`);
       await m.close();
       return;
     }
-    out(`crew "${m.crew}" SSH-mesh ready (${m.forwards.length} forwards)`);
-    for (const line of m.exports) out(line);
-    out(`wrote ${m.paths.hosts}`);
-    out(`wrote ${m.paths.env}`);
+    io.out(`crew "${m.crew}" SSH-mesh ready (${m.forwards.length} forwards)`);
+    for (const line of m.exports) io.out(line);
+    io.out(`wrote ${m.paths.hosts}`);
+    io.out(`wrote ${m.paths.env}`);
     await m.closed;
-    err(`crew "${m.crew}" SSH-mesh stopped (${received ?? "closed"})`);
+    io.err(`crew "${m.crew}" SSH-mesh stopped (${received ?? "closed"})`);
   } finally {
     for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
   }
 }
 
-async function disconnectAction(name: string): Promise<void> {
+async function disconnectAction(io: CliIo, name: string): Promise<void> {
   const { disconnectCrew } = await import("../lib/mesh/mod.ts");
-  const r = await disconnectCrew(name);
+  const r = await disconnectCrew(name, io.options);
   if (!r.hadState) {
-    out(`crew "${r.crew}" has no recorded SSH-mesh daemons`);
+    io.out(`crew "${r.crew}" has no recorded SSH-mesh daemons`);
     return;
   }
   const untouched = r.recorded - r.stopped;
-  out(
+  io.out(
     `crew "${r.crew}" disconnected ${r.stopped} SSH-mesh daemon(s)${
       untouched ? ` (${untouched} recorded process(es) already gone or not ours: left alone)` : ""
     }`,
   );
 }
 
-async function peersAction(name: string, flags: { provider?: string; json?: boolean }) {
+async function peersAction(
+  io: CliIo,
+  name: string,
+  flags: { provider?: string; json?: boolean },
+) {
   const { crewPeers } = await import("../lib/mesh/mod.ts");
   const peers = await crewPeers(name, {
+    ...io.options,
     provider: flags.provider,
-    log: (m) => err(`crabbox: ${m}`),
+    log: (m) => io.err(`crabbox: ${m}`),
   });
   if (flags.json) {
-    printJson({ members: peers });
+    io.printJson({ members: peers });
     return;
   }
   if (peers.length === 0) {
-    out("no peers found");
+    io.out("no peers found");
     return;
   }
-  out(table([
+  io.out(table([
     ["PEER", "LEASE", "PROVIDER", "TRANSPORT", "ENDPOINT", "EXPOSE", "PLANES"],
     ...peers.map((p) => [
       p.peer,
@@ -142,19 +149,19 @@ async function peersAction(name: string, flags: { provider?: string; json?: bool
 }
 
 /** Disconnect a crew's daemons and release all its leases (`crew release`, `release --crew`). */
-export async function releaseCrewAction(name: string): Promise<void> {
+export async function releaseCrewAction(io: CliIo, name: string): Promise<void> {
   const { disconnectCrew } = await import("../lib/mesh/mod.ts");
   const { releaseCrew } = await import("../lib/lease/mod.ts");
-  const d = await disconnectCrew(name);
-  if (d.stopped > 0) err(`crew "${d.crew}" disconnected ${d.stopped} SSH-mesh daemon(s)`);
-  const r = await releaseCrew(d.crew, { log: (m) => err(`crabbox: ${m}`) });
+  const d = await disconnectCrew(name, io.options);
+  if (d.stopped > 0) io.err(`crew "${d.crew}" disconnected ${d.stopped} SSH-mesh daemon(s)`);
+  const r = await releaseCrew(d.crew, { ...io.options, log: (m) => io.err(`crabbox: ${m}`) });
   if (r.released.length === 0 && r.failed.length === 0) {
-    out(`crew "${d.crew}" has no active leases`);
+    io.out(`crew "${d.crew}" has no active leases`);
     return;
   }
-  for (const id of r.released) out(`released ${id}`);
+  for (const id of r.released) io.out(`released ${id}`);
   if (r.failed.length > 0) {
-    for (const f of r.failed) err(`crabbox: failed to release ${f.id}: ${f.error}`);
+    for (const f of r.failed) io.err(`crabbox: failed to release ${f.id}: ${f.error}`);
     throw new CrabboxError(
       "failure",
       "release_failed",
@@ -166,15 +173,16 @@ export async function releaseCrewAction(name: string): Promise<void> {
 }
 
 /**
- * The `crew` command tree.
+ * The `crew` command tree, writing through `io`.
  *
  * @example
  * ```ts
  * import { crewCommand } from "./crew.ts";
- * crewCommand().commands.map((c) => c.name()); // ["connect", "disconnect", "peers", "release"]
+ * import { makeIo } from "./output.ts";
+ * crewCommand(makeIo({}, {})).commands.map((c) => c.name()); // ["connect", "disconnect", "peers", "release"]
  * ```
  */
-export function crewCommand(): Command {
+export function crewCommand(io: CliIo): Command {
   const crew = new Command("crew").description("SSH-mesh and lifecycle of a whole crew");
   crew.command("connect")
     .description("forward every member's exposed ports to 127.0.0.1 over ssh")
@@ -182,37 +190,20 @@ export function crewCommand(): Command {
     .option("--provider <name>", "only members of this provider")
     .option("--export", "detach the ssh processes and print export lines for eval")
     .option("--json", "print the forward table as JSON; starts nothing")
-    .action((name, flags) => connectAction(name, flags));
+    .action((name, flags) => connectAction(io, name, flags));
   crew.command("disconnect")
     .description("stop the crew's --export SSH-mesh daemons")
     .argument("<name>", "crew name")
-    .action((name) => disconnectAction(name));
+    .action((name) => disconnectAction(io, name));
   crew.command("peers")
     .description("list members with transport, endpoint, exposed ports and planes")
     .argument("<name>", "crew name")
     .option("--provider <name>", "only members of this provider")
     .option("--json", "print JSON")
-    .action((name, flags) => peersAction(name, flags));
+    .action((name, flags) => peersAction(io, name, flags));
   crew.command("release")
     .description("disconnect the crew and release every lease across providers")
     .argument("<name>", "crew name")
-    .action((name) => releaseCrewAction(name));
+    .action((name) => releaseCrewAction(io, name));
   return crew;
-}
-
-if (import.meta.main) {
-  // Standalone entry (tests, or before the main CLI wires `crew`).
-  const { currentExitStatus } = await import("./output.ts");
-  let status: number;
-  try {
-    await crewCommand().exitOverride().parseAsync(Deno.args, { from: "user" });
-    status = currentExitStatus();
-  } catch (e) {
-    const code = (e as { code?: string }).code ?? "";
-    status = code.startsWith("commander.")
-      ? (code.startsWith("commander.help") ? 0 : 2)
-      : reportError(e);
-  }
-  setExitStatus(status);
-  Deno.exit(status);
 }

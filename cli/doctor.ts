@@ -6,7 +6,7 @@
 
 import { Command } from "@commander-js/extra-typings";
 import type { DoctorReport } from "../lib/doctor/mod.ts";
-import { out, printJson, setExitStatus, table } from "./output.ts";
+import { type CliIo, table } from "./output.ts";
 
 const MARK = { ok: "ok  ", warn: "warn", skip: "skip", fail: "FAIL" } as const;
 
@@ -42,8 +42,8 @@ export function renderDoctorReport(report: DoctorReport): string {
   return lines.join("\n");
 }
 
-/** The `doctor` command. */
-export function doctorCommand() {
+/** The `doctor` command, writing through `io`. */
+export function doctorCommand(io: CliIo) {
   return new Command("doctor")
     .description("check ssh, state, providers and (with --crew) every plane of a crew")
     .option("--crew <name>", "also check this crew")
@@ -51,9 +51,9 @@ export function doctorCommand() {
     .option("--json", "print the report as JSON")
     .action(async (flags) => {
       const { runDoctor } = await import("../lib/doctor/mod.ts");
-      const report = await runDoctor({ crew: flags.crew, online: flags.online });
-      if (flags.json) printJson(report);
-      else out(renderDoctorReport(report));
-      setExitStatus(report.ok ? 0 : 1);
+      const report = await runDoctor({ ...io.options, crew: flags.crew, online: flags.online });
+      if (flags.json) io.printJson(report);
+      else io.out(renderDoctorReport(report));
+      io.status = report.ok ? 0 : 1;
     });
 }

@@ -7,7 +7,7 @@
 import { Command, Option } from "@commander-js/extra-typings";
 import type { Lease } from "../lib/lease/mod.ts";
 import { CrabboxError, usageError } from "../lib/core/mod.ts";
-import { err, out, printJson, setExitStatus, table, withSpinner } from "./output.ts";
+import { type CliIo, table, withSpinner } from "./output.ts";
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -48,7 +48,10 @@ function createCommand(name: string) {
     .option("--tailscale", "join the crew's tailnet (providers with the tailscale feature)");
 }
 
-async function createFromFlags(flags: CreateFlags & { userData?: string }): Promise<Lease> {
+async function createFromFlags(
+  io: CliIo,
+  flags: CreateFlags & { userData?: string },
+): Promise<Lease> {
   const { leaseBox, normalizeCrewName } = await import("../mod.ts");
   if (flags.init !== undefined && flags.userData !== undefined) {
     throw usageError("bad_init", "give --init or --user-data, not both");
@@ -59,6 +62,7 @@ async function createFromFlags(flags: CreateFlags & { userData?: string }): Prom
   }
   const init = await readInit(flags.init ?? flags.userData);
   return await withSpinner(
+    io,
     `leasing ${crew ? `${crew}/` : ""}${flags.slug ?? "box"}`,
     () =>
       leaseBox({
@@ -67,7 +71,7 @@ async function createFromFlags(flags: CreateFlags & { userData?: string }): Prom
         expose: flags.expose,
         init,
         tailscale: flags.tailscale,
-      }, { crew, log: (m) => err(m) }),
+      }, { ...io.options, crew, log: (m) => io.err(m) }),
   );
 }
 
@@ -104,32 +108,38 @@ function leaseRows(leases: readonly Lease[]): string {
   ]);
 }
 
-async function resolveTarget(flags: { id?: string; crew?: string; slug?: string }): Promise<Lease> {
+async function resolveTarget(
+  io: CliIo,
+  flags: { id?: string; crew?: string; slug?: string },
+): Promise<Lease> {
   const { findLease, normalizeCrewName, normalizeSlug } = await import("../mod.ts");
   if (flags.id !== undefined) {
     if (flags.crew !== undefined || flags.slug !== undefined) {
       throw usageError("conflicting_target", "give --id or --crew/--slug, not both");
     }
-    return await findLease(flags.id);
+    return await findLease(flags.id, io.options);
   }
   if (flags.crew !== undefined && flags.slug !== undefined) {
-    return await findLease(`${normalizeCrewName(flags.crew)}/${normalizeSlug(flags.slug)}`);
+    return await findLease(
+      `${normalizeCrewName(flags.crew)}/${normalizeSlug(flags.slug)}`,
+      io.options,
+    );
   }
   throw usageError("missing_target", "give --id ID (or crew/slug) or --crew NAME --slug SLUG");
 }
 
-function warmupCommand() {
+function warmupCommand(io: CliIo) {
   return createCommand("warmup")
     .description("lease a box (into a crew) and print its lease id")
     .option("--json", "print the lease as JSON")
     .action(async (flags) => {
-      const lease = await createFromFlags(flags);
-      if (flags.json) printJson(leaseJson(lease));
-      else out(lease.id);
+      const lease = await createFromFlags(io, flags);
+      if (flags.json) io.printJson(leaseJson(lease));
+      else io.out(lease.id);
     });
 }
 
-function runCommand() {
+function runCommand(io: CliIo) {
   return createCommand("run")
     .description(
       "run a command on a box; creates one (released afterwards unless --keep) without --id",
@@ -151,32 +161,34 @@ function runCommand() {
         }
         if (flags.expose.length > 0) {
           const { parseExposedPorts, exposePort } = await import("../mod.ts");
-          lease = await resolveTarget({ id: flags.id });
-          for (const p of parseExposedPorts(flags.expose)) lease = await exposePort(lease, p);
+          lease = await resolveTarget(io, { id: flags.id });
+          for (const p of parseExposedPorts(flags.expose)) {
+            lease = await exposePort(lease, p, io.options);
+          }
         } else {
-          lease = await resolveTarget({ id: flags.id });
+          lease = await resolveTarget(io, { id: flags.id });
         }
       } else {
-        lease = await createFromFlags(flags);
+        lease = await createFromFlags(io, flags);
         created = true;
-        err(`leased ${lease.id}`);
+        io.err(`leased ${lease.id}`);
       }
       let code: number;
       try {
-        code = await attachToLease(lease, command);
+        code = await attachToLease(lease, command, io.options);
       } finally {
         if (created && !flags.keep) {
-          await releaseLease(lease).then(
-            () => err(`released ${lease.id}`),
-            (e) => err(`crabbox: could not release ${lease.id}: ${(e as Error).message}`),
+          await releaseLease(lease, io.options).then(
+            () => io.err(`released ${lease.id}`),
+            (e) => io.err(`crabbox: could not release ${lease.id}: ${(e as Error).message}`),
           );
         }
       }
-      setExitStatus(code);
+      io.status = code;
     });
 }
 
-function sshCommand() {
+function sshCommand(io: CliIo) {
   return new Command("ssh")
     .description("open a shell (or run a command) on a box")
     .option("--id <id>", "lease id or crew/slug")
@@ -185,11 +197,11 @@ function sshCommand() {
     .argument("[command...]", "command to run (after --); interactive shell when absent")
     .action(async (command, flags) => {
       const { attachToLease } = await import("../mod.ts");
-      setExitStatus(await attachToLease(await resolveTarget(flags), command));
+      io.status = await attachToLease(await resolveTarget(io, flags), command, io.options);
     });
 }
 
-function listCommand() {
+function listCommand(io: CliIo) {
   return new Command("list")
     .description("list active leases")
     .option("--crew <name>", "only this crew")
@@ -199,15 +211,15 @@ function listCommand() {
       const { listLeases } = await import("../mod.ts");
       const leases = await listLeases(
         { crew: flags.crew, provider: flags.provider },
-        { log: (m) => err(m) },
+        { ...io.options, log: (m) => io.err(m) },
       );
-      if (flags.json) printJson(leases.map(leaseJson));
-      else if (leases.length === 0) err("no active leases");
-      else out(leaseRows(leases));
+      if (flags.json) io.printJson(leases.map(leaseJson));
+      else if (leases.length === 0) io.err("no active leases");
+      else io.out(leaseRows(leases));
     });
 }
 
-function statusCommand() {
+function statusCommand(io: CliIo) {
   return new Command("status")
     .description("show one lease (--id) or every member of a crew (--crew)")
     .option("--id <id>", "lease id or crew/slug")
@@ -220,9 +232,9 @@ function statusCommand() {
         if (flags.crew !== undefined) {
           throw usageError("conflicting_target", "give --id or --crew, not both");
         }
-        leases = [await resolveTarget({ id: flags.id })];
+        leases = [await resolveTarget(io, { id: flags.id })];
       } else if (flags.crew !== undefined) {
-        leases = await listLeases({ crew: flags.crew }, { log: (m) => err(m) });
+        leases = await listLeases({ crew: flags.crew }, { ...io.options, log: (m) => io.err(m) });
         if (leases.length === 0) {
           throw new CrabboxError("notFound", "no_crew", `crew ${flags.crew} has no active leases`);
         }
@@ -230,12 +242,12 @@ function statusCommand() {
         throw usageError("missing_target", "status needs --id ID or --crew NAME");
       }
       if (flags.json) {
-        printJson(flags.id !== undefined ? leaseJson(leases[0]) : leases.map(leaseJson));
-      } else out(leaseRows(leases));
+        io.printJson(flags.id !== undefined ? leaseJson(leases[0]) : leases.map(leaseJson));
+      } else io.out(leaseRows(leases));
     });
 }
 
-function releaseCommand() {
+function releaseCommand(io: CliIo) {
   return new Command("release")
     .description("release one lease (--id) or a whole crew (--crew)")
     .option("--id <id>", "lease id or crew/slug")
@@ -246,27 +258,27 @@ function releaseCommand() {
         if (flags.crew !== undefined) {
           throw usageError("conflicting_target", "give --id or --crew, not both");
         }
-        const lease = await resolveTarget({ id: flags.id });
-        await releaseLease(lease);
-        out(`released ${lease.id}`);
+        const lease = await resolveTarget(io, { id: flags.id });
+        await releaseLease(lease, io.options);
+        io.out(`released ${lease.id}`);
         return;
       }
       if (flags.crew === undefined) {
         throw usageError("missing_target", "release needs --id ID or --crew NAME");
       }
       const { releaseCrewAction } = await import("./crew.ts");
-      await releaseCrewAction(flags.crew);
+      await releaseCrewAction(io, flags.crew);
     });
 }
 
-/** The lease commands, in help order. */
-export function leaseCommands() {
+/** The lease commands, in help order, writing through `io`. */
+export function leaseCommands(io: CliIo) {
   return [
-    warmupCommand(),
-    runCommand(),
-    sshCommand(),
-    listCommand(),
-    statusCommand(),
-    releaseCommand(),
+    warmupCommand(io),
+    runCommand(io),
+    sshCommand(io),
+    listCommand(io),
+    statusCommand(io),
+    releaseCommand(io),
   ];
 }

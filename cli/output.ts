@@ -1,39 +1,74 @@
 /**
- * Printing for the CLI: errors as one line, JSON, simple tables, exit
- * status, and a TTY-only spinner on stderr.
+ * Printing for the CLI: the {@link CliIo} every command writes through
+ * (stdout/stderr lines, JSON, the exit status it sets, the library options
+ * it passes on), tables, errors as one line, and a TTY-only spinner.
  *
  * @module
  */
 
-import { CrabboxError } from "../lib/core/mod.ts";
+import { CrabboxError, processEnv } from "../lib/core/mod.ts";
+import type { CrabboxOptions } from "../lib/runtime.ts";
 
-let exitStatus = 0;
-
-/** Set the status `main` returns once the command finishes. */
-export function setExitStatus(status: number): void {
-  exitStatus = status;
+/** Where a CLI run writes and what it hands to the library. */
+export interface CliIo {
+  /** Write a line to stdout. */
+  out(line?: string): void;
+  /** Write a line to stderr. */
+  err(line: string): void;
+  /** Print a value as pretty JSON on stdout. */
+  printJson(value: unknown): void;
+  /** Write raw text to stdout (help, completion scripts). */
+  writeOut(text: string): void;
+  /** Write raw text to stderr (commander's messages). */
+  writeErr(text: string): void;
+  /** The exit status the command sets (0 unless it says otherwise). */
+  status: number;
+  /** Options for every library call (home, env, providers, process, …). */
+  options: CrabboxOptions;
+  /** Whether to draw a spinner on stderr (a real terminal only). */
+  spinner: boolean;
+  /** Help text width for given streams (80); `undefined`: the terminal's. */
+  helpWidth?: number;
 }
 
-/** The status set by the command (0 by default). */
-export function currentExitStatus(): number {
-  return exitStatus;
+/** Output sinks of {@link makeIo}; each receives whole chunks of text. */
+export interface CliStreams {
+  /** stdout (default: the process's stdout). */
+  stdout?: (text: string) => void;
+  /** stderr (default: the process's stderr). */
+  stderr?: (text: string) => void;
 }
 
 const enc = new TextEncoder();
+const processStdout = (text: string) => void Deno.stdout.writeSync(enc.encode(text));
+const processStderr = (text: string) => void Deno.stderr.writeSync(enc.encode(text));
 
-/** Write a line to stdout. */
-export function out(line = ""): void {
-  Deno.stdout.writeSync(enc.encode(line + "\n"));
-}
-
-/** Write a line to stderr. */
-export function err(line: string): void {
-  Deno.stderr.writeSync(enc.encode(line + "\n"));
-}
-
-/** Print a value as pretty JSON on stdout. */
-export function printJson(value: unknown): void {
-  out(JSON.stringify(value, null, 2));
+/**
+ * A {@link CliIo} over the given streams (default: the process's own; then
+ * the spinner is drawn when stderr is a terminal).
+ *
+ * @example
+ * ```ts
+ * import { makeIo } from "./output.ts";
+ * let text = "";
+ * const io = makeIo({ stdout: (t) => text += t }, {});
+ * io.out("hello"); // text === "hello\n"
+ * ```
+ */
+export function makeIo(streams: CliStreams, options: CrabboxOptions): CliIo {
+  const stdout = streams.stdout ?? processStdout;
+  const stderr = streams.stderr ?? processStderr;
+  return {
+    out: (line = "") => stdout(line + "\n"),
+    err: (line) => stderr(line + "\n"),
+    printJson: (value) => stdout(JSON.stringify(value, null, 2) + "\n"),
+    writeOut: stdout,
+    writeErr: stderr,
+    status: 0,
+    options,
+    spinner: streams.stderr === undefined && Deno.stderr.isTerminal(),
+    helpWidth: streams.stdout === undefined ? undefined : 80,
+  };
 }
 
 /** Render rows as aligned columns (first row is the header). */
@@ -49,21 +84,21 @@ export function table(rows: string[][]): string {
  * status for it. Unexpected errors exit 1 with their message, no stack trace
  * unless `CRABBOX_DEBUG` is set.
  */
-export function reportError(e: unknown): number {
+export function reportError(io: CliIo, e: unknown): number {
   if (e instanceof CrabboxError) {
-    err(`crabbox: ${e.message}`);
-    if (e.hint) err(`hint: ${e.hint}`);
+    io.err(`crabbox: ${e.message}`);
+    if (e.hint) io.err(`hint: ${e.hint}`);
     return e.exitStatus;
   }
   const message = e instanceof Error ? e.message : String(e);
-  err(`crabbox: ${message.split("\n")[0]}`);
-  if (Deno.env.get("CRABBOX_DEBUG") && e instanceof Error) err(e.stack ?? "");
+  io.err(`crabbox: ${message.split("\n")[0]}`);
+  if ((io.options.env ?? processEnv)("CRABBOX_DEBUG") && e instanceof Error) io.err(e.stack ?? "");
   return 1;
 }
 
 /** A spinner on stderr while `work` runs, only when stderr is a TTY. */
-export async function withSpinner<T>(text: string, work: () => Promise<T>): Promise<T> {
-  if (!Deno.stderr.isTerminal()) return await work();
+export async function withSpinner<T>(io: CliIo, text: string, work: () => Promise<T>): Promise<T> {
+  if (!io.spinner) return await work();
   const { default: spinner } = await import("yocto-spinner");
   const { default: process } = await import("node:process");
   const s = spinner({ text, stream: process.stderr }).start();

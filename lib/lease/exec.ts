@@ -96,5 +96,5 @@ export async function attachToLease(
     ...options,
     tty: command.length === 0 && Deno.stdin.isTerminal(),
   });
-  return await runSshInteractive(args, { env: rt.env });
+  return await runSshInteractive(args, { env: rt.env, process: rt.process });
 }

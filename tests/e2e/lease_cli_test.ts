@@ -120,44 +120,6 @@ Deno.test({
 });
 
 Deno.test({
-  name: "e2e: bad inputs exit 2 and create nothing",
-  ignore: !enabled,
-  sanitizeResources: false,
-  async fn() {
-    const home = await Deno.makeTempDir({ prefix: "cbx-e2e-" });
-    const before = await netnsList();
-    try {
-      const cases: string[][] = [
-        ["warmup", "--crew", "!!", "--slug", "a", "--provider", "local"],
-        ["warmup", "--crew", "t2", "--slug", "a", "--provider", "local", "--expose", "70000"],
-        ["warmup", "--crew", "t2", "--slug", "-oProxyCommand=x", "--provider", "local"],
-        ["warmup", "--crew", "t2", "--slug", "a", "--provider", "nope"],
-        ["warmup", "--crew", "t2", "--slug", "a", "--provider", "local", "--tailscale"],
-        ["warmup", "--crew", "t2", "--slug", "a", "--init", "/nonexistent/script.sh"],
-        ["warmup", "--crew", "t2"],
-        ["run", "--id", "t2/a"],
-        ["run", "--id", "nota-lease-ref", "--", "true"],
-        ["warmup", "--no-such-flag"],
-      ];
-      for (const args of cases) {
-        const r = await crabbox(home, args);
-        assert.equal(r.code, 2, `${args.join(" ")} → ${r.code}: ${r.stderr}`);
-        const lines = r.stderr.trim().split("\n");
-        assert.ok(lines[0].startsWith("crabbox: "), r.stderr);
-        assert.ok(!r.stderr.includes("    at "), "no stack trace");
-      }
-      const notFound = await crabbox(home, ["run", "--id", "t2/a", "--", "true"]);
-      assert.equal(notFound.code, 3, notFound.stderr);
-      assert.deepEqual(await treeEntries(`${home}/claims`), []);
-      assert.deepEqual(await treeEntries(`${home}/local`), []);
-      assert.deepEqual((await netnsList()).filter((n) => !before.includes(n)), []);
-    } finally {
-      await Deno.remove(home, { recursive: true }).catch(() => {});
-    }
-  },
-});
-
-Deno.test({
   name: "e2e: 5 parallel warmup processes into one crew leave 5 intact claims",
   ignore: !enabled,
   sanitizeResources: false,

@@ -91,21 +91,14 @@ function providerLease(l: Lease): ProviderLease {
   };
 }
 
-/** argv prefix of the crew CLI: the main CLI once it has `crew`, else cli/crew.ts itself. */
-async function crewCli(): Promise<string[]> {
-  const main = new URL("../../cli.ts", import.meta.url).pathname;
-  try {
-    const { buildProgram } = await import("../../cli.ts");
-    if (buildProgram().commands.some((c) => c.name() === "crew")) {
-      return ["run", "--allow-all", main, "crew"];
-    }
-  } catch { /* fall through */ }
-  return ["run", "--allow-all", new URL("../../cli/crew.ts", import.meta.url).pathname];
+/** argv prefix of the crew CLI: `crabbox crew`. */
+function crewCli(): string[] {
+  return ["run", "--allow-all", new URL("../../cli.ts", import.meta.url).pathname, "crew"];
 }
 
 async function runCli(home: string, args: string[], env: Record<string, string> = {}) {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: [...await crewCli(), ...args],
+    args: [...crewCli(), ...args],
     env: { CRABBOX_HOME: home, CRABBOX_OWNER: "tester@example.com", NO_COLOR: "1", ...env },
     stdin: "null",
     stdout: "piped",
@@ -171,7 +164,7 @@ Deno.test({
       ({ CRABBOX_HOME: home, CRABBOX_OWNER: "tester@example.com" } as Record<string, string>)[k] ??
         Deno.env.get(k);
     const opts = { home, env };
-    const prefix = await crewCli();
+    const prefix = crewCli();
     try {
       const crew = await leaseCrew(CREW, [
         { slug: "api", provider: "local", expose: [8080] },

@@ -1,0 +1,81 @@
+import assert from "node:assert/strict";
+import { cliWorld } from "./_cli.ts";
+import { VERSION } from "../../cli/version.ts";
+
+// Snapshot tests of what the CLI prints for help and completions. A change to
+// the command tree shows up here as a diff; regenerate on purpose with
+// CRABBOX_UPDATE_SNAPSHOTS=1 deno test -A tests/cli/help_test.ts
+const DIR = new URL("../testdata/cli/", import.meta.url);
+const UPDATE = Deno.env.get("CRABBOX_UPDATE_SNAPSHOTS") === "1";
+
+async function matchesSnapshot(name: string, actual: string): Promise<void> {
+  const file = new URL(name, DIR);
+  if (UPDATE) {
+    await Deno.writeTextFile(file, actual);
+    return;
+  }
+  const expected = await Deno.readTextFile(file);
+  assert.equal(actual, expected, `${name} differs from its snapshot`);
+}
+
+const HELP: Array<[string, string[]]> = [
+  ["help.txt", ["--help"]],
+  ["warmup.help.txt", ["warmup", "--help"]],
+  ["run.help.txt", ["run", "--help"]],
+  ["ssh.help.txt", ["ssh", "--help"]],
+  ["list.help.txt", ["list", "--help"]],
+  ["status.help.txt", ["status", "--help"]],
+  ["release.help.txt", ["release", "--help"]],
+  ["crew.help.txt", ["crew", "--help"]],
+  ["crew_connect.help.txt", ["crew", "connect", "--help"]],
+  ["doctor.help.txt", ["doctor", "--help"]],
+  ["completions.help.txt", ["completions", "--help"]],
+];
+
+for (const [name, args] of HELP) {
+  Deno.test(`crabbox ${args.join(" ")} prints its help on stdout and exits 0`, async () => {
+    const world = await cliWorld();
+    try {
+      const r = await world.run(args);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stderr, "");
+      await matchesSnapshot(name, r.stdout);
+    } finally {
+      await world.close();
+    }
+  });
+}
+
+for (const shell of ["bash", "zsh"]) {
+  Deno.test(`crabbox completions ${shell} matches its snapshot`, async () => {
+    const world = await cliWorld();
+    try {
+      const r = await world.run(["completions", shell]);
+      assert.equal(r.code, 0, r.stderr);
+      await matchesSnapshot(`completions.${shell}.txt`, r.stdout);
+    } finally {
+      await world.close();
+    }
+  });
+}
+
+Deno.test("crabbox --version prints the version and exits 0", async () => {
+  const world = await cliWorld();
+  try {
+    const r = await world.run(["--version"]);
+    assert.deepEqual(r, { code: 0, stdout: `${VERSION}\n`, stderr: "" });
+  } finally {
+    await world.close();
+  }
+});
+
+Deno.test("a missing subcommand prints the group's help on stderr", async () => {
+  const world = await cliWorld();
+  try {
+    const r = await world.run(["crew"]);
+    assert.equal(r.stdout, "");
+    assert.match(r.stderr, /^Usage: crabbox crew \[options\] \[command\]/);
+  } finally {
+    await world.close();
+  }
+});
