@@ -2,14 +2,17 @@
  * crabbox — lease machines ("boxes") from many providers into **crews** and
  * make the members of a crew reach each other.
  *
- * Everything the `crabbox` CLI does is a function here, for `deno run`
- * scripts.
+ * What a `deno run` script needs: leases, crews and their SSH-mesh, the
+ * tailnet policy, `doctor`, and the errors. Every effectful function takes
+ * an optional options bag last (`{ home, env, config, fetch, log, providers,
+ * signal, process }`, see {@link CrabboxOptions}) so scripts and tests can
+ * inject each effect.
  *
  * @example
  * ```ts
- * import { leaseCrew, listLeases } from "./mod.ts";
+ * import { leaseCrew, listLeases } from "@crabbox/crabbox";
  *
- * await using crew = await leaseCrew("pr-42", [
+ * await using _crew = await leaseCrew("pr-42", [
  *   { slug: "api", provider: "local", expose: [8080] },
  *   { slug: "db", provider: "local", expose: [5432] },
  * ]);
@@ -19,126 +22,53 @@
  * @module
  */
 
+// Errors and options
 export {
   type Config,
-  type ConfigKeyType,
   CrabboxError,
   type CrabboxErrorOptions,
-  crewTag,
-  decodeLabels,
-  encodeLabels,
+  type EnvReader,
   ExitStatus,
   type ExitStatusName,
-  exposeLabelValue,
   isCrabboxError,
-  isLeaseId,
-  LabelKey,
   type Labels,
-  type LeaseLabelFacts,
-  loadConfig,
   type MeshPaths,
-  meshPaths,
-  newLeaseId,
   normalizeCrewName,
-  normalizeName,
   normalizeSlug,
-  ownerFor,
-  ownerSegment,
-  parseExposedPorts,
-  parseExposeLabel,
-  type ProviderConfigSchemas,
-  redact,
-  roleOf,
 } from "./lib/core/mod.ts";
-export type { Lease, LeaseState } from "./lib/lease/mod.ts";
 export type { CrabboxOptions, Runtime } from "./lib/runtime.ts";
-export type { EnvReader } from "./lib/core/mod.ts";
+export type {
+  ChildProcess,
+  CommandOptions,
+  CommandOutput,
+  ProcessRunner,
+} from "./lib/process/mod.ts";
+
+// Leases
 export {
   attachToLease,
-  type CloudInitOptions,
-  type CloudInitTailscale,
   type Crew,
   findLease,
+  type Lease,
   leaseBox,
   leaseCrew,
-  leaseFromProvider,
   type LeaseOptions,
   leaseSshArgs,
+  type LeaseState,
   listLeases,
   type ListSelector,
   type MemberSpec,
-  memberTransport,
-  providerPlanes,
   type Reachability,
-  reachabilityMatrix,
   releaseCrew,
   releaseLease,
   type ReleaseResult,
-  renderCloudInit,
   runOnLease,
-  sshEndpoint,
   type Transport,
-  type ValidatedMember,
-  validateMember,
 } from "./lib/lease/mod.ts";
-export { providerFeatures } from "./lib/runtime.ts";
-export type { ControlMode, SshResult } from "./lib/ssh/mod.ts";
-export type {
-  CreateSpec,
-  Feature,
-  LeaseSelector,
-  PrerequisiteReport,
-  Provider,
-  ProviderContext,
-  ProviderEntry,
-  ProviderFactory,
-  ProviderLease,
-  SshTarget,
-  TailnetFacts,
-} from "./providers/mod.ts";
-export { providerNames, providerRegistry } from "./providers/mod.ts";
+export type { SshResult, SshTarget } from "./lib/ssh/mod.ts";
+
+// Crews: the SSH-mesh
 export {
-  ensureTailnetPolicy,
-  type EnsureTailnetPolicyOptions,
-  type EnsureTailnetPolicyResult,
-  type EnvSource,
-  manualPolicySnippet,
-  type ManualPolicySnippetOptions,
-  mergeTailnetPolicy,
-  type MergeTailnetPolicyOptions,
-  type MergeTailnetPolicyResult,
-  mintAuthKey,
-  type MintAuthKeyOptions,
-  MintedAuthKey,
-  POLICY_API_UNAVAILABLE,
-  POLICY_CHANGED,
-  type PolicyRowsPresence,
-  policyRowsPresent,
-  type PolicyShape,
-  type RequestSpec,
-  type TailnetAuth,
-  TailnetClient,
-  tailnetClientFromEnv,
-  type TailnetClientOptions,
-  tailnetCredentialsFrom,
-  type TailnetCredentialStatus,
-  type TailnetPolicy,
-  type TailnetResponse,
-  type TailnetScope,
-  type TextInsertion,
-} from "./lib/tailnet/mod.ts";
-export {
-  type CheckStatus,
-  defaultTailnetProbe,
-  type DoctorCheck,
-  type DoctorOptions,
-  type DoctorReport,
-  runDoctor,
-  type TailnetPolicyProbe,
-} from "./lib/doctor/mod.ts";
-export type { PolicyBootstrapResult, TailnetJoin, TailnetOps } from "./lib/tailnet/mod.ts";
-export {
-  addLiveForward,
   connectCrew,
   type ConnectOptions,
   type CrewDescription,
@@ -162,10 +92,55 @@ export {
   type SkippedMember,
   startCrewDaemons,
 } from "./lib/mesh/mod.ts";
-export { controlForLease } from "./lib/ssh/mod.ts";
+
+// The tailnet
+export { crewTag, ownerFor, type OwnerOptions } from "./lib/core/mod.ts";
+export {
+  ensureTailnetPolicy,
+  type EnsureTailnetPolicyOptions,
+  type EnsureTailnetPolicyResult,
+  type EnvSource,
+  manualPolicySnippet,
+  type ManualPolicySnippetOptions,
+  mergeTailnetPolicy,
+  type MergeTailnetPolicyOptions,
+  type MergeTailnetPolicyResult,
+  mintAuthKey,
+  type MintAuthKeyOptions,
+  MintedAuthKey,
+  type PolicyBootstrapResult,
+  type PolicyRowsPresence,
+  policyRowsPresent,
+  type PolicyShape,
+  type RequestSpec,
+  type TailnetAuth,
+  TailnetClient,
+  type TailnetClientOptions,
+  type TailnetOps,
+  type TailnetPolicy,
+  type TailnetResponse,
+  type TailnetScope,
+  type TextInsertion,
+} from "./lib/tailnet/mod.ts";
+
+// doctor
+export {
+  type CheckStatus,
+  type DoctorCheck,
+  type DoctorOptions,
+  type DoctorReport,
+  runDoctor,
+  type TailnetPolicyProbe,
+} from "./lib/doctor/mod.ts";
+
+// Providers (for custom providers passed as `options.providers`)
 export type {
-  ChildProcess,
-  CommandOptions,
-  CommandOutput,
-  ProcessRunner,
-} from "./lib/process/mod.ts";
+  CreateSpec,
+  Feature,
+  LeaseSelector,
+  Provider,
+  ProviderContext,
+  ProviderLease,
+  TailnetFacts,
+} from "./providers/mod.ts";
+export { providerNames } from "./providers/mod.ts";

@@ -160,7 +160,8 @@ function runCommand(io: CliIo) {
           );
         }
         if (flags.expose.length > 0) {
-          const { parseExposedPorts, exposePort } = await import("../mod.ts");
+          const { exposePort } = await import("../mod.ts");
+          const { parseExposedPorts } = await import("../lib/core/mod.ts");
           lease = await resolveTarget(io, { id: flags.id });
           for (const p of parseExposedPorts(flags.expose)) {
             lease = await exposePort(lease, p, io.options);

@@ -84,7 +84,7 @@ export interface LeaseSelector {
  *
  * @example
  * ```ts
- * import type { Provider } from "./types.ts";
+ * import type { Provider } from "@crabbox/crabbox";
  * function canMesh(p: Provider): boolean {
  *   return p.features.has("ssh");
  * }

@@ -54,7 +54,7 @@ export interface CrabboxErrorOptions {
  *
  * @example
  * ```ts
- * import { CrabboxError } from "./errors.ts";
+ * import { CrabboxError } from "@crabbox/crabbox";
  * try {
  *   throw new CrabboxError("usage", "bad_expose", '--expose "abc" must be a TCP port in 1..65535');
  * } catch (e) {

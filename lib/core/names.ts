@@ -6,6 +6,7 @@
 
 import { usageError } from "./errors.ts";
 import { output } from "../process/mod.ts";
+import { type EnvReader, processEnv } from "./fs.ts";
 
 /** Longest crew name or slug after normalization. */
 export const MAX_NAME_LENGTH = 41;
@@ -68,7 +69,7 @@ function requireName(flag: string, value: string): string {
  *
  * @example
  * ```ts
- * import { normalizeCrewName } from "./names.ts";
+ * import { normalizeCrewName } from "@crabbox/crabbox";
  * normalizeCrewName("  PR 42 "); // "pr-42"
  * ```
  */
@@ -83,7 +84,7 @@ export function normalizeCrewName(value: string): string {
  *
  * @example
  * ```ts
- * import { normalizeSlug } from "./names.ts";
+ * import { normalizeSlug } from "@crabbox/crabbox";
  * normalizeSlug("Worker_2"); // "worker-2"
  * ```
  */
@@ -202,21 +203,26 @@ export async function ownerIdentity(
   return (await gitEmail())?.trim() ?? "";
 }
 
+/** Options of {@link ownerFor}. */
+export interface OwnerOptions {
+  /** Environment reader (default: the process environment). */
+  env?: EnvReader;
+  /** Reads `git config user.email` (default: runs git). */
+  gitEmail?: () => Promise<string | undefined>;
+}
+
 /**
  * The owner segment for the current user: {@link ownerSegment} of
- * {@link ownerIdentity}.
+ * {@link ownerIdentity} (`CRABBOX_OWNER`, git author/committer, git config).
  *
  * @example
  * ```ts
- * import { ownerFor } from "./names.ts";
- * await ownerFor((k) => (k === "CRABBOX_OWNER" ? "alice@example.com" : undefined)); // "alice"
+ * import { ownerFor } from "@crabbox/crabbox";
+ * await ownerFor({ env: (k) => (k === "CRABBOX_OWNER" ? "alice@example.com" : undefined) }); // "alice"
  * ```
  */
-export async function ownerFor(
-  env: (name: string) => string | undefined,
-  gitEmail?: () => Promise<string | undefined>,
-): Promise<string> {
-  return await ownerSegment(await ownerIdentity(env, gitEmail));
+export async function ownerFor(options: OwnerOptions = {}): Promise<string> {
+  return await ownerSegment(await ownerIdentity(options.env ?? processEnv, options.gitEmail));
 }
 
 async function gitConfigEmail(): Promise<string | undefined> {
@@ -239,7 +245,7 @@ async function gitConfigEmail(): Promise<string | undefined> {
  *
  * @example
  * ```ts
- * import { crewTag } from "./names.ts";
+ * import { crewTag } from "@crabbox/crabbox";
  * crewTag("alice", "pr-42"); // "tag:cbx-crew-alice-pr-42"
  * ```
  */

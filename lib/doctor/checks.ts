@@ -265,7 +265,7 @@ async function tailnetCheck(
   }
   const capable = members.filter((m) => m.tailscale);
   if (capable.length === 0) return check("tailnet", "skip", "no member joins the tailnet");
-  const tag = crewTag(await ownerFor(rt.env), crew);
+  const tag = crewTag(await ownerFor({ env: rt.env }), crew);
   const snippet = (options.manualSnippet ?? manualPolicySnippet)(tag);
   const probe = await (options.tailnetProbe ?? defaultTailnetProbe)(tag, rt);
   const managed = rt.env("CRABBOX_CREW_ACL")?.trim() !== "off";
@@ -313,7 +313,7 @@ async function tailnetCheck(
  *
  * @example
  * ```ts
- * import { runDoctor } from "./checks.ts";
+ * import { runDoctor } from "@crabbox/crabbox";
  * const report = await runDoctor({ crew: "pr-42" });
  * for (const c of report.checks) console.log(c.status, c.name, c.message);
  * ```

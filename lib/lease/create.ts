@@ -79,7 +79,7 @@ export interface LeaseOptions extends CrabboxOptions {
  *
  * @example
  * ```ts
- * import { leaseCrew } from "../../mod.ts";
+ * import { leaseCrew } from "@crabbox/crabbox";
  * await using crew = await leaseCrew("pr-42", [{ slug: "api", expose: [8080] }]);
  * console.log(crew.member("api").ssh?.host);
  * ```
@@ -280,7 +280,7 @@ async function createMember(
  *
  * @example
  * ```ts
- * import { leaseBox } from "./create.ts";
+ * import { leaseBox } from "@crabbox/crabbox";
  * const lease = await leaseBox({ slug: "scratch", provider: "local" }, { crew: "pr-42" });
  * ```
  */
@@ -291,7 +291,7 @@ export async function leaseBox(
   const crew = options.crew === undefined ? undefined : normalizeCrewName(options.crew);
   const rt = await resolveRuntime(options);
   const member = validateMember(spec, rt.config.provider, options);
-  const owner = await ownerFor(rt.env);
+  const owner = await ownerFor({ env: rt.env });
   const [prepared] = await prepareMembers(rt, options, crew, [member], owner);
   const lease = await createMember(rt, options, crew, prepared, owner);
   options.onLeased?.(lease);
@@ -305,7 +305,7 @@ export async function leaseBox(
  *
  * @example
  * ```ts
- * import { leaseCrew } from "./create.ts";
+ * import { leaseCrew } from "@crabbox/crabbox";
  * const crew = await leaseCrew("pr-42", [
  *   { slug: "api", provider: "local", expose: [8080] },
  *   { slug: "db", provider: "local", expose: [5432] },
@@ -326,7 +326,7 @@ export async function leaseCrew(
     if (seen.has(m.slug)) throw usageError("duplicate_slug", `slug ${m.slug} is given twice`);
     seen.add(m.slug);
   }
-  const owner = await ownerFor(rt.env);
+  const owner = await ownerFor({ env: rt.env });
   const prepared = await prepareMembers(rt, options, crewName, validated, owner);
   const results = await runBounded(prepared, options.concurrency ?? 4, async (m) => {
     const lease = await createMember(rt, options, crewName, m, owner);

@@ -35,7 +35,7 @@ function requireSsh(lease: Lease) {
  *
  * @example
  * ```ts
- * import { findLease, leaseSshArgs } from "../../mod.ts";
+ * import { findLease, leaseSshArgs } from "@crabbox/crabbox";
  * const argv = await leaseSshArgs(await findLease("pr-42/api"), ["uptime"]);
  * ```
  */
@@ -63,7 +63,7 @@ export async function leaseSshArgs(
  *
  * @example
  * ```ts
- * import { findLease, runOnLease } from "../../mod.ts";
+ * import { findLease, runOnLease } from "@crabbox/crabbox";
  * const { code, stdout } = await runOnLease(await findLease("pr-42/api"), ["hostname"]);
  * ```
  */

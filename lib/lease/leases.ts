@@ -83,7 +83,7 @@ export interface ListSelector {
  *
  * @example
  * ```ts
- * import { listLeases } from "./leases.ts";
+ * import { listLeases } from "@crabbox/crabbox";
  * for (const l of await listLeases({ crew: "pr-42" })) console.log(l.slug, l.expose);
  * ```
  */
@@ -141,7 +141,7 @@ export async function listLeases(
  *
  * @example
  * ```ts
- * import { findLease } from "./leases.ts";
+ * import { findLease } from "@crabbox/crabbox";
  * const api = await findLease("pr-42/api");
  * ```
  */
@@ -220,7 +220,7 @@ export async function releaseLeases(
  *
  * @example
  * ```ts
- * import { findLease, releaseLease } from "./leases.ts";
+ * import { findLease, releaseLease } from "@crabbox/crabbox";
  * await releaseLease(await findLease("pr-42/api"));
  * ```
  */
@@ -234,7 +234,7 @@ export async function releaseLease(lease: Lease, options: CrabboxOptions = {}): 
  *
  * @example
  * ```ts
- * import { releaseCrew } from "./leases.ts";
+ * import { releaseCrew } from "@crabbox/crabbox";
  * const { released, failed } = await releaseCrew("pr-42");
  * ```
  */

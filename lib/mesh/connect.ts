@@ -173,7 +173,7 @@ async function supervise(ctx: Ctx, t: Tunnel, stop: AbortSignal): Promise<void> 
  *
  * @example
  * ```ts
- * import { connectCrew } from "./connect.ts";
+ * import { connectCrew } from "@crabbox/crabbox";
  * await using mesh = await connectCrew("pr-42", { onEvent: (e) => console.error(e.peer, e.state) });
  * const res = await fetch(`http://${mesh.address("api", 8080)}/health`);
  * ```

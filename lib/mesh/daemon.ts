@@ -80,7 +80,7 @@ export interface DaemonResult {
  *
  * @example
  * ```ts
- * import { startCrewDaemons } from "./daemon.ts";
+ * import { startCrewDaemons } from "@crabbox/crabbox";
  * const { exports } = await startCrewDaemons("pr-42");
  * console.log(exports.join("\n"));
  * ```
@@ -186,7 +186,7 @@ async function stopDaemons(paths: MeshPaths): Promise<{ recorded: number; stoppe
  *
  * @example
  * ```ts
- * import { disconnectCrew } from "./daemon.ts";
+ * import { disconnectCrew } from "@crabbox/crabbox";
  * const { stopped, hadState } = await disconnectCrew("pr-42");
  * ```
  */

@@ -19,8 +19,8 @@ import { addLiveForward } from "./live.ts";
  *
  * @example
  * ```ts
- * import { exposePort } from "./expose.ts";
- * import { findLease } from "../lease/mod.ts";
+ * import { exposePort } from "@crabbox/crabbox";
+ * import { findLease } from "@crabbox/crabbox";
  * await exposePort(await findLease("pr-42/api"), 9090);
  * ```
  */

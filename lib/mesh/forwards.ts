@@ -115,7 +115,7 @@ export function disambiguateNames(items: readonly NameInput[]): string[] {
  * @example
  * ```ts
  * import { selectMembers } from "./forwards.ts";
- * import type { Lease } from "../lease/claims.ts";
+ * import type { Lease } from "@crabbox/crabbox";
  * declare const leases: Lease[];
  * const { members, skipped } = selectMembers(leases, (p) => p !== "tailnet-only");
  * ```
@@ -183,7 +183,7 @@ export function nextFreePort(
  * @example
  * ```ts
  * import { allocateForwards } from "./forwards.ts";
- * import type { Lease } from "../lease/claims.ts";
+ * import type { Lease } from "@crabbox/crabbox";
  * declare const api: Lease; // slug api, expose [8080]
  * allocateForwards([{ name: "api", lease: api, ports: [8080] }], () => true);
  * // [{ peer: "api", leaseId: api.id, remotePort: 8080, localPort: 51820 }]

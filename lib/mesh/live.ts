@@ -36,7 +36,7 @@ export const liveMeshes = new Map<string, { tunnels: Tunnel[]; ctx: Ctx }>();
  * @example
  * ```ts
  * import { addLiveForward } from "./live.ts";
- * import type { Lease } from "../lease/claims.ts";
+ * import type { Lease } from "@crabbox/crabbox";
  * declare const api: Lease;
  * const f = await addLiveForward("/home/a/.crabbox", api, 9090);
  * if (f) console.log(`127.0.0.1:${f.localPort}`);

@@ -48,7 +48,7 @@ export interface PeerInfo {
  *
  * @example
  * ```ts
- * import { crewPeers } from "./peers.ts";
+ * import { crewPeers } from "@crabbox/crabbox";
  * for (const p of await crewPeers("pr-42")) console.log(p.peer, p.transport, p.endpoint);
  * ```
  */
@@ -123,7 +123,7 @@ export interface CrewDescription {
  *
  * @example
  * ```ts
- * import { describeCrew } from "./peers.ts";
+ * import { describeCrew } from "@crabbox/crabbox";
  * console.log(JSON.stringify(await describeCrew("pr-42")));
  * ```
  */

@@ -114,7 +114,7 @@ export async function crewLeases(crew: string, options: ConnectOptions): Promise
  *
  * @example
  * ```ts
- * import { planCrew } from "./plan.ts";
+ * import { planCrew } from "@crabbox/crabbox";
  * const plan = await planCrew("pr-42");
  * for (const f of plan.forwards) console.log(f.peer, f.remotePort, f.localPort);
  * ```

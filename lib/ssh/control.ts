@@ -71,7 +71,7 @@ export async function isSocket(path: string): Promise<boolean> {
  * ```ts
  * import { controlForLease } from "./control.ts";
  * import { sshCommandArgs } from "./args.ts";
- * import type { Lease } from "../lease/claims.ts";
+ * import type { Lease } from "@crabbox/crabbox";
  * declare const lease: Lease;
  * const control = await controlForLease("/home/a/.crabbox", lease);
  * sshCommandArgs(lease.ssh!, ["true"], { knownHostsFile: "/home/a/.crabbox/crew/x/known_hosts", control });

@@ -120,7 +120,7 @@ export interface TailnetResponse {
  *
  * @example
  * ```ts
- * import { TailnetClient } from "./api.ts";
+ * import { TailnetClient } from "@crabbox/crabbox";
  * const client = new TailnetClient({ env: { TS_API_KEY: "tskey-api-…" } });
  * const { text, etag } = await client.getPolicy();
  * ```

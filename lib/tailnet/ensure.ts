@@ -65,7 +65,7 @@ const MAX_ATTEMPTS = 2;
  *
  * @example
  * ```ts
- * import { ensureTailnetPolicy } from "./ensure.ts";
+ * import { ensureTailnetPolicy } from "@crabbox/crabbox";
  * const r = await ensureTailnetPolicy({ tag: "tag:cbx-crew-alice-pr-42", env: Deno.env.toObject() });
  * if (r.status === "updated") for (const line of r.insertedLines) console.error(`+ ${line}`);
  * if (r.status === "unavailable") console.error(`${r.reason}\n${r.snippet}`);

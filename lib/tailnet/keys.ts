@@ -105,7 +105,7 @@ export function keyDescription(text: string): string {
  *
  * @example
  * ```ts
- * import { mintAuthKey } from "./keys.ts";
+ * import { mintAuthKey } from "@crabbox/crabbox";
  * const minted = await mintAuthKey({ tags: ["tag:cbx-crew-alice-pr-42"], env: Deno.env.toObject() });
  * console.log(minted); // MintedAuthKey(k123, [redacted])
  * // give minted.key to `tailscale up --auth-key=file:/dev/stdin` on the box

@@ -77,7 +77,7 @@ export interface PolicyRowsPresence {
  *
  * @example
  * ```ts
- * import { policyRowsPresent } from "./policy.ts";
+ * import { policyRowsPresent } from "@crabbox/crabbox";
  * policyRowsPresent('{"tagOwners": {"tag:a": []}, "grants": []}', "tag:a");
  * // { owner: true, access: false, shape: "grants" }
  * ```
@@ -112,7 +112,7 @@ export function policyRowsPresent(text: string, tag: string): PolicyRowsPresence
  *
  * @example
  * ```ts
- * import { mergeTailnetPolicy } from "./policy.ts";
+ * import { mergeTailnetPolicy } from "@crabbox/crabbox";
  * const policy = '{\n  // ours\n  "grants": [\n    {"src": ["*"], "dst": ["*"], "ip": ["*"]},\n  ],\n}\n';
  * const { text, changed } = mergeTailnetPolicy(policy, { tag: "tag:cbx-crew-alice-pr-42" });
  * console.log(changed); // true

@@ -83,7 +83,7 @@ export interface ManualPolicySnippetOptions {
  *
  * @example
  * ```ts
- * import { manualPolicySnippet } from "./policy_snippet.ts";
+ * import { manualPolicySnippet } from "@crabbox/crabbox";
  * console.log(manualPolicySnippet("tag:cbx-crew-alice-pr-42"));
  * // // In "tagOwners":
  * // "tag:cbx-crew-alice-pr-42": ["autogroup:admin"],

@@ -288,7 +288,7 @@ export function timeoutError(provider: string, what: string, ms: number): Crabbo
  * @example
  * ```ts
  * import { withLeftBehind } from "./common.ts";
- * import { CrabboxError } from "../../lib/core/mod.ts";
+ * import { CrabboxError } from "@crabbox/crabbox";
  * withLeftBehind(new CrabboxError("provider", "x", "create failed"), ["server 42"]);
  * // message: "create failed; left behind: server 42"
  * ```

@@ -93,7 +93,7 @@ export function requireLeaseId(leaseId: string): string {
  *
  * @example
  * ```ts
- * import { loopbackAddressFor } from "./provider.ts";
+ * import { loopbackAddressFor } from "./box.ts";
  * await loopbackAddressFor("cbx-0123456789ab", new Set()); // e.g. "127.77.18.203"
  * ```
  */

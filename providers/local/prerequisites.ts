@@ -58,7 +58,7 @@ const systemProbe: PrerequisiteProbe = {
  *
  * @example
  * ```ts
- * import { checkLocalPrerequisites } from "./provider.ts";
+ * import { checkLocalPrerequisites } from "./prerequisites.ts";
  * const missing = checkLocalPrerequisites(); // e.g. ["socat"]
  * ```
  */
@@ -81,7 +81,7 @@ export function checkLocalPrerequisites(probe: PrerequisiteProbe = systemProbe):
  *
  * @example
  * ```ts
- * import { localPrerequisiteError } from "./provider.ts";
+ * import { localPrerequisiteError } from "./prerequisites.ts";
  * localPrerequisiteError(["root", "socat"]).message;
  * // "local provider needs root and: apt-get install -y socat (missing: root, socat)"
  * ```

@@ -25,7 +25,7 @@ import { procAlive, procComm } from "../../lib/process/mod.ts";
  *
  * @example
  * ```ts
- * import { renderSshdConfig } from "./provider.ts";
+ * import { renderSshdConfig } from "./sshd.ts";
  * renderSshdConfig("/root/.crabbox/local/cbx-0123456789ab");
  * ```
  */
@@ -125,7 +125,7 @@ async function sshdPids(leaseId: string): Promise<number[]> {
  *
  * @example
  * ```ts
- * import { stopSshd } from "./provider.ts";
+ * import { stopSshd } from "./sshd.ts";
  * await stopSshd("/root/.crabbox", "cbx-0123456789ab");
  * ```
  */
@@ -147,7 +147,7 @@ export async function stopSshd(home: string, leaseId: string): Promise<number[]>
  *
  * @example
  * ```ts
- * import { restartSshd } from "./provider.ts";
+ * import { restartSshd } from "./sshd.ts";
  * await restartSshd("/root/.crabbox", "cbx-0123456789ab");
  * ```
  */

@@ -93,11 +93,20 @@ Deno.test("owner segments match the upstream vectors", async () => {
 Deno.test("owner identity order: CRABBOX_OWNER, GIT_AUTHOR_EMAIL, GIT_COMMITTER_EMAIL, git config", async () => {
   const env = (vars: Record<string, string>) => (k: string) => vars[k];
   const git = () => Promise.resolve("gitcfg@example.com\n");
-  assert.equal(await ownerFor(env({ CRABBOX_OWNER: "o@x", GIT_AUTHOR_EMAIL: "a@x" }), git), "o");
-  assert.equal(await ownerFor(env({ CRABBOX_OWNER: " ", GIT_AUTHOR_EMAIL: "a@x" }), git), "a");
-  assert.equal(await ownerFor(env({ GIT_COMMITTER_EMAIL: "c@x" }), git), "c");
-  assert.equal(await ownerFor(env({}), git), "gitcfg");
-  assert.equal(await ownerFor(env({}), () => Promise.resolve(undefined)), "user");
+  assert.equal(
+    await ownerFor({ env: env({ CRABBOX_OWNER: "o@x", GIT_AUTHOR_EMAIL: "a@x" }), gitEmail: git }),
+    "o",
+  );
+  assert.equal(
+    await ownerFor({ env: env({ CRABBOX_OWNER: " ", GIT_AUTHOR_EMAIL: "a@x" }), gitEmail: git }),
+    "a",
+  );
+  assert.equal(await ownerFor({ env: env({ GIT_COMMITTER_EMAIL: "c@x" }), gitEmail: git }), "c");
+  assert.equal(await ownerFor({ env: env({}), gitEmail: git }), "gitcfg");
+  assert.equal(
+    await ownerFor({ env: env({}), gitEmail: () => Promise.resolve(undefined) }),
+    "user",
+  );
 });
 
 Deno.test("crewTag shape and length budget", () => {
