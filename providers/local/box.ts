@@ -13,6 +13,7 @@ import {
   writeJsonAtomic,
 } from "../../lib/core/mod.ts";
 import type { Labels } from "../../lib/core/mod.ts";
+import type { CrewNetAddress } from "./crew_net.ts";
 
 /** Path of the sshd binary the local provider runs. */
 export const SSHD_PATH = "/usr/sbin/sshd";
@@ -49,6 +50,8 @@ export interface LocalBoxRecord {
   ready: boolean;
   /** The host-side loopback address and port of the relay. */
   loopback: { ip: string; port: number };
+  /** The box's place on its crew network (boxes in a crew only). */
+  crewNet?: CrewNetAddress;
   /** The box's sshd host public key (`ssh-ed25519 AAAA…`), once generated. */
   hostKey?: string;
   /** Private key path of the crew's client key. */

@@ -29,6 +29,13 @@ import {
   writeBox,
 } from "./box.ts";
 import { createNetns, netnsExists, netnsPids } from "./netns.ts";
+import {
+  allocateCrewAddress,
+  attachCrewNet,
+  releaseCrewNet,
+  removeBoxEtc,
+  writeBoxHosts,
+} from "./crew_net.ts";
 import { killPid, killRef, run, waitGone } from "./procs.ts";
 import { renderSshdConfig, startSshd } from "./sshd.ts";
 import { startRelay } from "./relay.ts";
@@ -65,6 +72,7 @@ export function leaseOf(boxDir: string, box: LocalBoxRecord): ProviderLease {
       boxDir,
       loopback: `${box.loopback.ip}:${box.loopback.port}`,
       hostname: box.hostname,
+      ...(box.crewNet ? { crewAddress: box.crewNet.ip } : {}),
     },
   };
 }
@@ -131,6 +139,9 @@ async function reserveBox(home: string, spec: CreateSpec, boxDir: string): Promi
       keyPath: spec.sshKeyPath,
       creator: { pid: Deno.pid, startTime: procStartTime(Deno.pid) ?? "" },
     };
+    if (spec.crew !== undefined) {
+      box.crewNet = await allocateCrewAddress(home, spec.leaseId, spec.crew);
+    }
     await writeBox(boxDir, box);
     return box;
   });
@@ -157,7 +168,11 @@ async function runInit(
   }
 }
 
-/** Create a box: record, network namespace, host key, sshd, relay, first ssh, `--init`. */
+/**
+ * Create a box: record, network namespace (plugged into the crew network for
+ * a crew member), its own /etc/hosts, host key, sshd, relay, first ssh,
+ * `--init`.
+ */
 export async function createBox(
   home: string,
   spec: CreateSpec,
@@ -167,7 +182,8 @@ export async function createBox(
   const box = await reserveBox(home, spec, boxDir);
   const [hostKey] = await Promise.all([
     generateHostKey(boxDir),
-    createNetns(spec.leaseId),
+    createNetns(spec.leaseId).then(() => attachCrewNet(home, box)),
+    writeBoxHosts(box),
     writeFileAtomic(joinPath(boxDir, "authorized_keys"), spec.sshPublicKey.trim() + "\n"),
     writeFileAtomic(joinPath(boxDir, "sshd_config"), renderSshdConfig(boxDir)),
   ]);
@@ -191,7 +207,11 @@ export async function createBox(
   return leaseOf(boxDir, box);
 }
 
-/** Delete everything of a box: its processes, its namespace, its directory. */
+/**
+ * Delete everything of a box: its processes, its namespace (its veth goes
+ * with it), its /etc/netns dir, its directory, and the crew namespace when it
+ * was the crew's last box.
+ */
 export async function destroyBox(home: string, leaseId: string): Promise<void> {
   const boxDir = localBoxDir(home, leaseId);
   const box = await readBox(boxDir);
@@ -221,9 +241,11 @@ export async function destroyBox(home: string, leaseId: string): Promise<void> {
       );
     }
   }
+  await removeBoxEtc(leaseId);
   await Deno.remove(boxDir, { recursive: true }).catch((e) => {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   });
+  if (box?.crewNet) await releaseCrewNet(home, leaseId, box.crewNet.ns);
 }
 
 /** A provider error for a failed local operation (CrabboxErrors pass through). */

@@ -20,3 +20,11 @@ export {
 } from "./box.ts";
 export { renderSshdConfig, restartSshd, stopSshd } from "./sshd.ts";
 export { relayArgv } from "./relay.ts";
+export {
+  BOX_CREW_IFACE,
+  boxEtcDir,
+  CREW_BRIDGE,
+  type CrewNetAddress,
+  crewNetNamespace,
+  renderBoxHosts,
+} from "./crew_net.ts";

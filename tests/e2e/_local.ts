@@ -141,21 +141,22 @@ export async function boxSsh(
 const NAME_TEXT = /^[A-Za-z0-9._-]{1,64}$/;
 
 const NAME_SERVER_SCRIPT = `set -eu
-port=$1; text=$2
-setsid socat TCP-LISTEN:"$port",bind=127.0.0.1,reuseaddr,fork SYSTEM:"echo $text" \\
+port=$1; text=$2; bind=$3
+setsid socat TCP-LISTEN:"$port",bind="$bind",reuseaddr,fork SYSTEM:"echo $text" \\
   </dev/null >/dev/null 2>&1 &
 pid=$!
 for _ in $(seq 100); do
   if ss -Hltn "sport = :$port" | grep -q .; then echo "$pid"; exit 0; fi
   sleep 0.05
 done
-echo "service on 127.0.0.1:$port did not start" >&2
+echo "service on $bind:$port did not start" >&2
 exit 1
 `;
 
 /**
  * Start, inside a box (via ssh, detached), a TCP service on the box's own
- * 127.0.0.1:`port` that answers every connection with `text` and a newline.
+ * 127.0.0.1:`port` (or `bind`:`port`, e.g. `0.0.0.0` to be reachable on the
+ * crew network) that answers every connection with `text` and a newline.
  * Returns the service's pid (a process inside the box; deleting the box ends
  * it). `text` must match `[A-Za-z0-9._-]{1,64}`.
  *
@@ -170,15 +171,19 @@ export async function startNameServer(
   keyPath: string,
   port: number,
   text: string,
+  bind = "127.0.0.1",
 ): Promise<number> {
-  if (!Number.isInteger(port) || port < 1 || port > 65535 || !NAME_TEXT.test(text)) {
+  if (
+    !Number.isInteger(port) || port < 1 || port > 65535 || !NAME_TEXT.test(text) ||
+    !/^\d{1,3}(\.\d{1,3}){3}$/.test(bind)
+  ) {
     throw new CrabboxError("usage", "bad_name_server", `bad name server ${port} ${text}`);
   }
   const dir = await Deno.makeTempDir({ prefix: "cbx-ns-" });
   try {
     const r = await boxSsh(
       { ...target, keyPath },
-      ["bash", "-s", "--", String(port), text],
+      ["bash", "-s", "--", String(port), text, bind],
       `${dir}/known_hosts`,
       NAME_SERVER_SCRIPT,
     );
