@@ -13,7 +13,6 @@ import {
   writeJsonAtomic,
 } from "../../lib/core/mod.ts";
 import type { Labels } from "../../lib/core/mod.ts";
-import type { CrewNetAddress } from "./crew_net.ts";
 
 /** Path of the sshd binary the local provider runs. */
 export const SSHD_PATH = "/usr/sbin/sshd";
@@ -30,6 +29,18 @@ export interface ProcRef {
   pid: number;
   /** Field 22 of `/proc/<pid>/stat` (start time in clock ticks since boot). */
   startTime: string;
+}
+
+/** A box's place on its crew network, as recorded in `box.json`. */
+export interface CrewNetAddress {
+  /** The crew namespace holding the bridge (`cbxc-<12 hex>`). */
+  ns: string;
+  /** The box's address on the crew network (`10.x.y.n`). */
+  ip: string;
+  /** Prefix length of the crew subnet (always 24). */
+  prefix: 24;
+  /** The bridge-side end of the box's veth pair (`vb-<12 hex>`). */
+  veth: string;
 }
 
 /** What `box.json` in a box directory records. */

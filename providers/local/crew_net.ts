@@ -20,6 +20,7 @@ import { output } from "../../lib/process/mod.ts";
 import {
   absolutePath,
   boxIds,
+  type CrewNetAddress,
   localBoxDir,
   type LocalBoxRecord,
   readBox,
@@ -27,17 +28,7 @@ import {
 } from "./box.ts";
 import { run } from "./procs.ts";
 
-/** A box's place on its crew network, as recorded in `box.json`. */
-export interface CrewNetAddress {
-  /** The crew namespace holding the bridge (`cbxc-<12 hex>`). */
-  ns: string;
-  /** The box's address on the crew network (`10.x.y.n`). */
-  ip: string;
-  /** Prefix length of the crew subnet (always 24). */
-  prefix: 24;
-  /** The bridge-side end of the box's veth pair (`vb-<12 hex>`). */
-  veth: string;
-}
+export type { CrewNetAddress };
 
 /** Interface name of the crew network inside a box. */
 export const BOX_CREW_IFACE = "cbx0";

@@ -39,7 +39,8 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const home = await Deno.makeTempDir({ prefix: "cbx-e2e-" });
-    const before = await netnsList();
+    // Other test runs on this machine create namespaces too: only ours count.
+    const ours = new Set<string>();
     try {
       const specs: [string, string[]][] = [
         ["api", ["--expose", "8080"]],
@@ -61,6 +62,7 @@ Deno.test({
         assert.equal(r.code, 0, r.stderr);
         assert.match(r.stdout.trim(), /^cbx-[0-9a-f]{12}$/);
         ids[slug] = r.stdout.trim();
+        ours.add(ids[slug]);
       }
 
       const list = await crabbox(home, ["list", "--crew", "t1", "--json"]);
@@ -111,10 +113,7 @@ Deno.test({
     } finally {
       await crabbox(home, ["release", "--crew", "t1"]);
       await Deno.remove(home, { recursive: true }).catch(() => {});
-      assert.deepEqual(
-        (await netnsList()).filter((n) => !before.includes(n) && n.startsWith("cbx-")),
-        [],
-      );
+      assert.deepEqual((await netnsList()).filter((n) => ours.has(n)), []);
     }
   },
 });
