@@ -150,11 +150,13 @@ async function peersAction(
 
 /** Disconnect a crew's daemons and release all its leases (`crew release`, `release --crew`). */
 export async function releaseCrewAction(io: CliIo, name: string): Promise<void> {
-  const { disconnectCrew } = await import("../lib/mesh/mod.ts");
-  const { releaseCrew } = await import("../lib/lease/mod.ts");
-  const d = await disconnectCrew(name, io.options);
+  const { disconnectAndReleaseCrew } = await import("../lib/mesh/mod.ts");
+  const r = await disconnectAndReleaseCrew(name, {
+    ...io.options,
+    log: (m) => io.err(`crabbox: ${m}`),
+  });
+  const d = r.disconnected;
   if (d.stopped > 0) io.err(`crew "${d.crew}" disconnected ${d.stopped} SSH-mesh daemon(s)`);
-  const r = await releaseCrew(d.crew, { ...io.options, log: (m) => io.err(`crabbox: ${m}`) });
   if (r.released.length === 0 && r.failed.length === 0) {
     io.out(`crew "${d.crew}" has no active leases`);
     return;

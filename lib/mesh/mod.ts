@@ -14,4 +14,5 @@ export * from "./live.ts";
 export * from "./peers.ts";
 export * from "./plan.ts";
 export * from "./probe.ts";
+export * from "./release.ts";
 export * from "./tunnel.ts";
