@@ -25,13 +25,15 @@
  * @module
  */
 
-import { CrabboxError, knownHostsPath, redact } from "../../lib/core/mod.ts";
+import { CrabboxError, knownHostsPath } from "../../lib/core/mod.ts";
 import {
   assertSelectorValue,
   backoffMs,
   type BoxOwner,
   type CloudProviderOptions,
   cloudRuntime,
+  fetchWithRetry,
+  type HttpAnswer,
   ownerOf,
   sharedResourceName,
   timeoutError,
@@ -127,46 +129,43 @@ export function createAwsProvider(
       retries: 0,
     });
     const body = ec2Body(action, params);
-    for (let attempt = 0;; attempt++) {
-      const req = await client.sign(s.endpoint, {
-        method: "POST",
-        headers: { "content-type": "application/x-www-form-urlencoded; charset=utf-8" },
-        body,
-        signal,
-      });
-      let res: Response;
-      try {
-        res = await ctx.fetch(req);
-      } catch (e) {
-        if (signal?.aborted) throw e;
-        throw new CrabboxError(
-          "provider",
-          "aws_unreachable",
-          `cannot reach EC2 at ${new URL(s.endpoint).host}: ${
-            redact(String((e as Error)?.message ?? e), secrets)
-          }`,
-        );
-      }
-      const text = await res.text();
-      if (res.ok) return await parseXml(text);
-      const err = await parseEc2Error(text) ??
-        { code: `HTTP${res.status}`, message: text.slice(0, 200).trim() };
+    const errorOf = async (a: HttpAnswer) =>
+      await parseEc2Error(a.text) ??
+        { code: `HTTP${a.status}`, message: a.text.slice(0, 200).trim() };
+    const answer = await fetchWithRetry({
+      provider: "aws",
+      api: "EC2",
+      host: new URL(s.endpoint).host,
+      what: action,
+      rt,
+      log: ctx.log,
+      signal,
+      secrets: () => secrets,
+      // Signed again for every attempt (the signature carries the time).
+      send: async () =>
+        await ctx.fetch(
+          await client.sign(s.endpoint, {
+            method: "POST",
+            headers: { "content-type": "application/x-www-form-urlencoded; charset=utf-8" },
+            body,
+            signal,
+          }),
+        ),
       // Throttling and internal errors are transient; capacity errors (also 5xx) are not.
-      const retryable = RETRYABLE_CODES.has(err.code) ||
-        (err.code.startsWith("HTTP") && res.status >= 500);
-      if (retryable && attempt < rt.maxRetries) {
-        const delay = backoffMs(attempt, 500, rt.maxBackoffMs);
-        ctx.log(`aws: ${err.code} on ${action}; retrying in ${delay} ms`);
-        await rt.sleep(delay, signal);
-        continue;
-      }
-      throw ec2Error(res.status, err, {
-        action,
-        region: s.region,
-        credentialSource: c.source,
-        ...extra,
-      }, secrets);
-    }
+      retryDelayMs: async (a, attempt) => {
+        const err = await errorOf(a);
+        const retryable = RETRYABLE_CODES.has(err.code) ||
+          (err.code.startsWith("HTTP") && a.status >= 500);
+        return retryable ? backoffMs(attempt, 500, rt.maxBackoffMs) : undefined;
+      },
+    });
+    if (answer.ok) return await parseXml(answer.text);
+    throw ec2Error(answer.status, await errorOf(answer), {
+      action,
+      region: s.region,
+      credentialSource: c.source,
+      ...extra,
+    }, secrets);
   }
 
   const isCode = (e: unknown, ...codes: string[]) =>

@@ -8,13 +8,12 @@
  * @module
  */
 
-import { CrabboxError } from "../../lib/core/mod.ts";
-import type { Labels } from "../../lib/core/mod.ts";
-import { isLeaseId } from "../../lib/core/mod.ts";
+import { CrabboxError, isLeaseId } from "../../lib/core/mod.ts";
+import type { EnvReader, Labels } from "../../lib/core/mod.ts";
 import { clientKeyPath } from "../../lib/ssh/mod.ts";
-import type { EnvReader } from "../../lib/core/mod.ts";
 import {
   apiBaseUrl,
+  asObject,
   type BoxOwner,
   configPort,
   configString,
@@ -373,12 +372,6 @@ export function vmBody(spec: CreateSpec, s: AzureSettings): Record<string, unkno
 
 // ------------------------------------------------------------------ parsers
 
-function obj(v: unknown): Record<string, unknown> {
-  return v !== null && typeof v === "object" && !Array.isArray(v)
-    ? v as Record<string, unknown>
-    : {};
-}
-
 function malformed(what: string): CrabboxError {
   return new CrabboxError("provider", "azure_bad_response", `Azure returned a malformed ${what}`);
 }
@@ -397,11 +390,13 @@ export interface AzureVm {
 
 /** Parse a VM resource. */
 export function parseVm(v: unknown): AzureVm {
-  const vm = obj(v);
+  const vm = asObject(v);
   if (typeof vm.name !== "string") throw malformed("virtual machine");
   const tags: Labels = {};
-  for (const [k, val] of Object.entries(obj(vm.tags))) if (typeof val === "string") tags[k] = val;
-  const props = obj(vm.properties);
+  for (const [k, val] of Object.entries(asObject(vm.tags))) {
+    if (typeof val === "string") tags[k] = val;
+  }
+  const props = asObject(vm.properties);
   return {
     name: vm.name,
     tags,
@@ -422,7 +417,7 @@ export interface ArmPage<T> {
 
 /** Parse `{value:[…], nextLink}`. */
 export function parseArmPage<T>(json: unknown, parse: (v: unknown) => T): ArmPage<T> {
-  const root = obj(json);
+  const root = asObject(json);
   if (!Array.isArray(root.value)) throw malformed("list");
   return {
     items: root.value.map(parse),
@@ -432,13 +427,13 @@ export function parseArmPage<T>(json: unknown, parse: (v: unknown) => T): ArmPag
 
 /** The IPv4 of a public IP resource, once allocated. */
 export function parsePipAddress(v: unknown): string | undefined {
-  const ip = obj(obj(v).properties).ipAddress;
+  const ip = asObject(asObject(v).properties).ipAddress;
   return isIpv4(ip) ? ip : undefined;
 }
 
 /** `provisioningState` of any resource body. */
 export function provisioningState(v: unknown): string | undefined {
-  const s = obj(obj(v).properties).provisioningState;
+  const s = asObject(asObject(v).properties).provisioningState;
   return typeof s === "string" ? s : undefined;
 }
 
@@ -452,9 +447,9 @@ export interface AsyncStatus {
 
 /** Parse an `Azure-AsyncOperation` status body. */
 export function parseAsyncStatus(v: unknown): AsyncStatus {
-  const o = obj(v);
+  const o = asObject(v);
   if (typeof o.status !== "string") throw malformed("operation status");
-  const err = obj(o.error);
+  const err = asObject(o.error);
   return {
     status: o.status,
     error: typeof err.code === "string"
@@ -529,7 +524,7 @@ export function parseArmError(status: number, text: string): ArmError {
   } catch {
     json = undefined;
   }
-  const err = obj(obj(json).error);
+  const err = asObject(asObject(json).error);
   return {
     code: typeof err.code === "string" ? err.code : `http_${status}`,
     message: typeof err.message === "string" ? err.message : text.slice(0, 200).trim(),

@@ -9,8 +9,7 @@
  * @module
  */
 
-import { CrabboxError } from "../../lib/core/mod.ts";
-import { redact } from "../../lib/core/mod.ts";
+import { CrabboxError, redact } from "../../lib/core/mod.ts";
 import type { EnvReader } from "../../lib/core/mod.ts";
 import { apiBaseUrl } from "../cloud/mod.ts";
 

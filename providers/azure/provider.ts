@@ -27,17 +27,17 @@
  * @module
  */
 
-import { CrabboxError } from "../../lib/core/mod.ts";
-import { redact } from "../../lib/core/mod.ts";
-import { knownHostsPath } from "../../lib/core/mod.ts";
-import { retryAfterMs } from "../../lib/core/mod.ts";
+import { CrabboxError, knownHostsPath, retryAfterMs } from "../../lib/core/mod.ts";
 import {
   assertSelectorValue,
   backoffMs,
   type BoxOwner,
   type CloudProviderOptions,
   cloudRuntime,
+  fetchWithRetry,
   ownerOf,
+  parseJsonAnswer,
+  retryAfterDelayMs,
   sharedResourceLabels,
   timeoutError,
   withLeftBehind,
@@ -133,12 +133,20 @@ export function createAzureProvider(
     const s = settings();
     const src = auth();
     const url = urlOf(pathOrUrl);
+    let token = "";
     let reauthorized = false;
-    for (let attempt = 0;; attempt++) {
-      const token = await src.token(opts.signal);
-      let res: Response;
-      try {
-        res = await ctx.fetch(url, {
+    const a = await fetchWithRetry({
+      provider: "azure",
+      api: "Azure Resource Manager",
+      host: url.host,
+      what: opts.what,
+      rt,
+      log: ctx.log,
+      signal: opts.signal,
+      secrets: () => [token, src.secret],
+      send: async () => {
+        token = await src.token(opts.signal);
+        return await ctx.fetch(url, {
           method,
           headers: {
             authorization: `Bearer ${token}`,
@@ -148,58 +156,35 @@ export function createAzureProvider(
           body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
           signal: opts.signal,
         });
-      } catch (e) {
-        if (opts.signal?.aborted) throw e;
-        throw new CrabboxError(
-          "provider",
-          "azure_unreachable",
-          `cannot reach Azure Resource Manager at ${url.host}: ${
-            redact(String((e as Error)?.message ?? e), [token, src.secret])
-          }`,
-        );
-      }
-      const text = redact(await res.text(), [token, src.secret]);
-      let json: unknown = undefined;
-      if (text.trim() !== "") {
-        try {
-          json = JSON.parse(text);
-        } catch {
-          if (res.ok) {
-            throw new CrabboxError(
-              "provider",
-              "azure_bad_response",
-              `Azure returned non-JSON for ${opts.what}`,
-            );
-          }
+      },
+      retryDelayMs: (answer, attempt) => {
+        const code = parseArmError(answer.status, answer.text).code;
+        if (answer.status === 401 && !reauthorized && code === "ExpiredAuthenticationToken") {
+          reauthorized = true;
+          src.invalidate();
+          return 0;
         }
-      }
-      if (res.ok) return { status: res.status, headers: res.headers, json };
-      if (res.status === 404 && opts.notFoundOk) return { status: 404, headers: res.headers, json };
-      const err = parseArmError(res.status, text);
-      if (res.status === 401 && !reauthorized && err.code === "ExpiredAuthenticationToken") {
-        reauthorized = true;
-        src.invalidate();
-        continue;
-      }
-      const retryable = res.status === 429 || (res.status >= 500 && method !== "POST");
-      if (retryable && attempt < rt.maxRetries) {
-        const delay = res.status === 429
-          ? Math.min(
-            rt.maxBackoffMs,
-            retryAfterMs(res.headers.get("retry-after"), rt.now()) ??
-              backoffMs(attempt, 1000, rt.maxBackoffMs),
-          )
-          : backoffMs(attempt, 500, rt.maxBackoffMs);
-        ctx.log(`azure: ${res.status} ${err.code} on ${opts.what}; retrying in ${delay} ms`);
-        await rt.sleep(delay, opts.signal);
-        continue;
-      }
-      throw azureError(res.status, err, {
-        what: opts.what,
-        vmSize: s.vmSize,
-        location: s.location,
-      });
+        if (answer.status === 429) return retryAfterDelayMs(answer.headers, attempt, rt);
+        return answer.status >= 500 && method !== "POST"
+          ? backoffMs(attempt, 500, rt.maxBackoffMs)
+          : undefined;
+      },
+    });
+    if (a.ok) {
+      return {
+        status: a.status,
+        headers: a.headers,
+        json: parseJsonAnswer("azure", "Azure", a.text, opts.what),
+      };
     }
+    if (a.status === 404 && opts.notFoundOk) {
+      return { status: 404, headers: a.headers, json: undefined };
+    }
+    throw azureError(a.status, parseArmError(a.status, a.text), {
+      what: opts.what,
+      vmSize: s.vmSize,
+      location: s.location,
+    });
   }
 
   /** Wait for a PUT/DELETE answer's long-running operation to end; throws on Failed/Canceled. */

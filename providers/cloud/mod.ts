@@ -6,3 +6,4 @@
  */
 
 export * from "./common.ts";
+export * from "./http.ts";

@@ -9,13 +9,12 @@
  * @module
  */
 
-import { CrabboxError } from "../../lib/core/mod.ts";
-import type { Labels } from "../../lib/core/mod.ts";
-import { isLeaseId } from "../../lib/core/mod.ts";
+import { CrabboxError, isLeaseId } from "../../lib/core/mod.ts";
+import type { EnvReader, Labels } from "../../lib/core/mod.ts";
 import { clientKeyPath } from "../../lib/ssh/mod.ts";
-import type { EnvReader } from "../../lib/core/mod.ts";
 import {
   apiBaseUrl,
+  asObject,
   type BoxOwner,
   configPort,
   configString,
@@ -340,12 +339,6 @@ export function firewallBody(owner: BoxOwner, s: GcpSettings): Record<string, un
 
 // ------------------------------------------------------------------ parsers
 
-function obj(v: unknown): Record<string, unknown> {
-  return v !== null && typeof v === "object" && !Array.isArray(v)
-    ? v as Record<string, unknown>
-    : {};
-}
-
 function malformed(what: string): CrabboxError {
   return new CrabboxError("provider", "gcp_bad_response", `GCP returned a malformed ${what}`);
 }
@@ -375,17 +368,17 @@ export interface GcpInstance {
 
 /** Parse one instance resource. */
 export function parseInstance(v: unknown): GcpInstance {
-  const i = obj(v);
+  const i = asObject(v);
   if (typeof i.name !== "string" || typeof i.status !== "string") throw malformed("instance");
   const labels: Labels = {};
-  for (const [k, val] of Object.entries(obj(i.labels))) {
+  for (const [k, val] of Object.entries(asObject(i.labels))) {
     if (typeof val === "string") labels[k] = val;
   }
   const nics = Array.isArray(i.networkInterfaces) ? i.networkInterfaces : [];
-  const acs = Array.isArray(obj(nics[0]).accessConfigs)
-    ? obj(nics[0]).accessConfigs as unknown[]
+  const acs = Array.isArray(asObject(nics[0]).accessConfigs)
+    ? asObject(nics[0]).accessConfigs as unknown[]
     : [];
-  const ip = obj(acs[0]).natIP;
+  const ip = asObject(acs[0]).natIP;
   return {
     name: i.name,
     zone: lastSegment(i.zone),
@@ -412,13 +405,13 @@ export interface AggregatedPage {
  * `{instances}` or `{warning}`.
  */
 export function parseAggregatedPage(json: unknown): AggregatedPage {
-  const root = obj(json);
+  const root = asObject(json);
   if (root.items !== undefined && (typeof root.items !== "object" || Array.isArray(root.items))) {
     throw malformed("aggregated list");
   }
   const instances: GcpInstance[] = [];
-  for (const scoped of Object.values(obj(root.items))) {
-    const list = obj(scoped).instances;
+  for (const scoped of Object.values(asObject(root.items))) {
+    const list = asObject(scoped).instances;
     if (Array.isArray(list)) instances.push(...list.map(parseInstance));
   }
   const token = root.nextPageToken;
@@ -447,16 +440,16 @@ export interface GcpOperation {
 
 /** Parse an Operation. */
 export function parseOperation(v: unknown): GcpOperation {
-  const o = obj(v);
+  const o = asObject(v);
   if (typeof o.name !== "string" || typeof o.status !== "string") throw malformed("operation");
-  const errs = Array.isArray(obj(o.error).errors) ? obj(o.error).errors as unknown[] : [];
+  const errs = Array.isArray(asObject(o.error).errors) ? asObject(o.error).errors as unknown[] : [];
   return {
     name: o.name,
     scope: typeof o.zone === "string" ? `zones/${lastSegment(o.zone)}` : "global",
     status: o.status,
     errors: errs.map((e) => ({
-      code: String(obj(e).code ?? "UNKNOWN"),
-      message: String(obj(e).message ?? ""),
+      code: String(asObject(e).code ?? "UNKNOWN"),
+      message: String(asObject(e).message ?? ""),
     })),
     targetLink: typeof o.targetLink === "string" ? o.targetLink : undefined,
   };
@@ -528,12 +521,12 @@ export function parseGcpError(status: number, text: string): GcpApiError {
   } catch {
     json = undefined;
   }
-  const err = obj(obj(json).error);
+  const err = asObject(asObject(json).error);
   const list = Array.isArray(err.errors) ? err.errors : [];
   return {
     code: typeof err.code === "number" ? err.code : status,
     message: typeof err.message === "string" ? err.message : text.slice(0, 200).trim(),
-    reasons: list.map((e) => obj(e).reason).filter((r): r is string => typeof r === "string"),
+    reasons: list.map((e) => asObject(e).reason).filter((r): r is string => typeof r === "string"),
   };
 }
 

@@ -31,18 +31,18 @@
  * @module
  */
 
-import { CrabboxError } from "../../lib/core/mod.ts";
 import type { Labels } from "../../lib/core/mod.ts";
-import { redact } from "../../lib/core/mod.ts";
-import { knownHostsPath } from "../../lib/core/mod.ts";
-import { retryAfterMs } from "../../lib/core/mod.ts";
+import { CrabboxError, knownHostsPath } from "../../lib/core/mod.ts";
 import {
   assertSelectorValue,
   backoffMs,
   type BoxOwner,
   type CloudProviderOptions,
   cloudRuntime,
+  fetchWithRetry,
   ownerOf,
+  parseJsonAnswer,
+  retryAfterDelayMs,
   sharedResourceLabels,
   timeoutError,
   withLeftBehind,
@@ -130,12 +130,20 @@ export function createGcpProvider(
     const src = auth();
     const url = new URL(`${s.computeUrl}${path}`);
     for (const [k, v] of Object.entries(opts.query ?? {})) url.searchParams.set(k, v);
+    let token = "";
     let reauthorized = false;
-    for (let attempt = 0;; attempt++) {
-      const token = await src.token(opts.signal);
-      let res: Response;
-      try {
-        res = await ctx.fetch(url, {
+    const answer = await fetchWithRetry({
+      provider: "gcp",
+      api: "the GCP compute API",
+      host: url.host,
+      what: `${method} ${path}`,
+      rt,
+      log: ctx.log,
+      signal: opts.signal,
+      secrets: () => [token],
+      send: async () => {
+        token = await src.token(opts.signal);
+        return await ctx.fetch(url, {
           method,
           headers: {
             authorization: `Bearer ${token}`,
@@ -145,60 +153,30 @@ export function createGcpProvider(
           body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
           signal: opts.signal,
         });
-      } catch (e) {
-        if (opts.signal?.aborted) throw e;
-        throw new CrabboxError(
-          "provider",
-          "gcp_unreachable",
-          `cannot reach the GCP compute API at ${url.host}: ${
-            redact(String((e as Error)?.message ?? e), [token])
-          }`,
-        );
-      }
-      const text = await res.text();
-      if (res.ok) {
-        if (text.trim() === "") return undefined;
-        try {
-          return JSON.parse(text);
-        } catch {
-          throw new CrabboxError(
-            "provider",
-            "gcp_bad_response",
-            `GCP returned non-JSON for ${method} ${path}`,
-          );
+      },
+      retryDelayMs: (a, attempt) => {
+        // An expired cached token: fetch a fresh one once.
+        if (a.status === 401 && !reauthorized && src.variable !== "GOOGLE_OAUTH_ACCESS_TOKEN") {
+          reauthorized = true;
+          src.invalidate();
+          return 0;
         }
-      }
-      if (res.status === 404 && opts.notFoundOk) return undefined;
-      const err = parseGcpError(res.status, redact(text, [token]));
-      // An expired cached token: fetch a fresh one once.
-      if (res.status === 401 && !reauthorized && src.variable !== "GOOGLE_OAUTH_ACCESS_TOKEN") {
-        reauthorized = true;
-        src.invalidate();
-        continue;
-      }
-      const limited = isRateLimited(res.status, err);
-      const retryable = limited ||
-        (res.status >= 500 && (method !== "POST" || opts.idempotent === true));
-      if (retryable && attempt < rt.maxRetries) {
-        const delay = limited
-          ? Math.min(
-            rt.maxBackoffMs,
-            retryAfterMs(res.headers.get("retry-after"), rt.now()) ??
-              backoffMs(attempt, 1000, rt.maxBackoffMs),
-          )
-          : backoffMs(attempt, 500, rt.maxBackoffMs);
-        ctx.log(`gcp: ${res.status} on ${method} ${path}; retrying in ${delay} ms`);
-        await rt.sleep(delay, opts.signal);
-        continue;
-      }
-      throw gcpError(res.status, err, {
-        method,
-        path,
-        credentials: src.variable,
-        machineType: s.machineType,
-        zone: s.zone,
-      });
-    }
+        if (isRateLimited(a.status, parseGcpError(a.status, a.text))) {
+          return retryAfterDelayMs(a.headers, attempt, rt);
+        }
+        const safe = method !== "POST" || opts.idempotent === true;
+        return a.status >= 500 && safe ? backoffMs(attempt, 500, rt.maxBackoffMs) : undefined;
+      },
+    });
+    if (answer.ok) return parseJsonAnswer("gcp", "GCP", answer.text, `${method} ${path}`);
+    if (answer.status === 404 && opts.notFoundOk) return undefined;
+    throw gcpError(answer.status, parseGcpError(answer.status, answer.text), {
+      method,
+      path,
+      credentials: src.variable,
+      machineType: s.machineType,
+      zone: s.zone,
+    });
   }
 
   async function waitOperation(

@@ -13,6 +13,7 @@ import { CrabboxError, isLeaseId } from "../../lib/core/mod.ts";
 import type { EnvReader, Labels } from "../../lib/core/mod.ts";
 import {
   apiBaseUrl,
+  asObject,
   type BoxOwner,
   configPort,
   configString,
@@ -231,12 +232,6 @@ export interface HetznerServer {
   location?: string;
 }
 
-function obj(v: unknown): Record<string, unknown> {
-  return v !== null && typeof v === "object" && !Array.isArray(v)
-    ? v as Record<string, unknown>
-    : {};
-}
-
 function malformed(what: string): CrabboxError {
   return new CrabboxError(
     "provider",
@@ -247,15 +242,15 @@ function malformed(what: string): CrabboxError {
 
 /** Parse one server object (`private_net` is an array and is ignored). */
 export function parseServer(v: unknown): HetznerServer {
-  const s = obj(v);
+  const s = asObject(v);
   if (typeof s.id !== "number" || typeof s.status !== "string") throw malformed("server");
   const labels: Labels = {};
-  for (const [k, val] of Object.entries(obj(s.labels))) {
+  for (const [k, val] of Object.entries(asObject(s.labels))) {
     if (typeof val === "string") labels[k] = val;
   }
-  const ip = obj(obj(s.public_net).ipv4).ip;
-  const location = obj(obj(s.datacenter).location).name;
-  const serverType = obj(s.server_type).name;
+  const ip = asObject(asObject(s.public_net).ipv4).ip;
+  const location = asObject(asObject(s.datacenter).location).name;
+  const serverType = asObject(s.server_type).name;
   return {
     id: s.id,
     name: typeof s.name === "string" ? s.name : "",
@@ -286,10 +281,10 @@ export interface Page<T> {
  * ```
  */
 export function parsePage<T>(json: unknown, key: string, parse: (v: unknown) => T): Page<T> {
-  const root = obj(json);
+  const root = asObject(json);
   const list = root[key];
   if (!Array.isArray(list)) throw malformed(`${key} list`);
-  const next = obj(obj(root.meta).pagination).next_page;
+  const next = asObject(asObject(root.meta).pagination).next_page;
   return {
     items: list.map(parse),
     nextPage: typeof next === "number" && Number.isInteger(next) && next > 0 ? next : undefined,
@@ -310,9 +305,9 @@ export interface HetznerAction {
 
 /** Parse an action object. */
 export function parseAction(v: unknown): HetznerAction {
-  const a = obj(v);
+  const a = asObject(v);
   if (typeof a.id !== "number" || typeof a.status !== "string") throw malformed("action");
-  const err = obj(a.error);
+  const err = asObject(a.error);
   return {
     id: a.id,
     status: a.status,
@@ -335,10 +330,10 @@ export interface HetznerSshKey {
 
 /** Parse an SSH key object. */
 export function parseSshKey(v: unknown): HetznerSshKey {
-  const k = obj(v);
+  const k = asObject(v);
   if (typeof k.id !== "number") throw malformed("ssh key");
   const labels: Labels = {};
-  for (const [key, val] of Object.entries(obj(k.labels))) {
+  for (const [key, val] of Object.entries(asObject(k.labels))) {
     if (typeof val === "string") labels[key] = val;
   }
   return {
@@ -416,9 +411,9 @@ export function parseApiError(status: number, text: string): HetznerApiError {
   } catch {
     json = undefined;
   }
-  const err = obj(obj(json).error);
-  const fields = Array.isArray(obj(err.details).fields)
-    ? (obj(err.details).fields as unknown[]).map((f) => obj(f).name).filter((n) =>
+  const err = asObject(asObject(json).error);
+  const fields = Array.isArray(asObject(err.details).fields)
+    ? (asObject(err.details).fields as unknown[]).map((f) => asObject(f).name).filter((n) =>
       typeof n === "string"
     ) as string[]
     : [];

@@ -22,7 +22,7 @@
  * @module
  */
 
-import { CrabboxError, knownHostsPath, redact } from "../../lib/core/mod.ts";
+import { CrabboxError, knownHostsPath } from "../../lib/core/mod.ts";
 import type { Labels } from "../../lib/core/mod.ts";
 import {
   assertSelectorValue,
@@ -30,7 +30,9 @@ import {
   type BoxOwner,
   type CloudProviderOptions,
   cloudRuntime,
+  fetchWithRetry,
   ownerOf,
+  parseJsonAnswer,
   sharedResourceLabels,
   timeoutError,
   withLeftBehind,
@@ -96,10 +98,18 @@ export function createHetznerProvider(
   async function call(method: string, path: string, opts: CallOptions = {}): Promise<unknown> {
     const token = hetznerToken(ctx.env);
     const s = settings();
-    for (let attempt = 0;; attempt++) {
-      let res: Response;
-      try {
-        res = await ctx.fetch(`${s.baseUrl}${path}`, {
+    const what = `${method} ${path.split("?")[0]}`;
+    const answer = await fetchWithRetry({
+      provider: "hetzner",
+      api: "the Hetzner API",
+      host: new URL(s.baseUrl).host,
+      what,
+      rt,
+      log: ctx.log,
+      signal: opts.signal,
+      secrets: () => [token],
+      send: () =>
+        ctx.fetch(`${s.baseUrl}${path}`, {
           method,
           headers: {
             authorization: `Bearer ${token}`,
@@ -108,53 +118,21 @@ export function createHetznerProvider(
           },
           body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
           signal: opts.signal,
-        });
-      } catch (e) {
-        if (opts.signal?.aborted) throw e;
-        throw new CrabboxError(
-          "provider",
-          "hetzner_unreachable",
-          `cannot reach the Hetzner API at ${new URL(s.baseUrl).host}: ${
-            redact(String((e as Error)?.message ?? e), [token])
-          }`,
-        );
-      }
-      const text = await res.text();
-      if (res.ok) {
-        if (text.trim() === "") return undefined;
-        try {
-          return JSON.parse(text);
-        } catch {
-          throw new CrabboxError(
-            "provider",
-            "hetzner_bad_response",
-            `Hetzner returned non-JSON for ${method} ${path.split("?")[0]}`,
-          );
-        }
-      }
-      if (res.status === 404 && opts.notFoundOk) return undefined;
-      const err = parseApiError(res.status, redact(text, [token]));
-      const retryable = res.status === 429 ||
-        (res.status >= 500 && (method !== "POST" || opts.retryOnServerError === true));
-      if (retryable && attempt < rt.maxRetries) {
-        const delay = res.status === 429
-          ? rateLimitDelayMs(res.headers, rt.now(), 250, rt.maxBackoffMs)
-          : backoffMs(attempt, 500, rt.maxBackoffMs);
-        ctx.log(
-          `hetzner: ${res.status} ${err.code} on ${method} ${
-            path.split("?")[0]
-          }; retrying in ${delay} ms`,
-        );
-        await rt.sleep(delay, opts.signal);
-        continue;
-      }
-      throw hetznerError(res.status, err, {
-        method,
-        path,
-        serverType: opts.serverType,
-        location: opts.location,
-      });
-    }
+        }),
+      retryDelayMs: (a, attempt) => {
+        if (a.status === 429) return rateLimitDelayMs(a.headers, rt.now(), 250, rt.maxBackoffMs);
+        const safe = method !== "POST" || opts.retryOnServerError === true;
+        return a.status >= 500 && safe ? backoffMs(attempt, 500, rt.maxBackoffMs) : undefined;
+      },
+    });
+    if (answer.ok) return parseJsonAnswer("hetzner", "Hetzner", answer.text, what);
+    if (answer.status === 404 && opts.notFoundOk) return undefined;
+    throw hetznerError(answer.status, parseApiError(answer.status, answer.text), {
+      method,
+      path,
+      serverType: opts.serverType,
+      location: opts.location,
+    });
   }
 
   async function collect<T>(
