@@ -17,6 +17,7 @@ import {
   type BoxOwner,
   configPort,
   configString,
+  errorEnvelope,
   isIpv4,
   ownerOf,
   sharedResourceLabels,
@@ -518,13 +519,7 @@ export interface ArmError {
 
 /** Decode `{"error":{"code","message"}}` (tolerates junk). */
 export function parseArmError(status: number, text: string): ArmError {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  const err = asObject(asObject(json).error);
+  const err = errorEnvelope(text);
   return {
     code: typeof err.code === "string" ? err.code : `http_${status}`,
     message: typeof err.message === "string" ? err.message : text.slice(0, 200).trim(),

@@ -150,3 +150,21 @@ export function retryAfterDelayMs(
     retryAfterMs(headers.get("retry-after"), rt.now()) ?? backoffMs(attempt, 1000, rt.maxBackoffMs),
   );
 }
+
+/**
+ * The `error` object of a JSON error envelope (`{"error": {...}}`, the shape
+ * Hetzner, Google and Azure share), or `{}` when the body is not one.
+ *
+ * @example
+ * ```ts
+ * import { errorEnvelope } from "./http.ts";
+ * errorEnvelope('{"error":{"code":"x"}}').code; // "x"
+ * ```
+ */
+export function errorEnvelope(text: string): Record<string, unknown> {
+  try {
+    return asObject(asObject(JSON.parse(text)).error);
+  } catch {
+    return {};
+  }
+}

@@ -18,6 +18,7 @@ import {
   type BoxOwner,
   configPort,
   configString,
+  errorEnvelope,
   isIpv4,
   ownerOf,
   sharedResourceName,
@@ -515,18 +516,14 @@ export interface GcpApiError {
 
 /** Decode `{"error":{"code","message","errors":[{reason}]}}`; tolerates junk. */
 export function parseGcpError(status: number, text: string): GcpApiError {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  const err = asObject(asObject(json).error);
+  const err = errorEnvelope(text);
   const list = Array.isArray(err.errors) ? err.errors : [];
   return {
     code: typeof err.code === "number" ? err.code : status,
     message: typeof err.message === "string" ? err.message : text.slice(0, 200).trim(),
-    reasons: list.map((e) => asObject(e).reason).filter((r): r is string => typeof r === "string"),
+    reasons: list.map((e: unknown) => asObject(e).reason).filter((r): r is string =>
+      typeof r === "string"
+    ),
   };
 }
 

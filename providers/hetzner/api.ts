@@ -17,6 +17,7 @@ import {
   type BoxOwner,
   configPort,
   configString,
+  errorEnvelope,
   isIpv4,
   ownerOf,
 } from "../cloud/mod.ts";
@@ -405,13 +406,7 @@ export interface HetznerApiError {
 
 /** Decode `{"error": {...}}`; tolerates a non-JSON body. */
 export function parseApiError(status: number, text: string): HetznerApiError {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  const err = asObject(asObject(json).error);
+  const err = errorEnvelope(text);
   const fields = Array.isArray(asObject(err.details).fields)
     ? (asObject(err.details).fields as unknown[]).map((f) => asObject(f).name).filter((n) =>
       typeof n === "string"

@@ -45,7 +45,7 @@ import {
   type FakeHttp,
   type Fault,
   type RecordedRequest,
-  redactedHeaders,
+  recordRequest,
   serveFake,
   takeFault,
 } from "./fake_http.ts";
@@ -657,18 +657,7 @@ export function startFakeAzure(options: FakeAzureOptions = {}): FakeAzure {
   async function handle(req: Request): Promise<Response> {
     const url = new URL(req.url);
     const text = req.method === "GET" || req.method === "DELETE" ? "" : await req.text();
-    const rec: RecordedRequest = {
-      method: req.method,
-      path: url.pathname,
-      query: Object.fromEntries(url.searchParams),
-      headers: redactedHeaders(req.headers, ["authorization"]),
-      status: 0,
-    };
-    requests.push(rec);
-    const done = (res: Response) => {
-      rec.status = res.status;
-      return res;
-    };
+    const { rec, done } = recordRequest(requests, req, ["authorization"]);
     const login = /^\/login\/([^/]+)\/oauth2\/v2\.0\/token$/.exec(url.pathname);
     if (login) {
       rec.body = "[redacted form]";

@@ -98,3 +98,39 @@ export function redactedHeaders(
   });
   return out;
 }
+
+/**
+ * Record a request (method, path, query, headers with `secretHeaders`
+ * redacted) in `log`; `done(res)` stores the answered status and returns
+ * `res`.
+ *
+ * @example
+ * ```ts
+ * import { recordRequest, type RecordedRequest } from "./fake_http.ts";
+ * const log: RecordedRequest[] = [];
+ * const { done } = recordRequest(log, new Request("http://127.0.0.1/x"), ["authorization"]);
+ * done(new Response("ok")); // log[0].status === 200
+ * ```
+ */
+export function recordRequest(
+  log: RecordedRequest[],
+  req: Request,
+  secretHeaders: readonly string[],
+): { rec: RecordedRequest; done: (res: Response) => Response } {
+  const url = new URL(req.url);
+  const rec: RecordedRequest = {
+    method: req.method,
+    path: url.pathname,
+    query: Object.fromEntries(url.searchParams),
+    headers: redactedHeaders(req.headers, secretHeaders),
+    status: 0,
+  };
+  log.push(rec);
+  return {
+    rec,
+    done: (res) => {
+      rec.status = res.status;
+      return res;
+    },
+  };
+}

@@ -41,7 +41,7 @@ import {
   type FakeHttp,
   type Fault,
   type RecordedRequest,
-  redactedHeaders,
+  recordRequest,
   serveFake,
   takeFault,
 } from "./fake_http.ts";
@@ -714,18 +714,7 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
   async function handle(req: Request): Promise<Response> {
     const url = new URL(req.url);
     const text = req.method === "GET" || req.method === "DELETE" ? "" : await req.text();
-    const rec: RecordedRequest = {
-      method: req.method,
-      path: url.pathname,
-      query: Object.fromEntries(url.searchParams),
-      headers: redactedHeaders(req.headers, ["authorization"]),
-      status: 0,
-    };
-    requests.push(rec);
-    const done = (res: Response) => {
-      rec.status = res.status;
-      return res;
-    };
+    const { rec, done } = recordRequest(requests, req, ["authorization"]);
     if (url.pathname === "/token") {
       rec.body = "[redacted form]";
       const fault = takeFault(faults, req.method, "/token");
