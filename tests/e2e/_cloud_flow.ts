@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { encodeLabels } from "../../lib/core/labels.ts";
+import { newLeaseId } from "../../lib/core/names.ts";
 import { ensureClientKey } from "../../lib/ssh/mod.ts";
 import { createLocalProvider } from "../../providers/local/mod.ts";
 import type { SshTarget } from "../../providers/types.ts";
@@ -74,13 +75,15 @@ export async function runCloudFlow(flow: CloudFlow): Promise<void> {
   });
   // The crew key crabbox will use for the lease is authorized on the backing box.
   const key = await ensureClientKey(home, { crew, leaseId: "cbx-000000000000" });
+  // A fresh lease id: the netns name is machine-wide, and other runs may be going on.
+  const backingId = newLeaseId();
   const backing = await local.create({
-    leaseId: "cbx-0000000000cc",
+    leaseId: backingId,
     crew: "backing",
     slug: `${provider}-box`,
     role: `${provider}-box`,
     expose: [],
-    labels: encodeLabels({ leaseId: "cbx-0000000000cc", crew: "backing", slug: `${provider}-box` }),
+    labels: encodeLabels({ leaseId: backingId, crew: "backing", slug: `${provider}-box` }),
     sshPublicKey: key.publicKey,
     sshKeyPath: key.keyPath,
   });

@@ -5,6 +5,7 @@
  * Cases that need an HTTP API (credentials, 429, capacity) do not apply and
  * are registered as ignored with the reason.
  */
+import assert from "node:assert/strict";
 import { ensureClientKey } from "../../lib/ssh/mod.ts";
 import { joinPath, newLeaseId } from "../../lib/core/mod.ts";
 import { encodeLabels } from "../../lib/core/labels.ts";
@@ -93,7 +94,7 @@ runProviderConformance({
 
 /** Five real boxes that serve as the `ssh` provider's static hosts, made once for this file. */
 let backing:
-  | Promise<{ hosts: Record<string, unknown>[]; cleanup: () => Promise<void> }>
+  | Promise<{ hosts: Record<string, unknown>[]; cleanup: () => Promise<string[]> }>
   | undefined;
 
 function backingHosts() {
@@ -134,8 +135,16 @@ function backingHosts() {
     return {
       hosts,
       cleanup: async () => {
-        for (const l of leases) await local.delete(l).catch(() => {});
-        await Deno.remove(home, { recursive: true }).catch(() => {});
+        const failed: string[] = [];
+        for (const l of leases) {
+          await local.delete(l).catch((e) => failed.push(`${l.leaseId}: ${(e as Error).message}`));
+        }
+        const ns = new Set(await netnsNames());
+        failed.push(
+          ...leases.filter((l) => ns.has(l.leaseId)).map((l) => `${l.leaseId}: netns left`),
+        );
+        if (failed.length === 0) await Deno.remove(home, { recursive: true }).catch(() => {});
+        return failed;
       },
     };
   })();
@@ -214,6 +223,6 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    if (backing) await (await backing).cleanup();
+    if (backing) assert.deepEqual(await (await backing).cleanup(), [], "backing boxes removed");
   },
 });
