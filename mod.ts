@@ -65,7 +65,7 @@ export {
   runOnLease,
   type Transport,
 } from "./lib/lease/mod.ts";
-export type { SshResult, SshTarget } from "./lib/ssh/mod.ts";
+export type { RemoteCommand, SshResult, SshTarget } from "./lib/ssh/mod.ts";
 
 // Crews: the SSH-mesh
 export {

@@ -139,6 +139,42 @@ function warmupCommand(io: CliIo) {
     });
 }
 
+/**
+ * What `run`/`ssh` send: the argv words (each reaches the remote program
+ * intact) or, with `--shell`, one shell string; never both.
+ */
+function remoteCommandFrom(
+  command: string[],
+  shell: string | undefined,
+  interactiveAllowed: boolean,
+): string[] | { shell: string } {
+  if (shell !== undefined) {
+    if (command.length > 0) {
+      throw usageError("conflicting_command", "give a command after -- or --shell, not both");
+    }
+    if (shell.trim() === "") throw usageError("bad_shell", "--shell needs a command");
+    return { shell };
+  }
+  if (command.length === 0 && !interactiveAllowed) {
+    throw usageError("missing_command", "run needs a command after -- (or --shell 'cmd')");
+  }
+  return command;
+}
+
+/** Flags of `run` that only mean something when `run` creates the box. */
+function newBoxOnlyFlags(flags: CreateFlags & { userData?: string; keep?: boolean }): string[] {
+  const given: [string, unknown][] = [
+    ["--crew", flags.crew],
+    ["--slug", flags.slug],
+    ["--provider", flags.provider],
+    ["--init", flags.init],
+    ["--user-data", flags.userData],
+    ["--tailscale", flags.tailscale],
+    ["--keep", flags.keep],
+  ];
+  return given.filter(([, v]) => v !== undefined).map(([name]) => name);
+}
+
 function runCommand(io: CliIo) {
   return createCommand("run")
     .description(
@@ -146,17 +182,21 @@ function runCommand(io: CliIo) {
     )
     .option("--id <id>", "existing lease id or crew/slug")
     .option("--keep", "keep a box this command created")
-    .argument("[command...]", "command to run on the box (after --)")
+    .option("--shell <cmd>", "run this shell string on the box instead of an argv after --")
+    .argument("[command...]", "command to run on the box (after --); each word is passed intact")
     .action(async (command, flags) => {
-      if (command.length === 0) throw usageError("missing_command", "run needs a command after --");
+      const remote = remoteCommandFrom(command, flags.shell, false);
       const { attachToLease, releaseLease } = await import("../mod.ts");
       let lease: Lease;
       let created = false;
       if (flags.id !== undefined) {
-        if (flags.crew !== undefined || flags.slug !== undefined || flags.provider !== undefined) {
+        const misplaced = newBoxOnlyFlags(flags);
+        if (misplaced.length > 0) {
           throw usageError(
-            "conflicting_target",
-            "--id cannot be combined with --crew/--slug/--provider",
+            "new_box_flag",
+            `--id runs on an existing box; ${misplaced.join(", ")} only ${
+              misplaced.length === 1 ? "applies" : "apply"
+            } when run creates one`,
           );
         }
         if (flags.expose.length > 0) {
@@ -176,7 +216,7 @@ function runCommand(io: CliIo) {
       }
       let code: number;
       try {
-        code = await attachToLease(lease, command, io.options);
+        code = await attachToLease(lease, remote, io.options);
       } finally {
         if (created && !flags.keep) {
           await releaseLease(lease, io.options).then(
@@ -195,10 +235,15 @@ function sshCommand(io: CliIo) {
     .option("--id <id>", "lease id or crew/slug")
     .option("--crew <name>", "crew of the box")
     .option("--slug <slug>", "member slug")
-    .argument("[command...]", "command to run (after --); interactive shell when absent")
+    .option("--shell <cmd>", "run this shell string on the box instead of an argv after --")
+    .argument(
+      "[command...]",
+      "command to run (after --; each word is passed intact); interactive shell when absent",
+    )
     .action(async (command, flags) => {
+      const remote = remoteCommandFrom(command, flags.shell, true);
       const { attachToLease } = await import("../mod.ts");
-      io.status = await attachToLease(await resolveTarget(io, flags), command, io.options);
+      io.status = await attachToLease(await resolveTarget(io, flags), remote, io.options);
     });
 }
 

@@ -11,6 +11,7 @@ import { type CrabboxOptions, resolveRuntime } from "../runtime.ts";
 import {
   controlForLease,
   prepareKnownHosts,
+  type RemoteCommand,
   runSsh,
   runSshInteractive,
   sshCommandArgs,
@@ -28,10 +29,17 @@ function requireSsh(lease: Lease) {
   return lease.ssh;
 }
 
+/** True for an empty argv: an interactive shell. */
+function isInteractive(command: RemoteCommand): boolean {
+  return !("shell" in command) && (command as readonly string[]).length === 0;
+}
+
 /**
  * The full ssh argv (without the program) for running `command` on a lease;
- * prepares the crew's known_hosts file. An empty command means an interactive
- * shell (`tty` is then set).
+ * prepares the crew's known_hosts file. Each argv word reaches the remote
+ * program intact (it is quoted for the remote shell); `{ shell: "…" }` runs a
+ * shell string as written. An empty command means an interactive shell
+ * (`tty` is then set).
  *
  * @example
  * ```ts
@@ -41,7 +49,7 @@ function requireSsh(lease: Lease) {
  */
 export async function leaseSshArgs(
   lease: Lease,
-  command: readonly string[],
+  command: RemoteCommand,
   options: CrabboxOptions & { tty?: boolean; reuseMaster?: boolean } = {},
 ): Promise<string[]> {
   const rt = await resolveRuntime(options);
@@ -54,12 +62,14 @@ export async function leaseSshArgs(
   return sshCommandArgs(target, command, {
     knownHostsFile,
     control,
-    tty: options.tty ?? command.length === 0,
+    tty: options.tty ?? isInteractive(command),
   });
 }
 
 /**
- * Run a command on a lease and capture its output.
+ * Run a command on a lease and capture its output. argv words arrive intact
+ * (`["sh", "-c", "exit 7"]` exits 7); pass `{ shell: "a && b" }` for a shell
+ * string.
  *
  * @example
  * ```ts
@@ -69,7 +79,7 @@ export async function leaseSshArgs(
  */
 export async function runOnLease(
   lease: Lease,
-  command: readonly string[],
+  command: RemoteCommand,
   options: CrabboxOptions & { stdin?: string } = {},
 ): Promise<SshResult> {
   const rt = await resolveRuntime(options);
@@ -85,16 +95,23 @@ export async function runOnLease(
 /**
  * Run a command (or an interactive shell when `command` is empty) with the
  * terminal attached; resolves to the remote exit code (255: ssh failed).
+ * argv words arrive intact; `{ shell: "…" }` runs a shell string.
+ *
+ * @example
+ * ```ts
+ * import { attachToLease, findLease } from "../../mod.ts";
+ * const code = await attachToLease(await findLease("pr-42/api"), ["ls", "-l", "my file"]);
+ * ```
  */
 export async function attachToLease(
   lease: Lease,
-  command: readonly string[],
+  command: RemoteCommand,
   options: CrabboxOptions = {},
 ): Promise<number> {
   const rt = await resolveRuntime(options);
   const args = await leaseSshArgs(lease, command, {
     ...options,
-    tty: command.length === 0 && Deno.stdin.isTerminal(),
+    tty: isInteractive(command) && Deno.stdin.isTerminal(),
   });
   return await runSshInteractive(args, { env: rt.env, process: rt.process });
 }

@@ -8,7 +8,7 @@
  */
 
 import { CrabboxError, type EnvReader, processEnv, sleep, usageError } from "../core/mod.ts";
-import { output, type ProcessRunner, spawn } from "../process/mod.ts";
+import { output, type ProcessRunner, shellQuote, spawn } from "../process/mod.ts";
 
 /** How to reach a box over SSH. */
 export interface SshTarget {
@@ -158,8 +158,45 @@ export function sshDestination(target: SshTarget): string {
 }
 
 /**
- * argv (without the program) that runs `command` on the box. An empty command
- * opens an interactive shell.
+ * What to run on a box: argv words (each reaches the remote program intact)
+ * or, explicitly, one shell string (`{ shell: "make && make test" }`). An
+ * empty argv means an interactive shell.
+ */
+export type RemoteCommand = readonly string[] | { readonly shell: string };
+
+/**
+ * The single string ssh sends to the box for `command`: every argv word
+ * POSIX single-quoted and joined by spaces, so spaces, quotes, `$`, `;`,
+ * empty words, newlines and non-ASCII reach the remote program as given (raw
+ * `ssh` would join them and let the remote shell split and expand them). A
+ * `{ shell }` command is sent as written. `undefined` for an empty argv.
+ *
+ * @example
+ * ```ts
+ * import { remoteCommandLine } from "./args.ts";
+ * remoteCommandLine(["echo", "it's $HOME"]); // "'echo' 'it'\\''s $HOME'"
+ * remoteCommandLine({ shell: "cd /srv && make" }); // "cd /srv && make"
+ * ```
+ */
+export function remoteCommandLine(command: RemoteCommand): string | undefined {
+  if ("shell" in command) {
+    if (command.shell.trim() === "" || command.shell.includes("\0")) {
+      throw usageError("bad_shell", "--shell needs a non-empty command without NUL bytes");
+    }
+    return command.shell;
+  }
+  const words = command as readonly string[];
+  if (words.length === 0) return undefined;
+  if (words.some((w) => w.includes("\0"))) {
+    throw usageError("bad_command", "a command argument contains a NUL byte");
+  }
+  return words.map(shellQuote).join(" ");
+}
+
+/**
+ * argv (without the program) that runs `command` on the box: argv words are
+ * quoted so each reaches the remote program intact (see
+ * {@link remoteCommandLine}). An empty command opens an interactive shell.
  *
  * @example
  * ```ts
@@ -169,10 +206,16 @@ export function sshDestination(target: SshTarget): string {
  */
 export function sshCommandArgs(
   target: SshTarget,
-  command: readonly string[],
+  command: RemoteCommand,
   options: SshOptions,
 ): string[] {
-  return [...sshOptionArgs(target, options), "--", sshDestination(target), ...command];
+  const line = remoteCommandLine(command);
+  return [
+    ...sshOptionArgs(target, options),
+    "--",
+    sshDestination(target),
+    ...(line === undefined ? [] : [line]),
+  ];
 }
 
 /** One `-L` forward. */

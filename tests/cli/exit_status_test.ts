@@ -71,7 +71,7 @@ function sshy(): Provider {
 Deno.test("run and ssh exit with the remote command's status", async () => {
   const world = await cliWorld({ sshy: sshy() }, (call) => {
     const command = call.args.slice(call.args.indexOf("--") + 2);
-    return { code: command[0] === "exit7" ? 7 : 0 };
+    return { code: command[0] === "'exit7'" ? 7 : 0 };
   });
   try {
     const w = await world.run(["warmup", "--crew", "t1", "--slug", "a", "--provider", "sshy"]);
@@ -84,7 +84,7 @@ Deno.test("run and ssh exit with the remote command's status", async () => {
     assert.equal(zero.code, 0, zero.stderr);
     const ssh = world.process.calls.filter((c) => c.program === "ssh" && c.args[0] !== "-V");
     assert.equal(ssh.length, 2);
-    assert.deepEqual(ssh[0].args.slice(-3), ["--", "root@127.0.0.1", "exit7"]);
+    assert.deepEqual(ssh[0].args.slice(-3), ["--", "root@127.0.0.1", "'exit7'"]);
     assert.ok(ssh[0].args.includes("-p") && ssh[0].args.includes("2222"), ssh[0].args.join(" "));
   } finally {
     await world.close();

@@ -87,8 +87,29 @@ Deno.test({
       const run = await crabbox(home, ["run", "--id", "t1/api", "--", "hostname"]);
       assert.equal(run.code, 0, run.stderr);
       assert.equal(run.stdout.trim(), "crabbox-api");
-      const byId = await crabbox(home, ["run", "--id", ids.db, "--", "sh", "-c", "'exit 7'"]);
+      const byId = await crabbox(home, ["run", "--id", ids.db, "--", "sh", "-c", "exit 7"]);
       assert.equal(byId.code, 7, "remote exit status is passed through");
+      // Each word arrives intact on a real box (spaces, quotes, $, ;, empty, newline, non-ASCII).
+      const words = ["a b", "it's", "$HOME", "safe;id", "", "l1\nl2", "ünï ✓"];
+      const printed = await crabbox(home, [
+        "run",
+        "--id",
+        ids.db,
+        "--",
+        "printf",
+        "<%s>",
+        ...words,
+      ]);
+      assert.equal(printed.code, 0, printed.stderr);
+      assert.equal(printed.stdout, words.map((w) => `<${w}>`).join(""));
+      const shell = await crabbox(home, [
+        "run",
+        "--id",
+        ids.db,
+        "--shell",
+        "echo $((6*7)); exit 3",
+      ]);
+      assert.deepEqual([shell.code, shell.stdout], [3, "42\n"]);
 
       const status = await crabbox(home, ["status", "--id", "t1/web", "--json"]);
       assert.equal(JSON.parse(status.stdout).id, ids.web);

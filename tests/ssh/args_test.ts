@@ -45,7 +45,7 @@ Deno.test("command argv: options, then --, destination, command", () => {
     "ControlPath=none",
     "--",
     "root@127.77.1.2",
-    "hostname",
+    "'hostname'",
   ]);
 });
 
