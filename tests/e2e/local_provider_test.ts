@@ -162,7 +162,7 @@ Deno.test({
         const r = await boxSsh(b.ssh!, [
           "bash",
           "-c",
-          "'exec 3<>/dev/tcp/127.0.0.1/8080'",
+          "exec 3<>/dev/tcp/127.0.0.1/8080",
         ], fx.knownHostsFile);
         assert.notEqual(r.code, 0);
         assert.match(r.stderr, /Connection refused/);
