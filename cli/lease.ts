@@ -6,7 +6,7 @@
 
 import { Command, Option } from "@commander-js/extra-typings";
 import type { Lease } from "../lib/lease/mod.ts";
-import { CrabboxError, usageError } from "../lib/core/mod.ts";
+import { CrabboxError, parseDuration, usageError } from "../lib/core/mod.ts";
 import { type CliIo, table, withSpinner } from "./output.ts";
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -30,6 +30,8 @@ interface CreateFlags {
   expose: string[];
   init?: string;
   tailscale?: boolean;
+  wait?: boolean;
+  waitTimeout?: string;
 }
 
 function createCommand(name: string) {
@@ -45,7 +47,12 @@ function createCommand(name: string) {
     )
     .option("--init <file>", "shell script to run on the box once it is up")
     .addOption(new Option("--user-data <file>", "alias of --init").hideHelp())
-    .option("--tailscale", "join the crew's tailnet (providers with the tailscale feature)");
+    .option("--tailscale", "join the crew's tailnet (providers with the tailscale feature)")
+    .option(
+      "--wait-timeout <duration>",
+      "how long to wait for the box's first boot (cloud-init) and tailnet join (default 10m)",
+    )
+    .option("--no-wait", "return as soon as ssh answers (no first-boot wait, no tailnet read)");
 }
 
 async function createFromFlags(
@@ -61,6 +68,9 @@ async function createFromFlags(
     throw usageError("missing_slug", "--slug is required with --crew");
   }
   const init = await readInit(flags.init ?? flags.userData);
+  const waitTimeoutMs = flags.waitTimeout === undefined
+    ? undefined
+    : parseDuration(flags.waitTimeout, "--wait-timeout");
   return await withSpinner(
     io,
     `leasing ${crew ? `${crew}/` : ""}${flags.slug ?? "box"}`,
@@ -71,7 +81,13 @@ async function createFromFlags(
         expose: flags.expose,
         init,
         tailscale: flags.tailscale,
-      }, { ...io.options, crew, log: (m) => io.err(m) }),
+      }, {
+        ...io.options,
+        crew,
+        log: (m) => io.err(m),
+        noWait: flags.wait === false,
+        waitTimeoutMs,
+      }),
   );
 }
 

@@ -19,6 +19,10 @@ export type Feature = "ssh" | "tailscale" | "cloud-init";
 export interface TailnetFacts {
   /** Tailscale IPv4 address. */
   ipv4?: string;
+  /** Tailscale IPv6 address. */
+  ipv6?: string;
+  /** Stable node id (`Self.ID`; what the API's device calls take). */
+  nodeId?: string;
   /** MagicDNS name. */
   fqdn?: string;
   /** Tailnet host name (`crabbox-<slug>`). */

@@ -15,4 +15,5 @@ export * from "./home.ts";
 export * from "./labels.ts";
 export * from "./names.ts";
 export * from "./redact.ts";
+export * from "./duration.ts";
 export * from "./retry_after.ts";

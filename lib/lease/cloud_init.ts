@@ -303,6 +303,16 @@ AccuracySec=1s
 WantedBy=timers.target
 `;
 
+/**
+ * A guarded runcmd line: when `command` fails, it prints
+ * `crabbox: step <name> failed (exit N)` (which lands in cloud-init's output
+ * log, where readiness finds it) and exits the runcmd script with 1, so
+ * cloud-init reports an error and no later step runs.
+ */
+export function guardedStep(name: string, command: string): string {
+  return `${command} || { rc=$?; echo "crabbox: step ${name} failed (exit $rc)" >&2; exit 1; }`;
+}
+
 // -------------------------------------------------------------- render ---
 
 function usersSection(c: Checked): Yaml[] {
@@ -374,8 +384,11 @@ export function renderCloudInit(opts: CloudInitOptions): string {
       }),
     );
     runcmd.push(
-      "command -v tailscale >/dev/null 2>&1 || curl -fsSL https://tailscale.com/install.sh | sh",
-      `sh ${TAILSCALE_JOIN_PATH} ${AUTH_KEY_PATH}`,
+      guardedStep(
+        "install-tailscale",
+        "command -v tailscale >/dev/null 2>&1 || curl -fsSL https://tailscale.com/install.sh | sh",
+      ),
+      guardedStep("tailscale-join", `sh ${TAILSCALE_JOIN_PATH} ${AUTH_KEY_PATH}`),
       `rm -f ${AUTH_KEY_PATH}`,
     );
     if (c.crewTag) {
@@ -387,16 +400,16 @@ export function renderCloudInit(opts: CloudInitOptions): string {
         file(`/etc/systemd/system/${REFRESHER_UNIT}.timer`, "0644", { block: TIMER_UNIT }),
       );
       runcmd.push(
-        "systemctl daemon-reload",
-        `systemctl enable --now ${REFRESHER_UNIT}.timer`,
-        `systemctl start ${REFRESHER_UNIT}.service`,
+        guardedStep("crew-hosts", "systemctl daemon-reload"),
+        guardedStep("crew-hosts", `systemctl enable --now ${REFRESHER_UNIT}.timer`),
+        guardedStep("crew-hosts", `systemctl start ${REFRESHER_UNIT}.service`),
       );
     }
   }
   if (c.init !== undefined) {
     const content = base64(new TextEncoder().encode(c.init));
     files.push(file(INIT_SCRIPT_PATH, "0700", content, "b64"));
-    runcmd.push(INIT_SCRIPT_PATH);
+    runcmd.push(guardedStep("init", INIT_SCRIPT_PATH));
   }
   if (files.length > 0) doc.write_files = files;
   if (runcmd.length > 0) doc.runcmd = runcmd;

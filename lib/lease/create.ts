@@ -31,6 +31,8 @@ import {
 import { providersWith } from "../../providers/mod.ts";
 import { releaseLeases, type ReleaseResult } from "./leases.ts";
 import { renderCloudInit } from "./cloud_init.ts";
+import { awaitReady } from "./readiness.ts";
+import { runOnLease } from "./exec.ts";
 
 /** One member to lease. */
 export interface MemberSpec {
@@ -72,6 +74,10 @@ export interface LeaseOptions extends CrabboxOptions {
   onLeased?: (lease: Lease) => void;
   /** Tailscale operations (default: the Tailscale API client from the environment). */
   tailnet?: TailnetOps;
+  /** Return as soon as ssh answers: no first-boot wait, no tailnet read (`--no-wait`). */
+  noWait?: boolean;
+  /** Bound of the first-boot wait in ms (`--wait-timeout`; default 10 min). */
+  waitTimeoutMs?: number;
 }
 
 /**
@@ -209,7 +215,7 @@ function userDataFor(
 
 async function createMember(
   rt: Runtime,
-  options: CrabboxOptions,
+  options: LeaseOptions,
   crew: string | undefined,
   member: PreparedMember,
   owner: string,
@@ -238,10 +244,12 @@ async function createMember(
     state: "creating",
   };
   await reserveClaim(rt.home, draft);
+  let created: Lease;
+  let userData: string | undefined;
   try {
     const provider = await rt.provider(member.provider);
     const key = await ensureClientKey(rt.home, { crew, leaseId: id }, { process: rt.process });
-    const userData = userDataFor(options, member, crew, key.publicKey);
+    userData = userDataFor(options, member, crew, key.publicKey);
     rt.log(`leasing ${crew ? `${crew}/` : ""}${member.slug} on ${member.provider}…`);
     const pl = await provider.create({
       leaseId: id,
@@ -267,11 +275,54 @@ async function createMember(
       state: "active",
     };
     await saveClaim(rt.home, lease);
-    return lease;
+    created = lease;
   } catch (e) {
     await removeClaim(rt.home, id).catch(() => {});
     throw e;
   }
+  return await recordReadiness(rt, options, created, member, userData !== undefined);
+}
+
+/**
+ * Wait for a created box to be ready (first boot, tailnet join) and record
+ * its tailnet facts in the claim. A failure leaves the box and its claim in
+ * place: the error says how to release it.
+ */
+async function recordReadiness(
+  rt: Runtime,
+  options: LeaseOptions,
+  lease: Lease,
+  member: PreparedMember,
+  cloudInit: boolean,
+): Promise<Lease> {
+  if (!lease.ssh || (!cloudInit && !member.join)) return lease;
+  rt.log(
+    options.noWait
+      ? `${lease.slug}: not waiting for its first boot (--no-wait)`
+      : `${lease.slug}: waiting for its first boot${member.join ? " and tailnet join" : ""}…`,
+  );
+  const ready = await awaitReady(
+    {
+      run: (command, signal) => runOnLease(lease, command, { ...options, signal }),
+    },
+    {
+      who: `${lease.crew ? `${lease.crew}/` : ""}${lease.slug}`,
+      leaseId: lease.id,
+      cloudInit,
+      tailnet: member.join !== undefined,
+    },
+    {
+      noWait: options.noWait,
+      waitTimeoutMs: options.waitTimeoutMs,
+      signal: rt.signal,
+      secrets: member.join ? [member.join.authKey] : [],
+    },
+  );
+  if (!ready.tailnet) return lease;
+  const updated: Lease = { ...lease, tailnet: { ...lease.tailnet, ...ready.tailnet } };
+  await saveClaim(rt.home, updated);
+  rt.log(`${lease.slug}: on the tailnet as ${ready.tailnet.fqdn ?? ready.tailnet.ipv4}`);
+  return updated;
 }
 
 /**

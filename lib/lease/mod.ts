@@ -12,3 +12,4 @@ export * from "./create.ts";
 export * from "./exec.ts";
 export * from "./leases.ts";
 export * from "./transport.ts";
+export * from "./readiness.ts";

@@ -61,6 +61,12 @@ export interface LocalBoxRecord {
   ready: boolean;
   /** The host-side loopback address and port of the relay. */
   loopback: { ip: string; port: number };
+  /**
+   * Test mode: the box gets its own copy-on-write `/etc`, `/usr/local`,
+   * `/var` and `/run` (so a stand-in cloud-init or tailscale can be installed
+   * in it and what it writes stays in the box).
+   */
+  privateSystem?: boolean;
   /** The box's place on its crew network (boxes in a crew only). */
   crewNet?: CrewNetAddress;
   /** The box's sshd host public key (`ssh-ed25519 AAAA…`), once generated. */

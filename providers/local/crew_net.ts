@@ -253,11 +253,13 @@ export async function writeBoxHosts(box: LocalBoxRecord): Promise<void> {
   await Deno.rename(tmp, path);
 }
 
-/** Remove the box's `/etc/netns/<lease-id>/` directory. */
+/** Remove the box's `/etc/netns/<lease-id>/` directory (and its overlay work dir). */
 export async function removeBoxEtc(leaseId: string): Promise<void> {
-  await Deno.remove(boxEtcDir(leaseId), { recursive: true }).catch((e) => {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  });
+  for (const dir of [boxEtcDir(leaseId), `${boxEtcDir(leaseId)}.work`]) {
+    await Deno.remove(dir, { recursive: true }).catch((e) => {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    });
+  }
 }
 
 /**

@@ -110,7 +110,12 @@ async function generateHostKey(boxDir: string): Promise<string> {
 }
 
 /** Reserve the box dir and a loopback address under the home-wide lock. */
-async function reserveBox(home: string, spec: CreateSpec, boxDir: string): Promise<LocalBoxRecord> {
+async function reserveBox(
+  home: string,
+  spec: CreateSpec,
+  boxDir: string,
+  privateSystem: boolean,
+): Promise<LocalBoxRecord> {
   const root = joinPath(absolutePath(home), "local");
   await ensurePrivateDir(root);
   return await withLock(joinPath(root, ".lock"), async () => {
@@ -138,6 +143,7 @@ async function reserveBox(home: string, spec: CreateSpec, boxDir: string): Promi
       loopback: { ip, port: 22 },
       keyPath: spec.sshKeyPath,
       creator: { pid: Deno.pid, startTime: procStartTime(Deno.pid) ?? "" },
+      ...(privateSystem ? { privateSystem } : {}),
     };
     if (spec.crew !== undefined) {
       box.crewNet = await allocateCrewAddress(home, spec.leaseId, spec.crew);
@@ -177,9 +183,10 @@ export async function createBox(
   home: string,
   spec: CreateSpec,
   signal?: AbortSignal,
+  privateSystem = false,
 ): Promise<ProviderLease> {
   const boxDir = localBoxDir(home, spec.leaseId);
-  const box = await reserveBox(home, spec, boxDir);
+  const box = await reserveBox(home, spec, boxDir, privateSystem);
   const [hostKey] = await Promise.all([
     generateHostKey(boxDir),
     createNetns(spec.leaseId).then(() => attachCrewNet(home, box)),

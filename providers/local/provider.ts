@@ -29,7 +29,11 @@ import { createBox, destroyBox, leaseOf, validateSpec, wrapError } from "./lifec
 import { netnsExists } from "./netns.ts";
 
 /**
- * Build the local provider. Boxes live under `ctx.home/local/`.
+ * Build the local provider. Boxes live under `ctx.home/local/`. With
+ * `ctx.config.privateSystem === true` (a test mode for scripts and tests; not
+ * a config.yaml key) every box gets its own copy-on-write `/etc`,
+ * `/usr/local`, `/var` and `/run`, so stand-in programs can be installed in
+ * it and what cloud-init-like scripts write stays in the box.
  *
  * @example
  * ```ts
@@ -42,6 +46,8 @@ import { netnsExists } from "./netns.ts";
  */
 export function createLocalProvider(ctx: ProviderContext): Provider {
   const home = absolutePath(ctx.home);
+  // Test mode (not a config.yaml key): boxes with their own /etc, /usr/local, /var and /run.
+  const privateSystem = ctx.config.privateSystem === true;
   let checked = false;
   const requirePrerequisites = () => {
     if (checked) return;
@@ -60,7 +66,7 @@ export function createLocalProvider(ctx: ProviderContext): Provider {
       signal?.throwIfAborted();
       const started = Date.now();
       try {
-        const lease = await createBox(home, spec, signal);
+        const lease = await createBox(home, spec, signal, privateSystem);
         ctx.log(`local: ${spec.leaseId} (crabbox-${spec.slug}) up in ${Date.now() - started} ms`);
         return lease;
       } catch (e) {

@@ -17,6 +17,7 @@ import {
 } from "./box.ts";
 import { killPid, killRef, startDetached, tailFile, waitGone, waitListening } from "./procs.ts";
 import { netnsExists, netnsPids } from "./netns.ts";
+import { boxEtcDir } from "./crew_net.ts";
 import { procAlive, procComm } from "../../lib/process/mod.ts";
 
 /**
@@ -69,6 +70,63 @@ export function renderSshdConfig(boxDir: string): string {
   ].join("\n");
 }
 
+// private system directories (test mode)
+
+/** The system directories a `privateSystem` box gets its own copy-on-write view of. */
+export const PRIVATE_SYSTEM_DIRS = ["/etc", "/usr/local", "/var", "/run"] as const;
+
+function privateUpper(
+  boxDir: string,
+  leaseId: string,
+  dir: string,
+): { upper: string; work: string } {
+  if (dir === "/etc") {
+    // The box's /etc changes land in /etc/netns/<lease-id>/, next to its hosts file.
+    return { upper: boxEtcDir(leaseId), work: `${boxEtcDir(leaseId)}.work` };
+  }
+  const name = dir.slice(1).replaceAll("/", "-");
+  return {
+    upper: joinPath(boxDir, "system", name, "upper"),
+    work: joinPath(boxDir, "system", name, "work"),
+  };
+}
+
+/** Overlay arguments (`dir upper work` triples) for {@link sshdStartScript}. */
+export function privateSystemArgs(boxDir: string, leaseId: string): string[] {
+  return PRIVATE_SYSTEM_DIRS.flatMap((dir) => {
+    const { upper, work } = privateUpper(boxDir, leaseId, dir);
+    return [dir, upper, work];
+  });
+}
+
+async function preparePrivateSystem(boxDir: string, leaseId: string): Promise<void> {
+  for (const dir of PRIVATE_SYSTEM_DIRS) {
+    const { upper, work } = privateUpper(boxDir, leaseId, dir);
+    for (const d of [upper, work]) {
+      await Deno.mkdir(d, { recursive: true, mode: 0o755 });
+      await Deno.chmod(d, 0o755);
+    }
+  }
+}
+
+/**
+ * The sh script that starts a box's sshd inside `ip netns exec` + `unshare
+ * --uts`: sets the host name, and for a `privateSystem` box first mounts a
+ * copy-on-write overlay over each system directory (arguments after the
+ * sshd config: `dir upper work` triples), so what the box writes to `/etc`,
+ * `/usr/local`, `/var` and `/run` stays its own (the mounts live in the
+ * mount namespace `ip netns exec` made for sshd and never reach the host).
+ */
+export function sshdStartScript(privateSystem: boolean): string {
+  const mounts = privateSystem
+    ? 'shift 3; while [ "$#" -ge 3 ]; do ' +
+      'mount -t overlay overlay -o "lowerdir=$1,upperdir=$2,workdir=$3" "$1" || exit 1; ' +
+      "shift 3; done; "
+    : "";
+  return "h=$1 d=$2 c=$3; " + mounts +
+    'printf %s "$h" >/proc/sys/kernel/hostname && exec "$d" -D -e -f "$c"';
+}
+
 // sshd
 
 async function ensurePrivsepDir(): Promise<void> {
@@ -78,7 +136,7 @@ async function ensurePrivsepDir(): Promise<void> {
 /** Start sshd inside the box's network and UTS namespaces and wait until it listens. */
 export async function startSshd(boxDir: string, box: LocalBoxRecord): Promise<ProcRef> {
   await ensurePrivsepDir();
-  const script = 'printf %s "$1" >/proc/sys/kernel/hostname && exec "$2" -D -e -f "$3"';
+  if (box.privateSystem) await preparePrivateSystem(boxDir, box.leaseId);
   const ref = await startDetached(
     [
       "ip",
@@ -90,11 +148,12 @@ export async function startSshd(boxDir: string, box: LocalBoxRecord): Promise<Pr
       "--",
       "sh",
       "-c",
-      script,
+      sshdStartScript(box.privateSystem === true),
       "sh",
       box.hostname,
       SSHD_PATH,
       joinPath(boxDir, "sshd_config"),
+      ...(box.privateSystem ? privateSystemArgs(boxDir, box.leaseId) : []),
     ],
     joinPath(boxDir, "sshd.log"),
   );

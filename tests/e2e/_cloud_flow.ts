@@ -15,6 +15,7 @@ import { createLocalProvider } from "../../providers/local/mod.ts";
 import type { SshTarget } from "../../providers/types.ts";
 import { crabbox } from "./_cli.ts";
 import { startNameServer } from "./_local.ts";
+import { feedUserData, installStandins } from "./_standins.ts";
 
 /** A provider's fake, started for one real backing box. */
 export interface CloudFlowFake extends AsyncDisposable {
@@ -28,6 +29,8 @@ export interface CloudFlowFake extends AsyncDisposable {
   listCalls(): number;
   /** Provider-side checks on the one box it holds (user data, labels). */
   checkBox(): void;
+  /** The user-data of the one box it holds, once created (the box's stand-in cloud-init applies it). */
+  userData(): string | undefined;
 }
 
 /** One provider's e2e. */
@@ -69,7 +72,8 @@ export async function runCloudFlow(flow: CloudFlow): Promise<void> {
   const local = createLocalProvider({
     home: backingHome,
     env: (k) => Deno.env.get(k),
-    config: {},
+    // The backing box plays a VM: its own /etc, /usr/local, /var, /run for the stand-ins.
+    config: { privateSystem: true },
     fetch,
     log: () => {},
   });
@@ -89,7 +93,15 @@ export async function runCloudFlow(flow: CloudFlow): Promise<void> {
   });
   const fake = await flow.startFake(backing.ssh!, home);
   const env = fake.env;
+  const userDataPath = `${backingHome}/user-data`;
+  const feeding = new AbortController();
   try {
+    await installStandins(
+      { ...backing.ssh!, keyPath: key.keyPath },
+      `${backingHome}/test_known_hosts`,
+      { userData: userDataPath },
+    );
+    const fed = feedUserData(() => fake.userData(), userDataPath, feeding.signal);
     await startNameServer(
       { ...backing.ssh!, keyPath: key.keyPath },
       key.keyPath,
@@ -120,6 +132,9 @@ export async function runCloudFlow(flow: CloudFlow): Promise<void> {
       "--json",
     ], env);
     assert.equal(warm.code, 0, warm.stderr);
+    await fed;
+    // warmup returned after the box's first boot (the stand-in cloud-init) finished.
+    assert.match(warm.stderr, /waiting for its first boot/);
     const lease = JSON.parse(warm.stdout);
     assert.equal(lease.provider, provider);
     assert.equal(lease.ssh.host, backing.ssh!.host);
@@ -159,6 +174,7 @@ export async function runCloudFlow(flow: CloudFlow): Promise<void> {
     assert.equal(rel.code, 0, rel.stderr);
     assert.deepEqual(fake.held(), [], `${provider}: the fake holds nothing after release`);
   } finally {
+    feeding.abort();
     await crabbox(home, ["crew", "disconnect", crew], env).catch(() => {});
     await fake[Symbol.asyncDispose]();
     await local.delete(backing);

@@ -39,6 +39,7 @@ Deno.test({
             assert.equal(vm.tags["crabbox-expose"], "8080");
             assert.ok(vm.customData?.startsWith("#cloud-config"));
           },
+          userData: () => [...fake.resources.values()].find((r) => r.kind === "vm")?.customData,
           [Symbol.asyncDispose]: () => fake.close(),
         });
       },

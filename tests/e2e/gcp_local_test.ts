@@ -37,6 +37,7 @@ Deno.test({
             assert.match(inst.metadata["ssh-keys"], /^root:ssh-ed25519 /);
             assert.deepEqual([...fake.firewalls.keys()], ["crabbox-crew-gc"]);
           },
+          userData: () => [...fake.instances.values()][0]?.metadata["user-data"],
           [Symbol.asyncDispose]: () => fake.close(),
         };
       },

@@ -38,6 +38,7 @@ Deno.test({
             assert.equal(server.labels["crabbox-expose"], "8080");
             assert.ok(String(server.userData ?? "").startsWith("#cloud-config"));
           },
+          userData: () => [...fake.servers.values()][0]?.userData,
           [Symbol.asyncDispose]: () => fake.close(),
         });
       },

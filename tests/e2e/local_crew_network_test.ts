@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { encodeLabels } from "../../lib/core/labels.ts";
 import { newLeaseId } from "../../lib/core/names.ts";
-import { crewNetNamespace } from "../../providers/local/mod.ts";
+import { createLocalProvider, crewNetNamespace } from "../../providers/local/mod.ts";
 import type { ProviderLease } from "../../providers/types.ts";
 import {
   boxSsh,
@@ -143,5 +143,76 @@ Deno.test({
       !left.includes(await crewNetNamespace(fx.home, "netb")),
       "crew B's namespace is gone",
     );
+  },
+});
+
+Deno.test({
+  name:
+    "e2e: local privateSystem test mode: /etc, /usr/local, /var and /run writes stay in the box; /etc/hosts is /etc/netns/<id>/hosts and can be renamed over",
+  ignore: !enabled,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const fx = await localFixture("priv");
+    const provider = createLocalProvider({
+      home: fx.home,
+      env: () => undefined,
+      config: { privateSystem: true },
+      fetch,
+      log: () => {},
+    });
+    const box = await provider.create(memberSpec(fx, "api"));
+    const other = await provider.create(memberSpec(fx, "db"));
+    const mark = `m${crypto.randomUUID().slice(0, 8)}`;
+    try {
+      const kh = fx.knownHostsFile;
+      const script = [
+        "set -e",
+        `printf '#!/bin/sh\\necho ${mark}\\n' > /usr/local/bin/cbx-${mark}`,
+        `chmod 755 /usr/local/bin/cbx-${mark}`,
+        `mkdir -p /run/crabbox /var/lib/crabbox && echo ${mark} > /run/crabbox/${mark} && echo ${mark} > /var/lib/crabbox/${mark}`,
+        `echo ${mark} > /etc/hosts.cbx`,
+        // A rename over /etc/hosts works in this mode (no bind mount in the way).
+        `cp /etc/hosts /etc/hosts.new && echo '10.9.9.9 ${mark}.cbx' >> /etc/hosts.new && mv /etc/hosts.new /etc/hosts`,
+        `cbx-${mark}`,
+      ].join("\n");
+      const r = await boxSsh(box.ssh!, ["sh", "-s"], kh, script);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim(), mark);
+      for (
+        const p of [
+          `/usr/local/bin/cbx-${mark}`,
+          `/run/crabbox/${mark}`,
+          `/var/lib/crabbox/${mark}`,
+        ]
+      ) {
+        await assert.rejects(Deno.stat(p), `${p} leaked to the host`);
+      }
+      assert.ok(!(await Deno.readTextFile("/etc/hosts")).includes(mark));
+      const hostCbx = await Deno.readTextFile("/etc/hosts.cbx").catch(() => "");
+      assert.ok(!hostCbx.includes(mark), "the box's /etc/hosts.cbx leaked to the host");
+      // The host sees the box's /etc changes under /etc/netns/<id>/.
+      assert.match(await Deno.readTextFile(`/etc/netns/${box.providerId}/hosts`), new RegExp(mark));
+      assert.equal(
+        (await Deno.readTextFile(`/etc/netns/${box.providerId}/hosts.cbx`)).trim(),
+        mark,
+      );
+      // Another box does not see them.
+      const o = await boxSsh(other.ssh!, [
+        "sh",
+        "-c",
+        `cat /etc/hosts.cbx /run/crabbox/${mark} 2>&1; command -v cbx-${mark} || true`,
+      ], kh);
+      assert.ok(
+        !o.stdout.includes(`/usr/local/bin/cbx-${mark}`) && !o.stdout.includes(`${mark}\n`),
+        o.stdout,
+      );
+    } finally {
+      await provider.delete(box).catch(() => {});
+      await provider.delete(other).catch(() => {});
+      await Deno.remove(fx.home, { recursive: true }).catch(() => {});
+    }
+    await assert.rejects(Deno.stat(`/etc/netns/${box.providerId}`));
+    await assert.rejects(Deno.stat(`/etc/netns/${box.providerId}.work`));
   },
 });

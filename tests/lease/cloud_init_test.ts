@@ -4,6 +4,7 @@ import {
   AUTH_KEY_PATH,
   type CloudInitOptions,
   CREW_HOSTS_PATH,
+  guardedStep,
   HOSTS_BLOCK_BEGIN,
   HOSTS_BLOCK_END,
   INIT_SCRIPT_PATH,
@@ -91,13 +92,16 @@ Deno.test("renderCloudInit: #cloud-config first line, parses back to the expecte
     [INIT_SCRIPT_PATH, "0700", "root:root"],
   ]);
   assert.deepEqual(doc.runcmd, [
-    "command -v tailscale >/dev/null 2>&1 || curl -fsSL https://tailscale.com/install.sh | sh",
-    `sh ${TAILSCALE_JOIN_PATH} ${AUTH_KEY_PATH}`,
+    guardedStep(
+      "install-tailscale",
+      "command -v tailscale >/dev/null 2>&1 || curl -fsSL https://tailscale.com/install.sh | sh",
+    ),
+    guardedStep("tailscale-join", `sh ${TAILSCALE_JOIN_PATH} ${AUTH_KEY_PATH}`),
     `rm -f ${AUTH_KEY_PATH}`,
-    "systemctl daemon-reload",
-    "systemctl enable --now crabbox-crew-hosts.timer",
-    "systemctl start crabbox-crew-hosts.service",
-    INIT_SCRIPT_PATH,
+    guardedStep("crew-hosts", "systemctl daemon-reload"),
+    guardedStep("crew-hosts", "systemctl enable --now crabbox-crew-hosts.timer"),
+    guardedStep("crew-hosts", "systemctl start crabbox-crew-hosts.service"),
+    guardedStep("init", INIT_SCRIPT_PATH),
   ]);
   // Every script and unit round-trips as a literal block, byte for byte.
   assert.equal(fileAt(doc, REFRESHER_PATH).content, refresherScript);
@@ -176,7 +180,7 @@ Deno.test("renderCloudInit: without tailscale only the key and init, no refreshe
   const text = renderCloudInit({ slug: "api", sshPublicKey: SSH_KEY, crewTag: TAG, init: "true" });
   const doc = parsed(text);
   assert.deepEqual(doc.write_files?.map((w) => w.path), [INIT_SCRIPT_PATH]);
-  assert.deepEqual(doc.runcmd, [INIT_SCRIPT_PATH]);
+  assert.deepEqual(doc.runcmd, [guardedStep("init", INIT_SCRIPT_PATH)]);
   assert.equal(doc.packages, undefined);
   assert.ok(!text.includes("tailscale"));
   assert.ok(!text.includes("crabbox-crew-hosts"));
