@@ -376,3 +376,52 @@ Deno.test("gcp: registered lazily with the features it reports and names missing
     "gcp",
   );
 });
+
+Deno.test("gcp: a rejected GOOGLE_OAUTH_ACCESS_TOKEN is exit 9 naming it, not retried, never echoed", async () => {
+  const { fake, provider } = await setup({}, {}, {
+    GOOGLE_OAUTH_ACCESS_TOKEN: "ya29.wrong-token-value",
+  }, false);
+  await using _ = fake;
+  await rejectsWith(provider.list({}), (e) => {
+    assert.equal(e.exitStatus, 9);
+    assert.match(e.message, /GOOGLE_OAUTH_ACCESS_TOKEN/);
+    assert.ok(!e.message.includes("wrong-token-value"));
+  });
+  assert.equal(fake.requests.filter((r) => r.path.endsWith("/aggregated/instances")).length, 1);
+});
+
+Deno.test("fake gcp: a page token only works with the filter it was issued for", async () => {
+  await using fake = await startFakeGcp({ maxPerPage: 1 });
+  const headers = { authorization: `Bearer ${fake.accessToken}` };
+  const base = `${fake.url}/projects/${fake.project}/aggregated/instances`;
+  // Two instances so that a first page has a next page.
+  for (const name of ["a-1", "a-2"]) {
+    const res = await fetch(`${fake.url}/projects/${fake.project}/zones/europe-west2-a/instances`, {
+      method: "POST",
+      headers: { ...headers, "content-type": "application/json" },
+      body: JSON.stringify({
+        name,
+        machineType: "zones/europe-west2-a/machineTypes/e2-small",
+        labels: { crabbox: "true" },
+        disks: [{
+          boot: true,
+          initializeParams: { sourceImage: "projects/p/global/images/family/f" },
+        }],
+        networkInterfaces: [{ network: "global/networks/default" }],
+      }),
+    });
+    assert.equal(res.status, 200, await res.text());
+  }
+  const first =
+    await (await fetch(`${base}?filter=${encodeURIComponent('(labels.crabbox = "true")')}`, {
+      headers,
+    })).json();
+  assert.ok(first.nextPageToken);
+  assert.deepEqual(first.items["zones/europe-west2-b"].warning.code, "NO_RESULTS_ON_PAGE");
+  const other = await fetch(
+    `${base}?pageToken=${first.nextPageToken}&filter=${encodeURIComponent('(labels.crew = "x")')}`,
+    { headers },
+  );
+  assert.equal(other.status, 400);
+  await other.body?.cancel();
+});
