@@ -17,6 +17,7 @@ import { leaseCommands } from "./cli/lease.ts";
 import { doctorCommand } from "./cli/doctor.ts";
 import { crewCommand } from "./cli/crew.ts";
 import { completionsCommand } from "./cli/completions.ts";
+import { proxyCommand } from "./cli/proxy.ts";
 import { VERSION } from "./cli/version.ts";
 import { type CliIo, type CliStreams, makeIo, reportError } from "./cli/output.ts";
 import type { CrabboxOptions } from "./lib/runtime.ts";
@@ -54,6 +55,7 @@ export function buildProgram(io: CliIo = makeIo({}, {})): Command {
       ...leaseCommands(io),
       crewCommand(io),
       doctorCommand(io),
+      proxyCommand(io),
       completionsCommand(io, () => buildProgram(io)),
     ]
   ) {

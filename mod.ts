@@ -137,6 +137,7 @@ export {
 
 // Providers (for custom providers passed as `options.providers`)
 export type {
+  ByteTunnel,
   CreateSpec,
   Feature,
   LeaseSelector,

@@ -6,7 +6,13 @@
  * ```sh
  * deno run -A bench/mesh.ts            # 1, 5, 20 members; 512 MiB
  * BENCH_REPS=5 BENCH_MIB=256 deno run -A bench/mesh.ts
+ * BENCH_SIZES=1 deno run -A bench/mesh.ts  # only the 1-member crew (plus throughput/proxy rows)
  * ```
+ *
+ * The last rows compare a proxied member with a direct one: the same box,
+ * once straight to its sshd and once the way Sprites/Namespace members are
+ * reached — ssh's ProxyCommand `crabbox proxy` → a WebSocket proxy (the fake
+ * Sprites API on 127.0.0.1) → sshd.
  *
  * @module
  */
@@ -15,15 +21,17 @@ import type { Lease } from "../lib/lease/claims.ts";
 import { listLeases, releaseCrew } from "../lib/lease/leases.ts";
 import { leaseCrew } from "../lib/lease/create.ts";
 import { connectCrew } from "../lib/mesh/connect.ts";
-import { runSsh, sshCommandArgs } from "../lib/ssh/args.ts";
+import { runSsh, sshCommandArgs, sshForwardArgs, type SshTarget } from "../lib/ssh/args.ts";
 import { checkLocalPrerequisites } from "../providers/local/mod.ts";
 import { controlForLease } from "../lib/ssh/control.ts";
 import { meshPaths } from "../lib/core/home.ts";
 import { prepareKnownHosts } from "../lib/ssh/known_hosts.ts";
+import { proxyArgv } from "../lib/ssh/proxy_command.ts";
+import { startFakeSprites } from "../tests/fakes/sprites.ts";
 
 const REPS = Number(Deno.env.get("BENCH_REPS") ?? 3);
 const MIB = Number(Deno.env.get("BENCH_MIB") ?? 512);
-const SIZES = [1, 5, 20];
+const SIZES = (Deno.env.get("BENCH_SIZES") ?? "1,5,20").split(",").map(Number);
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const dec = new TextDecoder();
 
@@ -387,6 +395,108 @@ try {
     row(`  fresh connection (no master)`, ms(mf), `${(mf / mv).toFixed(1)}× of master`, "");
     await rawStop.stop();
     await mesh.close();
+  }
+
+  // proxied member vs direct: the same box through crabbox proxy + a WebSocket proxy
+  {
+    const member = crews[0][0];
+    await using fake = startFakeSprites({
+      bridge: () => ({ hostname: member.ssh!.host, port: member.ssh!.port }),
+    });
+    Deno.env.set("SPRITES_TOKEN", fake.token);
+    Deno.env.set("CRABBOX_SPRITES_API_URL", fake.url);
+    const name = `crabbox-bulk-${member.id.slice(4)}`;
+    const made = await fetch(`${fake.url}/v1/sprites`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${fake.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ name, labels: [] }),
+    });
+    await made.body?.cancel();
+    const direct = member.ssh!;
+    const proxied: SshTarget = {
+      ...direct,
+      host: name,
+      port: 22,
+      proxyCommand: proxyArgv({
+        home,
+        provider: "sprites",
+        providerId: name,
+        leaseId: member.id,
+        port: 22,
+      }),
+    };
+    const kh = `${home}/proxy_known_hosts`;
+    await prepareKnownHosts(direct, kh);
+    await prepareKnownHosts(proxied, kh);
+    const freshD: number[] = [], freshP: number[] = [];
+    for (let r = 0; r < Math.max(REPS, 5); r++) {
+      freshD.push(
+        await timeIt(() => runSsh(sshCommandArgs(direct, ["true"], { knownHostsFile: kh }))),
+      );
+      freshP.push(
+        await timeIt(async () => {
+          const res = await runSsh(sshCommandArgs(proxied, ["true"], { knownHostsFile: kh }));
+          if (res.code !== 0) throw new Error(`proxied ssh failed: ${res.stderr}`);
+        }),
+      );
+    }
+    const forward = async (t: SshTarget, base: number) => {
+      const c = new Deno.Command("ssh", {
+        args: sshForwardArgs(t, [
+          { localPort: base, remotePort: 8080 },
+          { localPort: base + 1, remotePort: 9000 },
+        ], { knownHostsFile: kh }),
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      while (!(await answers(base))) await sleep(5);
+      return async () => (c.kill("SIGTERM"), await c.status);
+    };
+    const stopD = await forward(direct, 53991);
+    const stopP = await forward(proxied, 53993);
+    const greetD: number[] = [], greetP: number[] = [], tpD: number[] = [], tpP: number[] = [];
+    for (let r = 0; r < Math.max(REPS, 5) * 4; r++) {
+      greetD.push(await timeIt(() => answers(53991)));
+      greetP.push(await timeIt(() => answers(53993)));
+    }
+    for (let r = 0; r < REPS; r++) {
+      let bytes = 0;
+      tpD.push(await timeIt(async () => (bytes = await drain(53992))));
+      if (bytes !== MIB * 1024 * 1024) throw new Error(`direct got ${bytes} bytes`);
+      tpP.push(await timeIt(async () => (bytes = await drain(53994))));
+      if (bytes !== MIB * 1024 * 1024) throw new Error(`proxied got ${bytes} bytes`);
+    }
+    await stopD();
+    await stopP();
+    const [fd, fp, gd, gp] = [median(freshD), median(freshP), median(greetD), median(greetP)];
+    const [dMBs, pMBs] = [MIB / (median(tpD) / 1000), MIB / (median(tpP) / 1000)];
+    row(`ssh true, fresh connection: direct member`, ms(fd), "", "");
+    row(
+      `  proxied member (crabbox proxy + WebSocket)`,
+      ms(fp),
+      `${(fp / fd).toFixed(2)}×`,
+      `+${ms(fp - fd)}`,
+    );
+    row(
+      `new channel on a live forward (connect + first bytes): direct`,
+      `${gd.toFixed(2)} ms`,
+      "",
+      "",
+    );
+    row(
+      `  proxied member`,
+      `${gp.toFixed(2)} ms`,
+      `${(gp / gd).toFixed(2)}×`,
+      `+${(gp - gd).toFixed(2)} ms`,
+    );
+    row(`${MIB} MiB through -L: direct member`, `${dMBs.toFixed(0)} MiB/s`, "", ms(median(tpD)));
+    row(
+      `  proxied member`,
+      `${pMBs.toFixed(0)} MiB/s`,
+      `${(pMBs / dMBs).toFixed(2)}×`,
+      ms(median(tpP)),
+    );
   }
 
   rows.unshift(["measurement", "value", "ratio", "goal / note"]);

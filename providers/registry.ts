@@ -171,6 +171,63 @@ export const providerRegistry: Readonly<Record<string, ProviderEntry>> = {
       return missing.length > 0 ? `${missing.join(", ")} not set` : undefined;
     },
   },
+  "exe-dev": {
+    name: "exe-dev",
+    features: f("ssh"),
+    description:
+      "exe.dev VMs over exe.dev's HTTPS API (EXE_TOKEN); SSH with your own exe.dev-registered key",
+    config: {
+      image: "string",
+      cpu: "string",
+      memory: "string",
+      disk: "string",
+      sshUser: "string",
+      sshPort: "port",
+      identityFile: "string",
+    },
+    load: async () => (await import("./exedev/mod.ts")).createExedevProvider,
+    credentials: (env) =>
+      ["CRABBOX_EXEDEV_TOKEN", "EXE_TOKEN"].some((k) => env(k)?.trim())
+        ? undefined
+        : "EXE_TOKEN (or CRABBOX_EXEDEV_TOKEN) is not set",
+  },
+  sprites: {
+    name: "sprites",
+    features: f("ssh"),
+    description:
+      "Fly.io Sprites over the Sprites API; SSH through its WebSocket proxy (SPRITES_TOKEN)",
+    config: { sshUser: "string" },
+    load: async () => (await import("./sprites/mod.ts")).createSpritesProvider,
+    credentials: (env) =>
+      ["CRABBOX_SPRITES_TOKEN", "SPRITES_TOKEN", "SPRITE_TOKEN", "SETUP_SPRITE_TOKEN"]
+          .some((k) => env(k)?.trim())
+        ? undefined
+        : "CRABBOX_SPRITES_TOKEN (or SPRITES_TOKEN) is not set",
+  },
+  namespace: {
+    name: "namespace",
+    features: f("ssh"),
+    description:
+      "Namespace instances over the Compute API (Connect JSON); SSH through its WebSocket ingress (NSC_TOKEN_FILE)",
+    config: {
+      region: "string",
+      virtualCpu: "integer",
+      memoryMegabytes: "integer",
+      machineArch: "string",
+      durationMinutes: "integer",
+      sshUser: "string",
+    },
+    load: async () => (await import("./namespace/mod.ts")).createNamespaceProvider,
+    credentials: (env) => {
+      const path = env("NSC_TOKEN_FILE")?.trim() || `${env("HOME")}/.config/ns/token.json`;
+      try {
+        Deno.statSync(path);
+        return undefined;
+      } catch {
+        return `no Namespace token file (NSC_TOKEN_FILE or ${path})`;
+      }
+    },
+  },
 };
 
 /** Names of the registered providers, sorted. */

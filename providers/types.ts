@@ -15,6 +15,14 @@ export type { SshTarget };
 /** What a provider can do. */
 export type Feature = "ssh" | "tailscale" | "cloud-init";
 
+/** A byte stream both ways (a tunnel to a box's TCP port). */
+export interface ByteTunnel {
+  /** Bytes from the box. */
+  readable: ReadableStream<Uint8Array>;
+  /** Bytes to the box; closing it ends the tunnel. */
+  writable: WritableStream<Uint8Array>;
+}
+
 /** Tailnet facts of a box, once it joined. Never holds an auth key. */
 export interface TailnetFacts {
   /** Tailscale IPv4 address. */
@@ -109,6 +117,11 @@ export interface Provider {
   delete(lease: ProviderLease, signal?: AbortSignal): Promise<void>;
   /** The SSH endpoint of a box, if it has one. */
   sshTarget(lease: ProviderLease): SshTarget | undefined;
+  /**
+   * Open a tunnel to TCP `port` on the box through the provider's proxy
+   * (providers whose SSH target has a `proxyCommand`; `crabbox proxy` uses it).
+   */
+  openTunnel?(lease: ProviderLease, port: number, signal?: AbortSignal): Promise<ByteTunnel>;
 }
 
 /** What a provider factory receives. */

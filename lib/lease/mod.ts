@@ -13,3 +13,4 @@ export * from "./exec.ts";
 export * from "./leases.ts";
 export * from "./transport.ts";
 export * from "./readiness.ts";
+export * from "./proxy.ts";

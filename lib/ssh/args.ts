@@ -22,6 +22,12 @@ export interface SshTarget {
   keyPath?: string;
   /** Pinned host key line (`ssh-ed25519 AAAA…`), when the provider knows it. */
   hostKey?: string;
+  /**
+   * argv of a command that joins its stdin/stdout to the box's sshd (ssh's
+   * `ProxyCommand`), for boxes reachable only through a provider's proxy.
+   * Never holds a secret: the command reads credentials itself.
+   */
+  proxyCommand?: string[];
 }
 
 /** Longest ControlPath we use (sockaddr_un is 104 bytes on some systems; ssh adds a temp suffix). */
@@ -70,7 +76,31 @@ export function validateSshTarget(target: SshTarget): SshTarget {
   if (target.hostKey !== undefined && !/^[a-z0-9@.-]+ [A-Za-z0-9+/=]+$/.test(target.hostKey)) {
     throw usageError("bad_host_key", "host key must look like 'ssh-ed25519 AAAA…'");
   }
+  if (target.proxyCommand !== undefined) proxyCommandOption(target.proxyCommand);
   return target;
+}
+
+/**
+ * The `ProxyCommand=` option for an argv. ssh hands the value to a shell and
+ * expands `%` tokens first, so every word is single-quoted and every `%`
+ * doubled; words may not be empty or hold control characters.
+ *
+ * @example
+ * ```ts
+ * import { proxyCommandOption } from "./ssh.ts";
+ * proxyCommandOption(["/usr/bin/crabbox", "proxy", "cbx-0123456789ab"]);
+ * // "ProxyCommand='/usr/bin/crabbox' 'proxy' 'cbx-0123456789ab'"
+ * ```
+ */
+export function proxyCommandOption(argv: readonly string[]): string {
+  // deno-lint-ignore no-control-regex
+  if (argv.length === 0 || argv.some((w) => w === "" || /[\x00-\x1f\x7f]/.test(w))) {
+    throw usageError(
+      "bad_proxy_command",
+      "the ssh proxy command must be non-empty words without control characters",
+    );
+  }
+  return `ProxyCommand=${argv.map((w) => shellQuote(w.replaceAll("%", "%%"))).join(" ")}`;
 }
 
 /** How to use the ControlMaster socket. */
@@ -139,6 +169,7 @@ export function sshOptionArgs(target: SshTarget, options: SshOptions): string[] 
     `LogLevel=${options.logLevel ?? "ERROR"}`,
   ];
   if (target.keyPath) args.push("-o", "IdentitiesOnly=yes", "-i", target.keyPath);
+  if (target.proxyCommand) args.push("-o", proxyCommandOption(target.proxyCommand));
   const control = options.control ?? { master: "none" };
   if (control.master === "none") {
     args.push("-o", "ControlMaster=no", "-o", "ControlPath=none");

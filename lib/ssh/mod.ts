@@ -10,3 +10,4 @@ export * from "./control.ts";
 export * from "./init_script.ts";
 export * from "./keys.ts";
 export * from "./known_hosts.ts";
+export * from "./proxy_command.ts";

@@ -7,3 +7,5 @@
 
 export * from "./common.ts";
 export * from "./http.ts";
+export * from "./flat_tags.ts";
+export * from "./ws_tunnel.ts";

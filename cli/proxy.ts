@@ -1,0 +1,40 @@
+/**
+ * `crabbox proxy <lease>`: ssh's `ProxyCommand` for boxes reachable only
+ * through their provider's proxy (Sprites, Namespace). It joins stdin/stdout
+ * to the box's sshd; credentials come from the environment and config, never
+ * from argv.
+ *
+ * @module
+ */
+
+import { Command, Option } from "@commander-js/extra-typings";
+import { usageError } from "../lib/core/mod.ts";
+import type { CliIo } from "./output.ts";
+
+/**
+ * The `proxy` command. Its stdin/stdout are a byte stream for ssh, so it uses
+ * the process's own streams; `io` gives it the library options.
+ */
+export function proxyCommand(io: CliIo) {
+  return new Command("proxy")
+    .description(
+      "join stdin/stdout to a box's sshd through its provider's proxy (ssh ProxyCommand)",
+    )
+    .argument("<lease>", "lease id (cbx-…)")
+    .option("--port <port>", "TCP port on the box", "22")
+    .addOption(new Option("--home <dir>", "crabbox home of the lease").hideHelp())
+    .addOption(new Option("--provider <name>", "provider of the box (skips the claim)").hideHelp())
+    .addOption(new Option("--box <id>", "the provider's id of the box").hideHelp())
+    .action(async (leaseId, flags) => {
+      const { proxyToLease } = await import("../lib/lease/mod.ts");
+      if (!/^[0-9]+$/.test(flags.port)) {
+        throw usageError("bad_port", `--port ${JSON.stringify(flags.port)} must be 1..65535`);
+      }
+      await proxyToLease(
+        { leaseId, provider: flags.provider, providerId: flags.box, port: Number(flags.port) },
+        Deno.stdin.readable,
+        Deno.stdout.writable,
+        flags.home === undefined ? io.options : { ...io.options, home: flags.home },
+      );
+    });
+}

@@ -1,0 +1,108 @@
+/**
+ * `crabbox proxy`: join a byte stream pair (the process's stdin/stdout, when
+ * ssh runs it as `ProxyCommand`) to a TCP port on a box through the box's
+ * provider (its `openTunnel`).
+ *
+ * @module
+ */
+
+import { loadClaim } from "./claims.ts";
+import { CrabboxError, isLeaseId } from "../core/mod.ts";
+import { type CrabboxOptions, resolveRuntime } from "../runtime.ts";
+import type { ByteTunnel, ProviderLease } from "../../providers/mod.ts";
+
+/** Which box to reach; `provider`/`providerId` default to the lease's claim. */
+export interface ProxyRequest {
+  /** Lease id. */
+  leaseId: string;
+  /** Provider name (skips the claim lookup, for boxes still being created). */
+  provider?: string;
+  /** The provider's id of the box. */
+  providerId?: string;
+  /** TCP port on the box (default 22). */
+  port?: number;
+}
+
+/**
+ * Copy bytes both ways until the box side ends (or `input` ends and the box
+ * then closes). Resolves when the box side is done.
+ *
+ * @example
+ * ```ts
+ * import { pipeTunnel } from "./proxy.ts";
+ * declare const tunnel: import("../../providers/mod.ts").ByteTunnel;
+ * await pipeTunnel(tunnel, Deno.stdin.readable, Deno.stdout.writable);
+ * ```
+ */
+export async function pipeTunnel(
+  tunnel: ByteTunnel,
+  input: ReadableStream<Uint8Array>,
+  output: WritableStream<Uint8Array>,
+): Promise<void> {
+  input.pipeTo(tunnel.writable).catch(() => {});
+  await tunnel.readable.pipeTo(output);
+}
+
+/**
+ * Open the provider's tunnel to the box of `request` and pipe `input`/`output`
+ * through it.
+ *
+ * @example
+ * ```ts
+ * import { proxyToLease } from "./proxy.ts";
+ * await proxyToLease({ leaseId: "cbx-0123456789ab" }, Deno.stdin.readable, Deno.stdout.writable);
+ * ```
+ */
+export async function proxyToLease(
+  request: ProxyRequest,
+  input: ReadableStream<Uint8Array>,
+  output: WritableStream<Uint8Array>,
+  options: CrabboxOptions = {},
+): Promise<void> {
+  const rt = await resolveRuntime(options);
+  const port = request.port ?? 22;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new CrabboxError("usage", "bad_port", `--port ${port} must be 1..65535`);
+  }
+  if (!isLeaseId(request.leaseId)) {
+    throw new CrabboxError(
+      "usage",
+      "bad_lease_id",
+      `${JSON.stringify(request.leaseId)} is not a lease id`,
+    );
+  }
+  let lease: ProviderLease;
+  let providerName = request.provider;
+  if (providerName !== undefined && request.providerId !== undefined) {
+    lease = {
+      providerId: request.providerId,
+      leaseId: request.leaseId,
+      labels: {},
+      state: "unknown",
+    };
+  } else {
+    const claim = await loadClaim(rt.home, request.leaseId);
+    if (!claim) {
+      throw new CrabboxError("notFound", "no_lease", `no lease ${request.leaseId} in ${rt.home}`);
+    }
+    providerName = claim.provider;
+    lease = {
+      providerId: claim.providerId,
+      leaseId: claim.id,
+      labels: claim.labels,
+      state: "unknown",
+      ssh: claim.ssh,
+      data: claim.data,
+    };
+  }
+  const provider = await rt.provider(providerName);
+  if (!provider.openTunnel) {
+    throw new CrabboxError(
+      "usage",
+      "no_proxy",
+      `provider ${providerName} reaches its boxes directly; it has no proxy`,
+    );
+  }
+  const tunnel = await provider.openTunnel(lease, port, rt.signal);
+  await pipeTunnel(tunnel, input, output);
+}

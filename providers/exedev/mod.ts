@@ -1,0 +1,7 @@
+/**
+ * The `exe-dev` provider.
+ *
+ * @module
+ */
+
+export * from "./provider.ts";

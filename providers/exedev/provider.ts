@@ -1,0 +1,262 @@
+/**
+ * The `exe-dev` provider: exe.dev VMs over exe.dev's HTTPS API — the command
+ * language (`new`, `ls`, `rm`) posted to `/exec` with a Bearer token. This is
+ * the only transport crabbox implements: the `ssh exe.dev <command>` lobby is
+ * not used, so a missing token is a credentials error (exit 9) that says how
+ * to make one.
+ *
+ * VMs are found by their flat tags (`crabbox`, `crabbox-lease-<id>`,
+ * `crabbox-crew-<crew>`, …; `ls` has no server-side filter). SSH goes to the
+ * VM's `ssh_dest` through exe.dev's SSH router with the user's own key that is
+ * registered with exe.dev (`exe-dev.identityFile`, default
+ * `~/.ssh/id_ed25519`), not the crew key: exe.dev has no per-VM key injection.
+ *
+ * Config (`exe-dev:`): `image`, `cpu`, `memory`, `disk`, `sshUser`, `sshPort`,
+ * `identityFile`. Env: `EXE_TOKEN` (or `CRABBOX_EXEDEV_TOKEN`),
+ * `CRABBOX_EXEDEV_API_URL`.
+ *
+ * @module
+ */
+
+import { CrabboxError, knownHostsPath, redact } from "../../lib/core/mod.ts";
+import {
+  assertSelectorValue,
+  backoffMs,
+  type CloudProviderOptions,
+  cloudRuntime,
+  timeoutError,
+} from "../cloud/mod.ts";
+import type { CreateSpec, Provider, ProviderContext, ProviderLease, SshTarget } from "../types.ts";
+import {
+  answerError,
+  EXEDEV_MAX_BODY,
+  exedevError,
+  exedevSettings,
+  exedevToken,
+  type ExedevVm,
+  isExedevVmName,
+  lsCommand,
+  newCommand,
+  parseVm,
+  parseVmList,
+  rmCommand,
+  vmSshEndpoint,
+  vmToLease,
+} from "./api.ts";
+import { retryAfterMs } from "../../lib/core/mod.ts";
+
+/**
+ * Build the exe.dev provider.
+ *
+ * @example
+ * ```ts
+ * import { createExedevProvider } from "./provider.ts";
+ * const p = createExedevProvider(
+ *   { home: "/tmp/cbx", env: () => undefined, config: {}, fetch, log: () => {} },
+ *   { waitForSsh: false },
+ * );
+ * p.features.has("tailscale"); // false
+ * ```
+ */
+export function createExedevProvider(
+  ctx: ProviderContext,
+  options: CloudProviderOptions = {},
+): Provider {
+  const rt = cloudRuntime(ctx, options, 2000);
+  const settings = () => exedevSettings(ctx.env, ctx.config);
+
+  /** Run one command; returns its JSON answer or throws exe.dev's error. */
+  async function exec(command: string, signal?: AbortSignal): Promise<unknown> {
+    const { token, variable } = exedevToken(ctx.env);
+    const { baseUrl } = settings();
+    const verb = command.split(" ")[0];
+    if (new TextEncoder().encode(command).length > EXEDEV_MAX_BODY) {
+      throw new CrabboxError(
+        "usage",
+        "exedev_command_too_long",
+        `exe.dev ${verb}: command over 64 KiB`,
+      );
+    }
+    for (let attempt = 0;; attempt++) {
+      let res: Response;
+      try {
+        res = await ctx.fetch(`${baseUrl}/exec`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${token}`, "content-type": "text/plain" },
+          body: command,
+          signal,
+        });
+      } catch (e) {
+        if (signal?.aborted) throw e;
+        throw new CrabboxError(
+          "provider",
+          "exedev_unreachable",
+          `cannot reach exe.dev at ${new URL(baseUrl).host}: ${
+            redact(String((e as Error)?.message ?? e), [token])
+          }`,
+        );
+      }
+      const text = redact(await res.text(), [token]);
+      let json: unknown;
+      try {
+        json = text.trim() === "" ? {} : JSON.parse(text);
+      } catch {
+        json = { error: text.trim().slice(0, 200) || `HTTP ${res.status}` };
+      }
+      if (res.status === 401 || res.status === 403) {
+        throw new CrabboxError(
+          "credentials",
+          "exedev_unauthorized",
+          `exe.dev ${verb} failed: ${
+            answerError(json) ?? `HTTP ${res.status}`
+          }: the token in ${variable} was refused`,
+          { hint: "make a new token with `ssh exe.dev ssh-key generate-api-key`" },
+        );
+      }
+      if ((res.status === 429 || res.status >= 500) && attempt < rt.maxRetries) {
+        const delay = res.status === 429
+          ? Math.min(
+            rt.maxBackoffMs,
+            retryAfterMs(res.headers.get("retry-after"), rt.now()) ?? 1000,
+          )
+          : backoffMs(attempt, 500, rt.maxBackoffMs);
+        ctx.log(`exe-dev: HTTP ${res.status} on ${verb}; retrying in ${delay} ms`);
+        await rt.sleep(delay, signal);
+        continue;
+      }
+      const error = answerError(json) ?? (res.ok ? undefined : `HTTP ${res.status}`);
+      if (error !== undefined) throw exedevError(error, verb, variable);
+      return json;
+    }
+  }
+
+  const listVms = async (signal?: AbortSignal) => parseVmList(await exec(lsCommand(), signal));
+
+  function target(vm: ExedevVm): SshTarget | undefined {
+    const s = settings();
+    const ep = vmSshEndpoint(vm);
+    if (!ep) return undefined;
+    return {
+      host: ep.host,
+      port: s.sshPort,
+      user: s.sshUser ?? ep.user ?? "root",
+      keyPath: s.identityFile,
+    };
+  }
+
+  function toLease(vm: ExedevVm): ProviderLease | undefined {
+    const lease = vmToLease(vm);
+    return lease ? { ...lease, ssh: target(vm) } : undefined;
+  }
+
+  const remove = (name: string, signal?: AbortSignal) =>
+    exec(rmCommand(name), signal).catch((e) => {
+      if (!(e instanceof CrabboxError && e.kind === "notFound")) throw e;
+    });
+
+  async function waitRunning(name: string, signal?: AbortSignal): Promise<ExedevVm> {
+    const deadline = rt.now() + rt.readyTimeoutMs;
+    while (true) {
+      const vm = (await listVms(signal)).find((v) => v.name === name);
+      if (!vm) {
+        throw new CrabboxError(
+          "provider",
+          "exedev_vm_gone",
+          `exe.dev VM ${name} disappeared while starting`,
+        );
+      }
+      if (vm.status === "running" && vmSshEndpoint(vm)) return vm;
+      if (rt.now() >= deadline) {
+        throw timeoutError("exe-dev", `VM ${name} running`, rt.readyTimeoutMs);
+      }
+      await rt.sleep(rt.pollIntervalMs, signal);
+    }
+  }
+
+  return {
+    name: "exe-dev",
+    features: new Set(["ssh"]),
+
+    async create(spec: CreateSpec, signal?: AbortSignal): Promise<ProviderLease> {
+      if (spec.tailscale) {
+        throw new CrabboxError(
+          "usage",
+          "exedev_no_tailscale",
+          "--tailscale is not supported on exe-dev (VMs are reached through exe.dev's SSH router)",
+        );
+      }
+      const command = newCommand(spec, settings());
+      const created = parseVm(await exec(command, signal));
+      ctx.log(`exe-dev: created ${created.name}`);
+      try {
+        const vm = created.status === "running" && vmSshEndpoint(created)
+          ? created
+          : await waitRunning(created.name, signal);
+        const lease = toLease({ ...vm, tags: vm.tags.length > 0 ? vm.tags : created.tags });
+        if (!lease?.ssh) {
+          throw new CrabboxError(
+            "provider",
+            "exedev_bad_response",
+            `exe.dev VM ${vm.name} lost its crabbox tags`,
+          );
+        }
+        if (rt.waitForSsh) {
+          ctx.log(`exe-dev: ${vm.name} is running; waiting for ssh at ${lease.ssh.host}`);
+          await rt.waitForSsh(lease.ssh, {
+            knownHostsFile: knownHostsPath(ctx.home, spec),
+            timeoutMs: rt.sshTimeoutMs,
+            signal,
+          });
+        }
+        return lease;
+      } catch (e) {
+        ctx.log(`exe-dev: create of ${created.name} failed; removing it`);
+        await remove(created.name).catch((d) =>
+          ctx.log(`exe-dev: could not remove ${created.name}: ${(d as Error).message}`)
+        );
+        throw e;
+      }
+    },
+
+    async list(selector, signal): Promise<ProviderLease[]> {
+      const crew = selector.crew === undefined
+        ? undefined
+        : assertSelectorValue("crew", selector.crew);
+      return (await listVms(signal)).map(toLease)
+        .filter((l): l is ProviderLease =>
+          l !== undefined && (crew === undefined || l.labels.crew === crew)
+        );
+    },
+
+    async get(providerId, signal): Promise<ProviderLease | undefined> {
+      if (!isExedevVmName(providerId)) return undefined;
+      const vm = (await listVms(signal)).find((v) => v.name === providerId);
+      return vm ? toLease(vm) : undefined;
+    },
+
+    async delete(lease, signal): Promise<void> {
+      if (!isExedevVmName(lease.providerId)) {
+        throw new CrabboxError(
+          "usage",
+          "exedev_bad_id",
+          `${JSON.stringify(lease.providerId)} is not a crabbox VM name`,
+        );
+      }
+      const vm = (await listVms(signal)).find((v) => v.name === lease.providerId);
+      if (!vm) return;
+      if (vmToLease(vm)?.leaseId !== lease.leaseId) {
+        throw new CrabboxError(
+          "provider",
+          "exedev_not_ours",
+          `exe.dev VM ${vm.name} is not lease ${lease.leaseId}; not removing it`,
+        );
+      }
+      await remove(vm.name, signal);
+      ctx.log(`exe-dev: removed ${vm.name}`);
+    },
+
+    sshTarget(lease: ProviderLease): SshTarget | undefined {
+      return lease.ssh;
+    },
+  };
+}

@@ -1,0 +1,7 @@
+/**
+ * The `namespace` provider.
+ *
+ * @module
+ */
+
+export * from "./provider.ts";

@@ -1,0 +1,7 @@
+/**
+ * The `sprites` provider.
+ *
+ * @module
+ */
+
+export * from "./provider.ts";

@@ -1,0 +1,59 @@
+/**
+ * For the fakes of providers whose SSH goes through a WebSocket proxy:
+ * relay a server-side WebSocket (binary frames) to a real TCP address (a
+ * `local` box's sshd), both ways, until either side closes.
+ *
+ * @module
+ */
+
+/** A TCP address to bridge to. */
+export interface TcpAddress {
+  /** Host (127.0.0.0/8 in tests). */
+  hostname: string;
+  /** Port. */
+  port: number;
+}
+
+/**
+ * Connect to `addr` and relay `socket` ⇄ TCP. Binary messages only; a text
+ * message after the bridge is up closes it with 1003 (unsupported data).
+ * Resolves once both directions are done.
+ */
+export async function bridgeToTcp(socket: WebSocket, addr: TcpAddress): Promise<void> {
+  socket.binaryType = "arraybuffer";
+  let conn: Deno.TcpConn;
+  try {
+    conn = await Deno.connect({ hostname: addr.hostname, port: addr.port });
+  } catch {
+    socket.close(1011, "upstream connect failed");
+    return;
+  }
+  const writer = conn.writable.getWriter();
+  let closed = false;
+  const closeBoth = () => {
+    if (closed) return;
+    closed = true;
+    writer.close().catch(() => {});
+    if (socket.readyState === WebSocket.OPEN) socket.close(1000);
+  };
+  socket.onmessage = (e) => {
+    if (typeof e.data === "string") {
+      socket.close(1003, "text frame in a byte stream");
+      return;
+    }
+    writer.write(new Uint8Array(e.data as ArrayBuffer)).catch(closeBoth);
+  };
+  socket.onclose = () => {
+    closed = true;
+    try {
+      conn.close();
+    } catch { /* already closed */ }
+  };
+  try {
+    for await (const chunk of conn.readable) {
+      if (socket.readyState !== WebSocket.OPEN) break;
+      socket.send(chunk);
+    }
+  } catch { /* reset */ }
+  closeBoth();
+}
