@@ -43,7 +43,8 @@ export interface CloudFlow {
   startFake(backing: SshTarget, home: string): Promise<CloudFlowFake>;
 }
 
-async function readPort(port: number): Promise<string> {
+/** Read everything a TCP service on 127.0.0.1:`port` sends. */
+export async function readPort(port: number): Promise<string> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const buf = new Uint8Array(256);
   let text = "";
