@@ -29,6 +29,7 @@ const HELP: Array<[string, string[]]> = [
   ["crew.help.txt", ["crew", "--help"]],
   ["crew_connect.help.txt", ["crew", "connect", "--help"]],
   ["doctor.help.txt", ["doctor", "--help"]],
+  ["proxy.help.txt", ["proxy", "--help"]],
   ["completions.help.txt", ["completions", "--help"]],
 ];
 
