@@ -87,7 +87,7 @@ export function validateSshTarget(target: SshTarget): SshTarget {
  *
  * @example
  * ```ts
- * import { proxyCommandOption } from "./ssh.ts";
+ * import { proxyCommandOption } from "./args.ts";
  * proxyCommandOption(["/usr/bin/crabbox", "proxy", "cbx-0123456789ab"]);
  * // "ProxyCommand='/usr/bin/crabbox' 'proxy' 'cbx-0123456789ab'"
  * ```

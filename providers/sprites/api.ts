@@ -241,7 +241,7 @@ export function proxyHello(port: number): string {
  * @example
  * ```ts
  * import { checkProxyReply } from "./api.ts";
- * checkProxyReply('{"status":"connected","target":"localhost:22"}'); // ok
+ * checkProxyReply('{"status":"connected","target":"localhost:22"}', "crabbox-a-1"); // ok
  * ```
  */
 export function checkProxyReply(reply: string | Uint8Array | undefined, name: string): void {
