@@ -18,12 +18,13 @@
  * @module
  */
 
-import { CrabboxError, knownHostsPath, redact } from "../../lib/core/mod.ts";
+import { CrabboxError, knownHostsPath, retryAfterMs } from "../../lib/core/mod.ts";
 import {
   assertSelectorValue,
   backoffMs,
   type CloudProviderOptions,
   cloudRuntime,
+  fetchWithRetry,
   timeoutError,
 } from "../cloud/mod.ts";
 import type { CreateSpec, Provider, ProviderContext, ProviderLease, SshTarget } from "../types.ts";
@@ -43,7 +44,6 @@ import {
   vmSshEndpoint,
   vmToLease,
 } from "./api.ts";
-import { retryAfterMs } from "../../lib/core/mod.ts";
 
 /**
  * Build the exe.dev provider.
@@ -77,57 +77,54 @@ export function createExedevProvider(
         `exe.dev ${verb}: command over 64 KiB`,
       );
     }
-    for (let attempt = 0;; attempt++) {
-      let res: Response;
-      try {
-        res = await ctx.fetch(`${baseUrl}/exec`, {
+    const answer = await fetchWithRetry({
+      provider: "exedev",
+      api: "exe.dev",
+      host: new URL(baseUrl).host,
+      what: verb,
+      rt,
+      log: ctx.log,
+      signal,
+      secrets: () => [token],
+      send: () =>
+        ctx.fetch(`${baseUrl}/exec`, {
           method: "POST",
           headers: { authorization: `Bearer ${token}`, "content-type": "text/plain" },
           body: command,
           signal,
-        });
-      } catch (e) {
-        if (signal?.aborted) throw e;
-        throw new CrabboxError(
-          "provider",
-          "exedev_unreachable",
-          `cannot reach exe.dev at ${new URL(baseUrl).host}: ${
-            redact(String((e as Error)?.message ?? e), [token])
-          }`,
-        );
-      }
-      const text = redact(await res.text(), [token]);
-      let json: unknown;
-      try {
-        json = text.trim() === "" ? {} : JSON.parse(text);
-      } catch {
-        json = { error: text.trim().slice(0, 200) || `HTTP ${res.status}` };
-      }
-      if (res.status === 401 || res.status === 403) {
-        throw new CrabboxError(
-          "credentials",
-          "exedev_unauthorized",
-          `exe.dev ${verb} failed: ${
-            answerError(json) ?? `HTTP ${res.status}`
-          }: the token in ${variable} was refused`,
-          { hint: "make a new token with `ssh exe.dev ssh-key generate-api-key`" },
-        );
-      }
-      if ((res.status === 429 || res.status >= 500) && attempt < rt.maxRetries) {
-        const delay = res.status === 429
-          ? Math.min(
+        }),
+      retryDelayMs: (a, attempt) => {
+        if (a.status === 429) {
+          return Math.min(
             rt.maxBackoffMs,
-            retryAfterMs(res.headers.get("retry-after"), rt.now()) ?? 1000,
-          )
-          : backoffMs(attempt, 500, rt.maxBackoffMs);
-        ctx.log(`exe-dev: HTTP ${res.status} on ${verb}; retrying in ${delay} ms`);
-        await rt.sleep(delay, signal);
-        continue;
-      }
-      const error = answerError(json) ?? (res.ok ? undefined : `HTTP ${res.status}`);
-      if (error !== undefined) throw exedevError(error, verb, variable);
-      return json;
+            retryAfterMs(a.headers.get("retry-after"), rt.now()) ?? 1000,
+          );
+        }
+        // A `new` that failed with 5xx may still have made the VM: not retried.
+        return a.status >= 500 && verb !== "new"
+          ? backoffMs(attempt, 500, rt.maxBackoffMs)
+          : undefined;
+      },
+    });
+    let json: unknown;
+    try {
+      json = answer.text.trim() === "" ? {} : JSON.parse(answer.text);
+    } catch {
+      json = { error: answer.text.trim().slice(0, 200) || `HTTP ${answer.status}` };
     }
+    if (answer.status === 401 || answer.status === 403) {
+      throw new CrabboxError(
+        "credentials",
+        "exedev_unauthorized",
+        `exe.dev ${verb} failed: ${
+          answerError(json) ?? `HTTP ${answer.status}`
+        }: the token in ${variable} was refused`,
+        { hint: "make a new token with `ssh exe.dev ssh-key generate-api-key`" },
+      );
+    }
+    const error = answerError(json) ?? (answer.ok ? undefined : `HTTP ${answer.status}`);
+    if (error !== undefined) throw exedevError(error, verb, variable);
+    return json;
   }
 
   const listVms = async (signal?: AbortSignal) => parseVmList(await exec(lsCommand(), signal));

@@ -21,22 +21,18 @@
  * @module
  */
 
-import {
-  CrabboxError,
-  decodeLabels,
-  knownHostsPath,
-  redact,
-  retryAfterMs,
-} from "../../lib/core/mod.ts";
+import { CrabboxError, decodeLabels, knownHostsPath, retryAfterMs } from "../../lib/core/mod.ts";
 import { clientKeyPath, proxyArgv } from "../../lib/ssh/mod.ts";
 import {
   assertSelectorValue,
   backoffMs,
   type CloudProviderOptions,
   cloudRuntime,
+  fetchWithRetry,
+  parseJsonAnswer,
   timeoutError,
+  WsConnection,
 } from "../cloud/mod.ts";
-import { WsConnection } from "../cloud/mod.ts";
 import type {
   ByteTunnel,
   CreateSpec,
@@ -108,10 +104,17 @@ export function createNamespaceProvider(
   ): Promise<unknown> {
     const bearer = await token();
     const { baseUrl } = settings();
-    for (let attempt = 0;; attempt++) {
-      let res: Response;
-      try {
-        res = await ctx.fetch(`${baseUrl}${methodPath(method)}`, {
+    const answer = await fetchWithRetry({
+      provider: "namespace",
+      api: "the Namespace API",
+      host: new URL(baseUrl).host,
+      what: method,
+      rt,
+      log: ctx.log,
+      signal: opts.signal,
+      secrets: () => [bearer],
+      send: () =>
+        ctx.fetch(`${baseUrl}${methodPath(method)}`, {
           method: "POST",
           headers: {
             authorization: `Bearer ${bearer}`,
@@ -120,45 +123,23 @@ export function createNamespaceProvider(
           },
           body: JSON.stringify(body),
           signal: opts.signal,
-        });
-      } catch (e) {
-        if (opts.signal?.aborted) throw e;
-        throw new CrabboxError(
-          "provider",
-          "namespace_unreachable",
-          `cannot reach the Namespace API at ${new URL(baseUrl).host}: ${
-            redact(String((e as Error)?.message ?? e), [bearer])
-          }`,
-        );
-      }
-      const text = await res.text();
-      if (res.ok) {
-        try {
-          return text.trim() === "" ? {} : JSON.parse(text);
-        } catch {
-          throw new CrabboxError(
-            "provider",
-            "namespace_bad_response",
-            `Namespace returned non-JSON for ${method}`,
-          );
+        }),
+      retryDelayMs: (a, attempt) => {
+        const code = parseConnectError(a.status, a.text).code;
+        // Throttling says when to come back (Retry-After); capacity does not and fails at once.
+        const retryAfter = retryAfterMs(a.headers.get("retry-after"), rt.now());
+        if (code === "resource_exhausted") {
+          return retryAfter === undefined ? undefined : Math.min(rt.maxBackoffMs, retryAfter);
         }
-      }
-      const err = parseConnectError(res.status, redact(text, [bearer]));
-      if (err.code === "not_found" && opts.notFoundOk) return undefined;
-      // Throttling says when to come back (Retry-After); capacity does not and fails at once.
-      const retryAfter = retryAfterMs(res.headers.get("retry-after"), rt.now());
-      const throttled = err.code === "resource_exhausted" && retryAfter !== undefined;
-      const transient = err.code === "unavailable" && opts.retry !== false;
-      if ((throttled || transient) && attempt < rt.maxRetries) {
-        const delay = throttled
-          ? Math.min(rt.maxBackoffMs, retryAfter!)
-          : backoffMs(attempt, 500, rt.maxBackoffMs);
-        ctx.log(`namespace: ${err.code} on ${method}; retrying in ${delay} ms`);
-        await rt.sleep(delay, opts.signal);
-        continue;
-      }
-      throw namespaceError(err, method);
-    }
+        return code === "unavailable" && opts.retry !== false
+          ? backoffMs(attempt, 500, rt.maxBackoffMs)
+          : undefined;
+      },
+    });
+    if (answer.ok) return parseJsonAnswer("namespace", "Namespace", answer.text, method) ?? {};
+    const err = parseConnectError(answer.status, answer.text);
+    if (err.code === "not_found" && opts.notFoundOk) return undefined;
+    throw namespaceError(err, method);
   }
 
   const describe = async (instanceId: string, signal?: AbortSignal) => {

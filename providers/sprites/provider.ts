@@ -17,15 +17,17 @@
  * @module
  */
 
-import { CrabboxError, knownHostsPath, redact } from "../../lib/core/mod.ts";
+import { CrabboxError, knownHostsPath } from "../../lib/core/mod.ts";
 import { clientKeyPath, proxyArgv } from "../../lib/ssh/mod.ts";
 import {
   assertSelectorValue,
   backoffMs,
   type CloudProviderOptions,
   cloudRuntime,
+  fetchWithRetry,
+  parseJsonAnswer,
+  WsConnection,
 } from "../cloud/mod.ts";
-import { WsConnection } from "../cloud/mod.ts";
 import type {
   ByteTunnel,
   CreateSpec,
@@ -92,10 +94,17 @@ export function createSpritesProvider(
     const { token, variable } = spritesToken(ctx.env);
     const { baseUrl } = settings();
     const what = `${method} ${path.split("?")[0]}`;
-    for (let attempt = 0;; attempt++) {
-      let res: Response;
-      try {
-        res = await ctx.fetch(`${baseUrl}${path}`, {
+    const answer = await fetchWithRetry({
+      provider: "sprites",
+      api: "the Sprites API",
+      host: new URL(baseUrl).host,
+      what,
+      rt,
+      log: ctx.log,
+      signal: opts.signal,
+      secrets: () => [token],
+      send: () =>
+        ctx.fetch(`${baseUrl}${path}`, {
           method,
           headers: {
             authorization: `Bearer ${token}`,
@@ -104,44 +113,27 @@ export function createSpritesProvider(
           },
           body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
           signal: opts.signal,
-        });
-      } catch (e) {
-        if (opts.signal?.aborted) throw e;
-        throw new CrabboxError(
-          "provider",
-          "sprites_unreachable",
-          `cannot reach the Sprites API at ${new URL(baseUrl).host}: ${
-            redact(String((e as Error)?.message ?? e), [token])
-          }`,
-        );
-      }
-      const text = await res.text();
-      if (res.ok) {
-        if (text.trim() === "") return undefined;
-        try {
-          return JSON.parse(text);
-        } catch {
-          throw new CrabboxError(
-            "provider",
-            "sprites_bad_response",
-            `Sprites returned non-JSON for ${what}`,
-          );
+        }),
+      retryDelayMs: (a, attempt) => {
+        if (a.status === 429) {
+          const err = parseSpritesError(a.status, a.text);
+          return isConcurrencyLimit(err)
+            ? undefined
+            : rateLimitWaitMs(a.headers, err.retryAfterSeconds, rt.maxBackoffMs, rt.now());
         }
-      }
-      if (res.status === 404 && opts.notFoundOk) return undefined;
-      const err = parseSpritesError(res.status, redact(text, [token]));
-      const retryable = (res.status === 429 && !isConcurrencyLimit(err)) ||
-        (res.status >= 500 && method !== "POST");
-      if (retryable && attempt < rt.maxRetries) {
-        const delay = res.status === 429
-          ? rateLimitWaitMs(res.headers, err.retryAfterSeconds, rt.maxBackoffMs, rt.now())
-          : backoffMs(attempt, 500, rt.maxBackoffMs);
-        ctx.log(`sprites: ${res.status} ${err.code} on ${what}; retrying in ${delay} ms`);
-        await rt.sleep(delay, opts.signal);
-        continue;
-      }
-      throw spritesError(res.status, err, what, variable);
-    }
+        return a.status >= 500 && method !== "POST"
+          ? backoffMs(attempt, 500, rt.maxBackoffMs)
+          : undefined;
+      },
+    });
+    if (answer.ok) return parseJsonAnswer("sprites", "Sprites", answer.text, what);
+    if (answer.status === 404 && opts.notFoundOk) return undefined;
+    throw spritesError(
+      answer.status,
+      parseSpritesError(answer.status, answer.text),
+      what,
+      variable,
+    );
   }
 
   async function getSprite(name: string, signal?: AbortSignal): Promise<Sprite | undefined> {
