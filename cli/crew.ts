@@ -158,10 +158,15 @@ export async function releaseCrewAction(io: CliIo, name: string): Promise<void> 
   const d = r.disconnected;
   if (d.stopped > 0) io.err(`crew "${d.crew}" disconnected ${d.stopped} SSH-mesh daemon(s)`);
   if (r.released.length === 0 && r.failed.length === 0) {
-    io.out(`crew "${d.crew}" has no active leases`);
+    if (r.badClaims?.length) {
+      const { badClaimsError } = await import("../lib/lease/mod.ts");
+      throw badClaimsError(r.badClaims);
+    }
+    io.out(`crew "${d.crew}" has no leases`);
     return;
   }
-  for (const id of r.released) io.out(`released ${id}`);
+  const { releasedLine } = await import("./lease.ts");
+  for (const id of r.released) io.out(releasedLine(id, r.removed[id]));
   if (r.failed.length > 0) {
     for (const f of r.failed) io.err(`crabbox: failed to release ${f.id}: ${f.error}`);
     throw new CrabboxError(
@@ -171,6 +176,10 @@ export async function releaseCrewAction(io: CliIo, name: string): Promise<void> 
         r.failed.length + r.released.length
       } lease(s) not released: ${r.failed.map((f) => f.id).join(", ")}`,
     );
+  }
+  if (r.badClaims?.length) {
+    const { badClaimsError } = await import("../lib/lease/mod.ts");
+    throw badClaimsError(r.badClaims);
   }
 }
 

@@ -177,6 +177,17 @@ function remoteCommandFrom(
   return command;
 }
 
+/** A lease to run on must be active; any other state says how to get rid of it. */
+function requireActive(lease: Lease): Lease {
+  if (lease.state === "active") return lease;
+  throw new CrabboxError(
+    "ssh",
+    "lease_not_active",
+    `lease ${lease.id} (${lease.crew ? `${lease.crew}/` : ""}${lease.slug}) is ${lease.state}`,
+    { hint: `release it with: crabbox release --id ${lease.id}` },
+  );
+}
+
 /** Flags of `run` that only mean something when `run` creates the box. */
 function newBoxOnlyFlags(flags: CreateFlags & { userData?: string; keep?: boolean }): string[] {
   const given: [string, unknown][] = [
@@ -230,6 +241,7 @@ function runCommand(io: CliIo) {
         created = true;
         io.err(`leased ${lease.id}`);
       }
+      requireActive(lease);
       let code: number;
       try {
         code = await attachToLease(lease, remote, io.options);
@@ -259,25 +271,27 @@ function sshCommand(io: CliIo) {
     .action(async (command, flags) => {
       const remote = remoteCommandFrom(command, flags.shell, true);
       const { attachToLease } = await import("../mod.ts");
-      io.status = await attachToLease(await resolveTarget(io, flags), remote, io.options);
+      const lease = requireActive(await resolveTarget(io, flags));
+      io.status = await attachToLease(lease, remote, io.options);
     });
 }
 
 function listCommand(io: CliIo) {
   return new Command("list")
-    .description("list active leases")
+    .description("list leases in every state (creating, active, failed, unreachable, orphaned)")
     .option("--crew <name>", "only this crew")
     .option("--provider <name>", "only this provider")
     .option("--json", "print JSON")
     .action(async (flags) => {
-      const { listLeases } = await import("../mod.ts");
-      const leases = await listLeases(
+      const { listLeasesReport, badClaimsError } = await import("../lib/lease/mod.ts");
+      const { leases, badClaims } = await listLeasesReport(
         { crew: flags.crew, provider: flags.provider },
         { ...io.options, log: (m) => io.err(m) },
       );
       if (flags.json) io.printJson(leases.map(leaseJson));
-      else if (leases.length === 0) io.err("no active leases");
+      else if (leases.length === 0) io.err("no leases");
       else io.out(leaseRows(leases));
+      if (badClaims.length > 0) throw badClaimsError(badClaims);
     });
 }
 
@@ -288,30 +302,44 @@ function statusCommand(io: CliIo) {
     .option("--crew <name>", "crew name")
     .option("--json", "print JSON")
     .action(async (flags) => {
-      const { listLeases } = await import("../mod.ts");
+      const { listLeasesReport, badClaimsError } = await import("../lib/lease/mod.ts");
       let leases: Lease[];
+      let bad: Awaited<ReturnType<typeof listLeasesReport>>["badClaims"] = [];
       if (flags.id !== undefined) {
         if (flags.crew !== undefined) {
           throw usageError("conflicting_target", "give --id or --crew, not both");
         }
         leases = [await resolveTarget(io, { id: flags.id })];
       } else if (flags.crew !== undefined) {
-        leases = await listLeases({ crew: flags.crew }, { ...io.options, log: (m) => io.err(m) });
-        if (leases.length === 0) {
-          throw new CrabboxError("notFound", "no_crew", `crew ${flags.crew} has no active leases`);
+        const report = await listLeasesReport({ crew: flags.crew }, {
+          ...io.options,
+          log: (m) => io.err(m),
+        });
+        leases = report.leases;
+        bad = report.badClaims;
+        if (leases.length === 0 && bad.length === 0) {
+          throw new CrabboxError("notFound", "no_crew", `crew ${flags.crew} has no leases`);
         }
       } else {
         throw usageError("missing_target", "status needs --id ID or --crew NAME");
       }
       if (flags.json) {
         io.printJson(flags.id !== undefined ? leaseJson(leases[0]) : leases.map(leaseJson));
-      } else io.out(leaseRows(leases));
+      } else if (leases.length > 0) io.out(leaseRows(leases));
+      if (bad.length > 0) throw badClaimsError(bad);
     });
+}
+
+/** `released <id> (removed: …)`, or just `released <id>` when nothing was left. */
+export function releasedLine(id: string, removed: readonly string[] | undefined): string {
+  return removed && removed.length > 0
+    ? `released ${id} (removed: ${removed.join(", ")})`
+    : `released ${id}`;
 }
 
 function releaseCommand(io: CliIo) {
   return new Command("release")
-    .description("release one lease (--id) or a whole crew (--crew)")
+    .description("release one lease (--id) or a whole crew (--crew), whatever its state")
     .option("--id <id>", "lease id or crew/slug")
     .option("--crew <name>", "crew name")
     .action(async (flags) => {
@@ -321,8 +349,8 @@ function releaseCommand(io: CliIo) {
           throw usageError("conflicting_target", "give --id or --crew, not both");
         }
         const lease = await resolveTarget(io, { id: flags.id });
-        await releaseLease(lease, io.options);
-        io.out(`released ${lease.id}`);
+        const removed = await releaseLease(lease, io.options);
+        io.out(releasedLine(lease.id, removed));
         return;
       }
       if (flags.crew === undefined) {

@@ -354,15 +354,27 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
     const breakdown: Record<string, number> = {};
     for (const r of rows) breakdown[r.transport] = (breakdown[r.transport] ?? 0) + 1;
     const planes = Object.entries(breakdown).map(([k, v]) => `${k}=${v}`).join(" ");
+    const unhealthy = members.filter((m) => m.state !== "active");
     checks.push(
-      members.length === 0 ? check("crew", "warn", `crew ${crew} has no active members`) : check(
-        "crew",
-        "ok",
-        `${members.length} member(s) on ${
-          [...new Set(members.map((m) => m.provider))].join(", ")
-        }: ${planes}`,
-        { members: rows, planes: breakdown },
-      ),
+      members.length === 0
+        ? check("crew", "warn", `crew ${crew} has no active members`)
+        : unhealthy.length > 0
+        ? check(
+          "crew",
+          "fail",
+          `${unhealthy.length} of ${members.length} member(s) not healthy: ${
+            unhealthy.map((m) => `${m.slug} (${m.id}) is ${m.state}`).join(", ")
+          }; release with: crabbox release --id ID`,
+          { members: rows, unhealthy: unhealthy.map((m) => ({ id: m.id, state: m.state })) },
+        )
+        : check(
+          "crew",
+          "ok",
+          `${members.length} member(s) on ${
+            [...new Set(members.map((m) => m.provider))].join(", ")
+          }: ${planes}`,
+          { members: rows, planes: breakdown },
+        ),
     );
     checks.push(await meshCheck(rt, crew, members));
     checks.push(await tailnetCheck(rt, options, crew, members));

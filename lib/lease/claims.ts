@@ -17,8 +17,39 @@ import {
   writeJsonAtomic,
 } from "../core/mod.ts";
 
-/** Lifecycle state of a lease as crabbox records it. */
-export type LeaseState = "creating" | "active" | "releasing" | "failed";
+/**
+ * Lifecycle state of a lease. A claim records `creating`, `active` or
+ * `releasing`; listing judges the true state against the provider and the
+ * creating process: `failed` (its create died half-way: the creator is gone),
+ * `unreachable` (the provider has the box but it is not running, e.g. its
+ * sshd died) and `orphaned` (only one side is left: a claim whose box the
+ * provider no longer lists, or a box that is not running and that no claim
+ * here describes). Every state stays listed and releasable.
+ */
+export type LeaseState =
+  | "creating"
+  | "active"
+  | "releasing"
+  | "failed"
+  | "unreachable"
+  | "orphaned";
+
+const LEASE_STATES: readonly LeaseState[] = [
+  "creating",
+  "active",
+  "releasing",
+  "failed",
+  "unreachable",
+  "orphaned",
+];
+
+/** The process that creates a lease: pid plus kernel start time. */
+export interface CreatorRef {
+  /** Process id. */
+  pid: number;
+  /** Start time as recorded by `lib/process` (empty when unknown). */
+  startTime: string;
+}
 
 /**
  * One leased box. This is also the claim record stored on disk.
@@ -52,8 +83,81 @@ export interface Lease {
   createdAt: string;
   /** Lifecycle state. */
   state: LeaseState;
+  /** The process creating the lease (recorded while `creating`). */
+  creator?: CreatorRef;
   /** Provider-specific facts (no secrets). */
   data?: Record<string, unknown>;
+}
+
+/** A claim file that could not be used, and why. */
+export interface BadClaim {
+  /** Path of the claim file. */
+  path: string;
+  /** Lease id from the file name. */
+  id: string;
+  /** Crew from the file, when it could be read. */
+  crew?: string;
+  /** Provider from the file, when it could be read. */
+  provider?: string;
+  /** What is wrong with it (one line). */
+  reason: string;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * Check a parsed claim record field by field; returns the lease, or the first
+ * problem as one line. Pure.
+ *
+ * @example
+ * ```ts
+ * import { validateClaim } from "./claims.ts";
+ * validateClaim({ id: "cbx-0123456789ab", expose: "80" }, "cbx-0123456789ab"); // "…"
+ * ```
+ */
+export function validateClaim(value: unknown, id: string): Lease | string {
+  if (!isObject(value)) return "not a JSON object";
+  const str = (k: string) => typeof value[k] === "string";
+  if (value.id !== id) return `id ${JSON.stringify(value.id)} does not match the file name`;
+  for (const k of ["provider", "providerId", "slug", "owner", "createdAt"]) {
+    if (!str(k)) return `${k} is not a string`;
+  }
+  if (value.role !== undefined && !str("role")) return "role is not a string";
+  if (value.crew !== undefined && value.crew !== null && !str("crew")) {
+    return "crew is not a string";
+  }
+  if (!isObject(value.labels) || Object.values(value.labels).some((v) => typeof v !== "string")) {
+    return "labels is not an object of strings";
+  }
+  if (
+    !Array.isArray(value.expose) ||
+    value.expose.some((p) => !Number.isInteger(p) || p < 1 || p > 65535)
+  ) return "expose is not a list of ports";
+  if (typeof value.tailscale !== "boolean") return "tailscale is not true/false";
+  if (!LEASE_STATES.includes(value.state as LeaseState)) {
+    return `state ${JSON.stringify(value.state)} is unknown`;
+  }
+  if (value.ssh !== undefined) {
+    const ssh = value.ssh;
+    if (
+      !isObject(ssh) || typeof ssh.host !== "string" || typeof ssh.user !== "string" ||
+      !Number.isInteger(ssh.port)
+    ) return "ssh is not {host, port, user}";
+  }
+  if (value.creator !== undefined) {
+    const c = value.creator;
+    if (!isObject(c) || !Number.isInteger(c.pid) || typeof c.startTime !== "string") {
+      return "creator is not {pid, startTime}";
+    }
+  }
+  if (value.data !== undefined && !isObject(value.data)) return "data is not an object";
+  const lease = value as unknown as Lease;
+  return {
+    ...lease,
+    crew: lease.crew ?? undefined,
+    role: lease.role ?? lease.slug,
+  };
 }
 
 /** Path of the claims directory. */
@@ -142,25 +246,42 @@ export function removeClaim(home: string, id: string): Promise<void> {
 }
 
 /**
- * Every claim in the store, sorted by crew, slug, then id. Unreadable files
- * are skipped and reported through `onCorrupt`.
+ * Every claim in the store, sorted by crew, slug, then id. Each file is
+ * validated on read ({@link validateClaim}); a truncated, unreadable or
+ * wrong-typed one is skipped and reported through `onBad` with its path and
+ * reason, and the others are still returned.
  */
 export async function listClaims(
   home: string,
-  onCorrupt: (path: string) => void = () => {},
+  onBad: (bad: BadClaim) => void = () => {},
 ): Promise<Lease[]> {
   const dir = claimsDir(home);
   const out: Lease[] = [];
   try {
     for await (const entry of Deno.readDir(dir)) {
-      if (!entry.isFile || !/^cbx-[0-9a-f]{12}\.json$/.test(entry.name)) continue;
+      if (!/^cbx-[0-9a-f]{12}\.json$/.test(entry.name)) continue;
       const path = joinPath(dir, entry.name);
+      const id = entry.name.slice(0, -".json".length);
+      let raw: unknown;
       try {
-        const lease = await readJsonFile<Lease>(path);
-        if (lease && typeof lease.id === "string") out.push(lease);
-      } catch {
-        onCorrupt(path);
+        if (!entry.isFile) throw new Error("not a regular file");
+        raw = JSON.parse(await Deno.readTextFile(path));
+      } catch (e) {
+        onBad({
+          path,
+          id,
+          reason: e instanceof SyntaxError
+            ? "not valid JSON (truncated?)"
+            : (e as Error).message.split("\n")[0],
+        });
+        continue;
       }
+      const lease = validateClaim(raw, id);
+      if (typeof lease === "string") {
+        const field = (k: string) =>
+          isObject(raw) && typeof raw[k] === "string" ? raw[k] as string : undefined;
+        onBad({ path, id, crew: field("crew"), provider: field("provider"), reason: lease });
+      } else out.push(lease);
     }
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;

@@ -20,7 +20,8 @@ import {
 } from "../core/mod.ts";
 import { type Lease, listClaims, removeClaim, reserveClaim, saveClaim } from "./claims.ts";
 import { type CrabboxOptions, providerFeatures, resolveRuntime, type Runtime } from "../runtime.ts";
-import { ensureClientKey } from "../ssh/mod.ts";
+import { clientKeyDir, ensureClientKey } from "../ssh/mod.ts";
+import { procStartTime } from "../process/mod.ts";
 import {
   bootstrapCrewPolicy,
   defaultTailnetOps,
@@ -242,6 +243,8 @@ async function createMember(
     tailscale: member.tailscale,
     createdAt: new Date().toISOString(),
     state: "creating",
+    // Who creates it: a claim left in `creating` by a dead creator is a failed create.
+    creator: { pid: Deno.pid, startTime: procStartTime(Deno.pid) ?? "" },
   };
   await reserveClaim(rt.home, draft);
   let created: Lease;
@@ -273,11 +276,18 @@ async function createMember(
         : pl.tailnet,
       data: pl.data,
       state: "active",
+      creator: undefined,
     };
     await saveClaim(rt.home, lease);
     created = lease;
   } catch (e) {
     await removeClaim(rt.home, id).catch(() => {});
+    if (crew === undefined) {
+      // A crew-less lease has its own key dir: it goes with the failed create.
+      await Deno.remove(clientKeyDir(rt.home, { leaseId: id }), { recursive: true }).catch(
+        () => {},
+      );
+    }
     throw e;
   }
   return await recordReadiness(rt, options, created, member, userData !== undefined);

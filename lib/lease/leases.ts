@@ -10,16 +10,28 @@ import {
   CrabboxError,
   decodeLabels,
   isLeaseId,
+  joinPath,
   meshPaths,
   normalizeCrewName,
   normalizeSlug,
+  removeFile,
   roleOf,
   runBounded,
   usageError,
 } from "../core/mod.ts";
-import { compareLeases, type Lease, listClaims, removeClaim, updateClaim } from "./claims.ts";
+import {
+  type BadClaim,
+  claimsDir,
+  compareLeases,
+  type CreatorRef,
+  type Lease,
+  type LeaseState,
+  listClaims,
+  updateClaim,
+} from "./claims.ts";
 import { type CrabboxOptions, providerFeatures, resolveRuntime, type Runtime } from "../runtime.ts";
 import { clientKeyDir } from "../ssh/mod.ts";
+import { procAlive } from "../process/mod.ts";
 import type { Provider, ProviderLease } from "../../providers/mod.ts";
 
 export type { Lease } from "./claims.ts";
@@ -30,6 +42,10 @@ export interface ReleaseResult {
   released: string[];
   /** Leases that could not be released, with the reason. */
   failed: { id: string; error: string }[];
+  /** What was removed per released lease id (`local box cbx-…`, `claim`, `client key`, …). */
+  removed: Record<string, string[]>;
+  /** Claim files of the crew that could not be read and are still there (see {@link badClaimsError}). */
+  badClaims?: BadClaim[];
 }
 
 /** Turn what a provider reports into a {@link Lease} (labels decide crew, slug, ports). */
@@ -50,7 +66,7 @@ export function leaseFromProvider(provider: string, pl: ProviderLease): Lease | 
     tailscale: facts.tailscale ?? false,
     tailnet: pl.tailnet,
     createdAt: pl.createdAt ?? new Date(0).toISOString(),
-    state: pl.state === "running" ? "active" : "failed",
+    state: pl.state === "running" ? "active" : pl.state === "creating" ? "creating" : "orphaned",
     data: pl.data,
   };
 }
@@ -76,34 +92,96 @@ export interface ListSelector {
   provider?: string;
 }
 
+/** True when `name` is an injected or registered provider. */
+function isKnownProvider(options: CrabboxOptions, name: string): boolean {
+  try {
+    providerFeatures(options, name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Liveness of a recorded creator process (injected by tests). */
+export type CreatorAlive = (creator: CreatorRef | undefined) => boolean;
+
+const creatorAlive: CreatorAlive = (c) => c !== undefined && procAlive(c);
+
 /**
- * Active leases: local claims merged with what each involved provider lists
- * (a provider sees leases created elsewhere; a claim whose box is gone is
- * dropped). Sorted by crew, slug, id.
+ * The true state of a lease from its claim (if any), what its provider lists
+ * (if it lists it) and whether the creating process still runs. Pure.
  *
  * @example
  * ```ts
- * import { listLeases } from "@crabbox/crabbox";
- * for (const l of await listLeases({ crew: "pr-42" })) console.log(l.slug, l.expose);
+ * import { judgeState } from "./leases.ts";
+ * judgeState("creating", undefined, false); // "failed": its create died
+ * judgeState("active", "stopped", false); // "unreachable"
+ * judgeState("active", undefined, false); // "orphaned": the provider has no such box
  * ```
  */
-export async function listLeases(
+export function judgeState(
+  claimed: LeaseState | undefined,
+  listed: ProviderLease["state"] | undefined,
+  creatorRuns: boolean,
+): LeaseState {
+  if (claimed === "creating") return creatorRuns ? "creating" : "failed";
+  if (claimed === undefined) {
+    if (listed === "running") return "active";
+    return listed === "creating" ? "creating" : "orphaned";
+  }
+  if (listed === undefined) return claimed === "releasing" ? "releasing" : "orphaned";
+  if (listed === "running") return claimed === "releasing" ? "releasing" : "active";
+  if (listed === "creating") return "creating";
+  return claimed === "releasing" ? "releasing" : "unreachable";
+}
+
+/** {@link listLeasesReport}'s answer: the leases and the claim files that could not be used. */
+export interface LeaseReport {
+  /** Every lease, whatever its state, sorted by crew, slug, id. */
+  leases: Lease[];
+  /** Claim files that failed validation (named; the rest were still read). */
+  badClaims: BadClaim[];
+}
+
+/**
+ * Every lease crabbox knows of, whatever its health: local claims merged with
+ * what each involved provider lists (the provider's list is the truth for
+ * whether a box exists). Nothing is dropped: a dead create is `failed`, a box
+ * that does not run is `unreachable`, a claim without a box (or a box without
+ * a claim that does not run) is `orphaned` — all of them releasable. Claim
+ * files that fail validation are returned in `badClaims` (those of another
+ * crew than the selector's are left out).
+ *
+ * @example
+ * ```ts
+ * import { listLeasesReport } from "./leases.ts";
+ * const { leases, badClaims } = await listLeasesReport({ crew: "pr-42" });
+ * ```
+ */
+export async function listLeasesReport(
   selector: ListSelector = {},
-  options: CrabboxOptions = {},
-): Promise<Lease[]> {
+  options: CrabboxOptions & { creatorAlive?: CreatorAlive } = {},
+): Promise<LeaseReport> {
   const rt = await resolveRuntime(options);
+  const alive = options.creatorAlive ?? creatorAlive;
   const crew = selector.crew === undefined ? undefined : normalizeCrewName(selector.crew);
   if (selector.provider !== undefined) providerFeatures(options, selector.provider);
-  const claims = (await listClaims(rt.home, (p) => rt.log(`skipping unreadable claim ${p}`)))
-    .filter((c) =>
-      (crew === undefined || c.crew === crew) &&
-      (selector.provider === undefined || c.provider === selector.provider) &&
-      c.state !== "failed"
-    );
+  const badClaims: BadClaim[] = [];
+  const claims = (await listClaims(rt.home, (b) => {
+    if (crew === undefined || b.crew === undefined || b.crew === crew) badClaims.push(b);
+  })).filter((c) =>
+    (crew === undefined || c.crew === crew) &&
+    (selector.provider === undefined || c.provider === selector.provider)
+  );
   const providers = new Set(claims.map((c) => c.provider));
+  // A bad claim's box is still found through its provider's list (the truth).
+  for (const b of badClaims) {
+    if (b.provider && (selector.provider === undefined || b.provider === selector.provider)) {
+      if (isKnownProvider(options, b.provider)) providers.add(b.provider);
+    }
+  }
   if (selector.provider) providers.add(selector.provider);
   const byId = new Map<string, Lease>();
-  for (const c of claims) if (c.state === "creating") byId.set(c.id, c);
   await Promise.all([...providers].map(async (name) => {
     const mine = claims.filter((c) => c.provider === name);
     let listed: ProviderLease[];
@@ -112,28 +190,83 @@ export async function listLeases(
       listed = await provider.list({ crew }, rt.signal);
     } catch (e) {
       rt.log(`provider ${name}: list failed (${(e as Error).message}); showing local claims`);
-      for (const c of mine) byId.set(c.id, c);
+      for (const c of mine) {
+        byId.set(c.id, c.state === "creating" && !alive(c.creator) ? { ...c, state: "failed" } : c);
+      }
       return;
     }
     const claimById = new Map(mine.map((c) => [c.id, c]));
+    const seen = new Set<string>();
     for (const pl of listed) {
       const fromProvider = leaseFromProvider(name, pl);
-      if (!fromProvider || (crew !== undefined && fromProvider.crew !== crew)) continue;
+      if (!fromProvider) continue;
       const claim = claimById.get(fromProvider.id);
+      if (!claim && crew !== undefined && fromProvider.crew !== crew) continue;
+      seen.add(fromProvider.id);
+      const state = judgeState(claim?.state, pl.state, alive(claim?.creator));
       byId.set(
         fromProvider.id,
         claim
           ? {
             ...claim,
+            providerId: pl.providerId || claim.providerId,
             ssh: pl.ssh ?? claim.ssh,
             tailnet: pl.tailnet ?? claim.tailnet,
-            state: fromProvider.state === "active" ? claim.state : "failed",
+            state,
           }
-          : fromProvider,
+          : { ...fromProvider, state },
       );
     }
+    for (const c of mine) {
+      if (!seen.has(c.id)) {
+        byId.set(c.id, { ...c, state: judgeState(c.state, undefined, alive(c.creator)) });
+      }
+    }
   }));
-  return [...byId.values()].filter((l) => l.state !== "failed").sort(compareLeases);
+  return { leases: [...byId.values()].sort(compareLeases), badClaims };
+}
+
+/**
+ * Every lease of the selector whatever its state (see {@link listLeasesReport};
+ * unusable claim files are only logged). Use `state === "active"` for the
+ * healthy ones.
+ *
+ * @example
+ * ```ts
+ * import { listLeases } from "./leases.ts";
+ * for (const l of await listLeases({ crew: "pr-42" })) console.log(l.slug, l.state, l.expose);
+ * ```
+ */
+export async function listLeases(
+  selector: ListSelector = {},
+  options: CrabboxOptions = {},
+): Promise<Lease[]> {
+  const { leases, badClaims } = await listLeasesReport(selector, options);
+  if (badClaims.length > 0) (await resolveRuntime(options)).log(badClaimsError(badClaims).message);
+  return leases;
+}
+
+/**
+ * The error for unusable claim files: exit 7 (state), one line naming each file.
+ *
+ * @example
+ * ```ts
+ * import { badClaimsError } from "./leases.ts";
+ * badClaimsError([{ path: "/h/claims/cbx-0123456789ab.json", id: "cbx-0123456789ab", reason: "not valid JSON (truncated?)" }]);
+ * ```
+ */
+export function badClaimsError(bad: readonly BadClaim[]): CrabboxError {
+  return new CrabboxError(
+    "state",
+    "bad_claim",
+    `unusable claim file${bad.length > 1 ? "s" : ""}: ${
+      bad.map((b) => `${b.path} (${b.reason})`).join("; ")
+    }`,
+    {
+      hint: "fix or move the file away; the provider's own list still shows its box",
+      details: { files: bad.map((b) => b.path) },
+    },
+  );
 }
 
 /**
@@ -168,34 +301,60 @@ export async function findLease(ref: string, options: CrabboxOptions = {}): Prom
   return found;
 }
 
-async function releaseOne(rt: Runtime, lease: Lease): Promise<void> {
-  await updateClaim(rt.home, lease.id, (c) => c ? { ...c, state: "releasing" } : c);
-  const provider: Provider = await rt.provider(lease.provider);
-  await provider.delete(toProviderLease(lease), rt.signal);
-  await removeClaim(rt.home, lease.id);
-  await forgetKeysIfUnused(rt.home, lease);
+/** Whether a path exists (a missing one is not an error). */
+async function exists(path: string): Promise<boolean> {
+  return await Deno.lstat(path).then(() => true, () => false);
 }
 
-/** Remove the client key (and crew known_hosts) once no claim needs them. */
-async function forgetKeysIfUnused(home: string, lease: Lease): Promise<void> {
+async function releaseOne(rt: Runtime, lease: Lease): Promise<string[]> {
+  const removed: string[] = [];
+  await updateClaim(rt.home, lease.id, (c) => c ? { ...c, state: "releasing" } : c).catch(() => {});
+  const provider: Provider = await rt.provider(lease.provider);
+  // A create that died before the provider answered left no provider id in
+  // the claim: ask the provider (its list is the truth) for the lease's box.
+  const boxes = lease.providerId
+    ? (await provider.get(lease.providerId, rt.signal) ? [toProviderLease(lease)] : [])
+    : (await provider.list({ crew: lease.crew }, rt.signal)).filter((pl) =>
+      pl.leaseId === lease.id || decodeLabels(pl.labels)?.leaseId === lease.id
+    );
+  for (const box of boxes) {
+    await provider.delete(box, rt.signal);
+    removed.push(`${lease.provider} box ${box.providerId}`);
+  }
+  const claimFile = joinPath(claimsDir(rt.home), `${lease.id}.json`);
+  if (await exists(claimFile)) {
+    await removeFile(claimFile);
+    removed.push("claim");
+  }
+  removed.push(...await forgetKeysIfUnused(rt.home, lease));
+  return removed;
+}
+
+/** Remove the client key (and crew known_hosts) once no claim needs them; says what went. */
+async function forgetKeysIfUnused(home: string, lease: Lease): Promise<string[]> {
+  const removed: string[] = [];
   if (lease.crew !== undefined) {
     const others = (await listClaims(home)).some((c) => c.crew === lease.crew);
-    if (others) return;
+    if (others) return removed;
     // The crew dir (known_hosts, mesh files, sockets, logs) goes with the last
     // member, unless a connect daemon is still recorded there.
     const paths = meshPaths(home, lease.crew);
-    const daemonRecorded = await Deno.stat(paths.daemon).then(() => true, () => false);
-    if (!daemonRecorded) {
+    const daemonRecorded = await exists(paths.daemon);
+    if (!daemonRecorded && await exists(paths.dir)) {
       await Deno.remove(paths.dir, { recursive: true }).catch((e) => {
         if (!(e instanceof Deno.errors.NotFound)) throw e;
       });
+      removed.push("crew dir");
     }
   }
-  await Deno.remove(clientKeyDir(home, { crew: lease.crew, leaseId: lease.id }), {
-    recursive: true,
-  }).catch((e) => {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  });
+  const keyDir = clientKeyDir(home, { crew: lease.crew, leaseId: lease.id });
+  if (await exists(keyDir)) {
+    await Deno.remove(keyDir, { recursive: true }).catch((e) => {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    });
+    removed.push("client key");
+  }
+  return removed;
 }
 
 /** Release leases (bounded parallelism); failures are collected, not thrown. */
@@ -204,13 +363,17 @@ export async function releaseLeases(
   leases: readonly Lease[],
 ): Promise<ReleaseResult> {
   const results = await runBounded(leases, 8, (l) => releaseOne(rt, l));
-  const out: ReleaseResult = { released: [], failed: [] };
+  const out: ReleaseResult = { released: [], failed: [], removed: {} };
   results.forEach((r, i) => {
-    if (r.status === "fulfilled") out.released.push(leases[i].id);
-    else {out.failed.push({
+    if (r.status === "fulfilled") {
+      out.released.push(leases[i].id);
+      out.removed[leases[i].id] = r.value;
+    } else {
+      out.failed.push({
         id: leases[i].id,
         error: (r.reason as Error)?.message ?? String(r.reason),
-      });}
+      });
+    }
   });
   return out;
 }
@@ -224,13 +387,19 @@ export async function releaseLeases(
  * await releaseLease(await findLease("pr-42/api"));
  * ```
  */
-export async function releaseLease(lease: Lease, options: CrabboxOptions = {}): Promise<void> {
-  await releaseOne(await resolveRuntime(options), lease);
+export async function releaseLease(
+  lease: Lease,
+  options: CrabboxOptions = {},
+): Promise<string[]> {
+  return await releaseOne(await resolveRuntime(options), lease);
 }
 
 /**
- * Release every lease of a crew across providers. One failure does not stop
- * the rest; failures are returned.
+ * Release every lease of a crew across providers, whatever its state. One
+ * failure does not stop the rest; failures are returned. Claim files of the
+ * crew that cannot be read and are still there after the rest was released
+ * (releasing a lease the provider listed removes its claim file, readable or
+ * not) come back in `badClaims`: the release is not complete.
  *
  * @example
  * ```ts
@@ -243,6 +412,9 @@ export async function releaseCrew(
   options: CrabboxOptions = {},
 ): Promise<ReleaseResult> {
   const rt = await resolveRuntime(options);
-  const leases = await listLeases({ crew: name }, options);
-  return await releaseLeases(rt, leases);
+  const { leases, badClaims } = await listLeasesReport({ crew: name }, options);
+  const result = await releaseLeases(rt, leases);
+  const left: BadClaim[] = [];
+  for (const b of badClaims) if (await exists(b.path)) left.push(b);
+  return left.length > 0 ? { ...result, badClaims: left } : result;
 }

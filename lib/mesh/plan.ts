@@ -96,12 +96,14 @@ export function hasSshFeature(options: CrabboxOptions): (provider: string) => bo
 
 /**
  * The leases of a crew a mesh command works on: `options.members` or the
- * active leases, narrowed to the crew (leases without a crew pass) and to
+ * active leases (not those being created, failed or unreachable), narrowed to the crew (leases without a crew pass) and to
  * `options.provider`.
  */
 export async function crewLeases(crew: string, options: ConnectOptions): Promise<Lease[]> {
   const leases = options.members ??
-    await listLeases({ crew, provider: options.provider }, options);
+    (await listLeases({ crew, provider: options.provider }, options)).filter((l) =>
+      l.state === "active"
+    );
   return leases.filter((l) =>
     (l.crew === undefined || l.crew === crew) &&
     (options.provider === undefined || l.provider === options.provider)

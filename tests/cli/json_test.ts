@@ -72,7 +72,11 @@ Deno.test("--json shapes of warmup, list, status and release", async () => {
     assert.deepEqual(members[0].expose, [8080, 9090]);
 
     const rel = await world.run(["release", "--id", lease.id]);
-    assert.deepEqual(rel, { code: 0, stdout: `released ${lease.id}\n`, stderr: "" });
+    assert.deepEqual(rel, {
+      code: 0,
+      stdout: `released ${lease.id} (removed: memory box srv-1, claim, client key)\n`,
+      stderr: "",
+    });
     assert.equal(mem.boxes.size, 0);
     const empty = await world.run(["list", "--json"]);
     assert.deepEqual(JSON.parse(empty.stdout), []);
@@ -87,7 +91,7 @@ Deno.test("list without leases says so on stderr; the table has a header", async
     assert.deepEqual(await world.run(["list"]), {
       code: 0,
       stdout: "",
-      stderr: "no active leases\n",
+      stderr: "no leases\n",
     });
     await world.run(["warmup", "--crew", "c1", "--slug", "db", "--provider", "memory"]);
     const r = await world.run(["list"]);
@@ -132,7 +136,7 @@ Deno.test("crew release releases every member and says so", async () => {
     assert.equal(r.stdout.trimEnd().split("\n").filter((l) => l.startsWith("released ")).length, 2);
     assert.equal(mem.boxes.size, 0);
     const again = await world.run(["release", "--crew", "t9"]);
-    assert.deepEqual(again, { code: 0, stdout: 'crew "t9" has no active leases\n', stderr: "" });
+    assert.deepEqual(again, { code: 0, stdout: 'crew "t9" has no leases\n', stderr: "" });
   } finally {
     await world.close();
   }
