@@ -47,6 +47,8 @@ export type {
 // Leases
 export {
   attachToLease,
+  type BadClaim,
+  type CreatorRef,
   type Crew,
   findLease,
   type Lease,

@@ -9,7 +9,7 @@
 import { Command } from "@commander-js/extra-typings";
 import { CrabboxError } from "../lib/core/mod.ts";
 import type { MeshEvent } from "../lib/mesh/mod.ts";
-import { type CliIo, table } from "./output.ts";
+import { type CliIo, releasedLine, table } from "./output.ts";
 
 const TEARDOWN_SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGTSTP"];
 
@@ -165,7 +165,6 @@ export async function releaseCrewAction(io: CliIo, name: string): Promise<void> 
     io.out(`crew "${d.crew}" has no leases`);
     return;
   }
-  const { releasedLine } = await import("./lease.ts");
   for (const id of r.released) io.out(releasedLine(id, r.removed[id]));
   if (r.failed.length > 0) {
     for (const f of r.failed) io.err(`crabbox: failed to release ${f.id}: ${f.error}`);

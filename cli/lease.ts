@@ -7,7 +7,7 @@
 import { Command, Option } from "@commander-js/extra-typings";
 import type { Lease } from "../lib/lease/mod.ts";
 import { CrabboxError, parseDuration, usageError } from "../lib/core/mod.ts";
-import { type CliIo, table, withSpinner } from "./output.ts";
+import { type CliIo, releasedLine, table, withSpinner } from "./output.ts";
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -328,13 +328,6 @@ function statusCommand(io: CliIo) {
       } else if (leases.length > 0) io.out(leaseRows(leases));
       if (bad.length > 0) throw badClaimsError(bad);
     });
-}
-
-/** `released <id> (removed: …)`, or just `released <id>` when nothing was left. */
-export function releasedLine(id: string, removed: readonly string[] | undefined): string {
-  return removed && removed.length > 0
-    ? `released ${id} (removed: ${removed.join(", ")})`
-    : `released ${id}`;
 }
 
 function releaseCommand(io: CliIo) {

@@ -111,3 +111,19 @@ export async function withSpinner<T>(io: CliIo, text: string, work: () => Promis
     throw e;
   }
 }
+
+/**
+ * One line per released lease: `released <id> (removed: …)`, or just
+ * `released <id>` when nothing was left.
+ *
+ * @example
+ * ```ts
+ * import { releasedLine } from "./output.ts";
+ * releasedLine("cbx-0123456789ab", ["claim"]); // "released cbx-0123456789ab (removed: claim)"
+ * ```
+ */
+export function releasedLine(id: string, removed: readonly string[] | undefined): string {
+  return removed && removed.length > 0
+    ? `released ${id} (removed: ${removed.join(", ")})`
+    : `released ${id}`;
+}
