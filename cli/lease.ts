@@ -198,6 +198,8 @@ function newBoxOnlyFlags(flags: CreateFlags & { userData?: string; keep?: boolea
     ["--user-data", flags.userData],
     ["--tailscale", flags.tailscale],
     ["--keep", flags.keep],
+    ["--wait-timeout", flags.waitTimeout],
+    ["--no-wait", flags.wait === false ? true : undefined],
   ];
   return given.filter(([, v]) => v !== undefined).map(([name]) => name);
 }

@@ -109,7 +109,16 @@ Deno.test("run --shell sends one shell string as written; with a command after -
   }
 });
 
-for (const flag of [["--init", "/dev/null"], ["--tailscale"], ["--provider", "sshy"], ["--keep"]]) {
+for (
+  const flag of [
+    ["--init", "/dev/null"],
+    ["--tailscale"],
+    ["--provider", "sshy"],
+    ["--keep"],
+    ["--no-wait"],
+    ["--wait-timeout", "1m"],
+  ]
+) {
   Deno.test(`run --id with ${flag[0]} (new box only) exits 2 naming it`, async () => {
     const ssh = shellSsh();
     const world = await cliWorld({ sshy: sshy() }, ssh.program);
