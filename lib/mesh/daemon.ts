@@ -27,8 +27,13 @@ import {
   renderDaemonState,
 } from "./files.ts";
 import { type ConnectOptions, planCrew, sortForwards, writeMeshFiles } from "./plan.ts";
-import { firstConnect, launchAll, makeCtx, makeTunnels, stopChild } from "./tunnel.ts";
-import { killIfMatches, processIdentity, sameProcess } from "../process/mod.ts";
+import { firstConnect, launchAll, makeCtx, makeTunnels, stopChild, type Tunnel } from "./tunnel.ts";
+import {
+  killIfMatches,
+  type ProcessIdentity,
+  processIdentity,
+  sameProcess,
+} from "../process/mod.ts";
 
 /** A crew's `daemon.json`, or `undefined` when there is none. */
 export async function readDaemonState(paths: MeshPaths): Promise<DaemonState | undefined> {
@@ -52,6 +57,20 @@ export async function liveDaemonCount(paths: MeshPaths): Promise<number> {
     if (now && sameProcess(now, { pid: p.pid, startTime: p.startTime, argv: p.argv })) n++;
   }
   return n;
+}
+
+/** The daemon.json entry of a running tunnel. */
+function daemonProcess(t: Tunnel, id: ProcessIdentity): DaemonProcess {
+  return {
+    leaseId: t.member.lease.id,
+    peer: t.member.name,
+    pid: id.pid,
+    startTime: id.startTime,
+    argv: id.argv,
+    controlPath: t.controlPath,
+    logFile: t.logFile,
+    forwards: t.forwards.map((f) => ({ localPort: f.localPort, remotePort: f.remotePort })),
+  };
 }
 
 /** Result of {@link startCrewDaemons}. */
@@ -97,12 +116,32 @@ export async function startCrewDaemons(
     const plan = await planCrew(crew, options);
     const taken = new Set(plan.forwards.map((f) => f.localPort));
     const ctx = makeCtx(rt, options, crew, taken);
+    const startedAt = new Date().toISOString();
+    // Each ssh is recorded in daemon.json as soon as it runs (not only once all
+    // are up), so a connect killed mid-start leaves nothing disconnect cannot find.
+    const recorded = new Map<string, DaemonProcess>();
+    const save = () =>
+      writeFileAtomic(
+        paths.daemon,
+        renderDaemonState({ version: 1, crew, startedAt, processes: [...recorded.values()] }),
+      );
+    ctx.onSpawn = async (t) => {
+      const id = await processIdentity(t.child!.pid);
+      if (!id) return;
+      recorded.set(t.member.lease.id, daemonProcess(t, id));
+      await save();
+    };
     const tunnels = await makeTunnels(rt, plan);
     const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
+    const abandon = async () => {
+      for (const t of tunnels) t.stopping = true;
+      await Promise.all(tunnels.map((t) => stopChild(t)));
+      await removeFile(paths.daemon);
+    };
     try {
       await launchAll(ctx, tunnels);
     } catch (e) {
-      await Promise.all(tunnels.map((t) => stopChild(t)));
+      await abandon();
       throw e;
     }
     const results = await Promise.allSettled(tunnels.map((t) => firstConnect(ctx, t, deadline)));
@@ -110,8 +149,7 @@ export async function startCrewDaemons(
       | PromiseRejectedResult
       | undefined;
     if (failed || options.signal?.aborted) {
-      for (const t of tunnels) t.stopping = true;
-      await Promise.all(tunnels.map((t) => stopChild(t)));
+      await abandon();
       throw failed?.reason ??
         new CrabboxError("interrupted", "interrupted", `connect to crew "${crew}" interrupted`);
     }
@@ -119,27 +157,13 @@ export async function startCrewDaemons(
     for (const t of tunnels) {
       const id = await processIdentity(t.child!.pid);
       if (!id) {
-        for (const x of tunnels) await stopChild(x);
+        await abandon();
         throw new CrabboxError("ssh", "ssh_exited", `ssh for ${t.member.name} exited right away`);
       }
-      processes.push({
-        leaseId: t.member.lease.id,
-        peer: t.member.name,
-        pid: id.pid,
-        startTime: id.startTime,
-        argv: id.argv,
-        controlPath: t.controlPath,
-        logFile: t.logFile,
-        forwards: t.forwards.map((f) => ({ localPort: f.localPort, remotePort: f.remotePort })),
-      });
+      processes.push(daemonProcess(t, id));
       t.child!.unref?.();
     }
-    const state: DaemonState = {
-      version: 1,
-      crew,
-      startedAt: new Date().toISOString(),
-      processes,
-    };
+    const state: DaemonState = { version: 1, crew, startedAt, processes };
     await writeFileAtomic(paths.daemon, renderDaemonState(state));
     const forwards = sortForwards(tunnels.flatMap((t) => t.forwards));
     await writeMeshFiles(paths, crew, forwards);
@@ -171,8 +195,11 @@ async function stopDaemons(paths: MeshPaths): Promise<{ recorded: number; stoppe
   const state = await readDaemonState(paths);
   if (!state) return { recorded: 0, stopped: 0 };
   const results = await Promise.all(state.processes.map(async (p) => {
-    const ok = await killIfMatches({ pid: p.pid, startTime: p.startTime, argv: p.argv });
-    if (ok) await removeFile(p.controlPath).catch(() => {});
+    const expected = { pid: p.pid, startTime: p.startTime, argv: p.argv };
+    const ok = await killIfMatches(expected);
+    // Killed, or dead already: either way its ControlMaster socket is stale.
+    const now = await processIdentity(p.pid);
+    if (ok || !now || !sameProcess(now, expected)) await removeFile(p.controlPath).catch(() => {});
     return ok;
   }));
   await removeFile(paths.daemon);

@@ -96,6 +96,8 @@ export interface Ctx {
   emit: (t: Tunnel, state: MemberState, extra?: Partial<MeshEvent>) => void;
   /** Foreground only: starts our ssh processes and stops them if this process dies. */
   anchor?: Anchor;
+  /** Called (and awaited) right after each ssh is spawned: daemons record it at once. */
+  onSpawn?: (t: Tunnel) => Promise<void>;
 }
 
 function tunnelArgs(ctx: Ctx, t: Tunnel): string[] {
@@ -176,6 +178,7 @@ async function launchTunnel(ctx: Ctx, t: Tunnel): Promise<void> {
   }
   t.child = proc;
   t.exited = proc.status.then((s) => (t.exitStatus = s));
+  await ctx.onSpawn?.(t);
   ctx.emit(t, "starting", { pid: proc.pid });
 }
 

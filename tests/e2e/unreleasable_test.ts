@@ -174,3 +174,66 @@ Deno.test({
     }
   },
 });
+
+async function alive(pid: number): Promise<boolean> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`).catch(() => "");
+  const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  return stat !== "" && state !== "Z";
+}
+
+Deno.test({
+  name:
+    "e2e: crew connect --export killed (SIGTERM) mid-start: disconnect finds and stops its ssh, and removes its socket",
+  ignore: !enabled,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const home = await Deno.makeTempDir({ prefix: "cbx-e2e-" });
+    const cmDir = `${home}/crew/km/cm/`;
+    try {
+      // Nothing listens on the member's 8080: the forward never verifies, so the start hangs.
+      const w = await crabbox(home, [
+        "warmup",
+        "--crew",
+        "km",
+        "--slug",
+        "a",
+        "--expose",
+        "8080",
+        "--provider",
+        "local",
+      ]);
+      assert.equal(w.code, 0, w.stderr);
+      const child = new Deno.Command(Deno.execPath(), {
+        args: cliArgv(["crew", "connect", "km", "--export"]),
+        env: cliEnv(home),
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      const sshPids = await waitFor("the member's ssh", async () => {
+        const pids = await pgrep(cmDir);
+        return pids.length > 0 ? pids : undefined;
+      });
+      child.kill("SIGTERM");
+      await child.status;
+      assert.ok(await alive(sshPids[0]), "the detached ssh outlived the killed connect");
+
+      const d = await crabbox(home, ["crew", "disconnect", "km"]);
+      assert.equal(d.code, 0, d.stderr);
+      assert.match(d.stderr + d.stdout, /disconnected 1 SSH-mesh daemon/);
+      for (const pid of sshPids) assert.equal(await alive(pid), false, `ssh ${pid} still runs`);
+      assert.deepEqual(await pgrep(cmDir), []);
+      const sockets = await Array.fromAsync(Deno.readDir(cmDir)).catch(() => []);
+      assert.deepEqual(sockets.map((e) => e.name), [], "no stale ControlMaster socket");
+      assert.equal(
+        await Deno.stat(`${home}/crew/km/daemon.json`).then(() => true, () => false),
+        false,
+      );
+    } finally {
+      await crabbox(home, ["crew", "disconnect", "km"]);
+      await crabbox(home, ["release", "--crew", "km"]);
+      await Deno.remove(home, { recursive: true }).catch(() => {});
+    }
+  },
+});
