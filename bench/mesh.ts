@@ -27,7 +27,6 @@ import { controlForLease } from "../lib/ssh/control.ts";
 import { meshPaths } from "../lib/core/home.ts";
 import { prepareKnownHosts } from "../lib/ssh/known_hosts.ts";
 import { proxyArgv } from "../lib/ssh/proxy_command.ts";
-import { startFakeSprites } from "../tests/fakes/sprites.ts";
 
 const REPS = Number(Deno.env.get("BENCH_REPS") ?? 3);
 const MIB = Number(Deno.env.get("BENCH_MIB") ?? 512);
@@ -400,9 +399,25 @@ try {
   // proxied member vs direct: the same box through crabbox proxy + a WebSocket proxy
   {
     const member = crews[0][0];
-    await using fake = startFakeSprites({
-      bridge: () => ({ hostname: member.ssh!.host, port: member.ssh!.port }),
-    });
+    // The fake proxy runs in its own process, as a real provider's proxy is elsewhere.
+    const fakeProc = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("./_fake_sprites.ts", import.meta.url).pathname,
+        member.ssh!.host,
+        String(member.ssh!.port),
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const firstLine = await new Response(fakeProc.stdout).body!.pipeThrough(new TextDecoderStream())
+      .getReader().read();
+    const fake = JSON.parse(String(firstLine.value).split("\n")[0]) as {
+      url: string;
+      token: string;
+    };
     Deno.env.set("SPRITES_TOKEN", fake.token);
     Deno.env.set("CRABBOX_SPRITES_API_URL", fake.url);
     const name = `crabbox-bulk-${member.id.slice(4)}`;
@@ -490,6 +505,8 @@ try {
       `${(gp / gd).toFixed(2)}×`,
       `+${(gp - gd).toFixed(2)} ms`,
     );
+    await fakeProc.stdin.close();
+    await fakeProc.status;
     row(`${MIB} MiB through -L: direct member`, `${dMBs.toFixed(0)} MiB/s`, "", ms(median(tpD)));
     row(
       `  proxied member`,
