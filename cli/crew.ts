@@ -149,10 +149,15 @@ async function peersAction(
 }
 
 /** Disconnect a crew's daemons and release all its leases (`crew release`, `release --crew`). */
-export async function releaseCrewAction(io: CliIo, name: string): Promise<void> {
+export async function releaseCrewAction(
+  io: CliIo,
+  name: string,
+  allOwners?: boolean,
+): Promise<void> {
   const { disconnectAndReleaseCrew } = await import("../lib/mesh/mod.ts");
   const r = await disconnectAndReleaseCrew(name, {
     ...io.options,
+    allOwners,
     log: (m) => io.err(`crabbox: ${m}`),
   });
   const d = r.disconnected;
@@ -214,6 +219,7 @@ export function crewCommand(io: CliIo): Command {
   crew.command("release")
     .description("disconnect the crew and release every lease across providers")
     .argument("<name>", "crew name")
-    .action((name) => releaseCrewAction(io, name));
+    .option("--all-owners", "also release other owners' members (never without this flag)")
+    .action((name, flags) => releaseCrewAction(io, name, flags.allOwners));
   return crew;
 }

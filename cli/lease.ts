@@ -104,14 +104,27 @@ function leaseJson(l: Lease) {
     ssh: l.ssh ? { host: l.ssh.host, port: l.ssh.port, user: l.ssh.user } : null,
     tailscale: l.tailscale,
     tailnet: l.tailnet ?? null,
+    owner: l.owner,
     createdAt: l.createdAt,
     labels: l.labels,
   };
 }
 
-function leaseRows(leases: readonly Lease[]): string {
+/** The lease table; with `me` (`--all-owners`), an OWNER column marks other owners' rows. */
+function leaseRows(leases: readonly Lease[], me?: string): string {
+  const owner = (l: Lease) =>
+    me === undefined ? [] : [l.owner === me ? l.owner : `${l.owner} (other)`];
   return table([
-    ["ID", "CREW", "SLUG", "PROVIDER", "STATE", "SSH", "EXPOSE"],
+    [
+      "ID",
+      "CREW",
+      "SLUG",
+      "PROVIDER",
+      "STATE",
+      "SSH",
+      "EXPOSE",
+      ...(me === undefined ? [] : ["OWNER"]),
+    ],
     ...leases.map((l) => [
       l.id,
       l.crew ?? "-",
@@ -120,25 +133,33 @@ function leaseRows(leases: readonly Lease[]): string {
       l.state,
       l.ssh ? `${l.ssh.user}@${l.ssh.host}:${l.ssh.port}` : "-",
       l.expose.join(",") || "-",
+      ...owner(l),
     ]),
   ]);
+}
+
+/** This operator's owner segment. */
+async function myOwner(io: CliIo): Promise<string> {
+  const { ownerFor } = await import("../mod.ts");
+  return await ownerFor({ env: io.options.env });
 }
 
 async function resolveTarget(
   io: CliIo,
   flags: { id?: string; crew?: string; slug?: string },
+  allOwners?: boolean,
 ): Promise<Lease> {
   const { findLease, normalizeCrewName, normalizeSlug } = await import("../mod.ts");
   if (flags.id !== undefined) {
     if (flags.crew !== undefined || flags.slug !== undefined) {
       throw usageError("conflicting_target", "give --id or --crew/--slug, not both");
     }
-    return await findLease(flags.id, io.options);
+    return await findLease(flags.id, { ...io.options, allOwners });
   }
   if (flags.crew !== undefined && flags.slug !== undefined) {
     return await findLease(
       `${normalizeCrewName(flags.crew)}/${normalizeSlug(flags.slug)}`,
-      io.options,
+      { ...io.options, allOwners },
     );
   }
   throw usageError("missing_target", "give --id ID (or crew/slug) or --crew NAME --slug SLUG");
@@ -283,16 +304,17 @@ function listCommand(io: CliIo) {
     .description("list leases in every state (creating, active, failed, unreachable, orphaned)")
     .option("--crew <name>", "only this crew")
     .option("--provider <name>", "only this provider")
+    .option("--all-owners", "include other owners' leases (marked in the OWNER column)")
     .option("--json", "print JSON")
     .action(async (flags) => {
       const { listLeasesReport, badClaimsError } = await import("../lib/lease/mod.ts");
       const { leases, badClaims } = await listLeasesReport(
-        { crew: flags.crew, provider: flags.provider },
+        { crew: flags.crew, provider: flags.provider, allOwners: flags.allOwners },
         { ...io.options, log: (m) => io.err(m) },
       );
       if (flags.json) io.printJson(leases.map(leaseJson));
       else if (leases.length === 0) io.err("no leases");
-      else io.out(leaseRows(leases));
+      else io.out(leaseRows(leases, flags.allOwners ? await myOwner(io) : undefined));
       if (badClaims.length > 0) throw badClaimsError(badClaims);
     });
 }
@@ -302,6 +324,7 @@ function statusCommand(io: CliIo) {
     .description("show one lease (--id) or every member of a crew (--crew)")
     .option("--id <id>", "lease id or crew/slug")
     .option("--crew <name>", "crew name")
+    .option("--all-owners", "include other owners' leases")
     .option("--json", "print JSON")
     .action(async (flags) => {
       const { listLeasesReport, badClaimsError } = await import("../lib/lease/mod.ts");
@@ -311,9 +334,9 @@ function statusCommand(io: CliIo) {
         if (flags.crew !== undefined) {
           throw usageError("conflicting_target", "give --id or --crew, not both");
         }
-        leases = [await resolveTarget(io, { id: flags.id })];
+        leases = [await resolveTarget(io, { id: flags.id }, flags.allOwners)];
       } else if (flags.crew !== undefined) {
-        const report = await listLeasesReport({ crew: flags.crew }, {
+        const report = await listLeasesReport({ crew: flags.crew, allOwners: flags.allOwners }, {
           ...io.options,
           log: (m) => io.err(m),
         });
@@ -327,7 +350,9 @@ function statusCommand(io: CliIo) {
       }
       if (flags.json) {
         io.printJson(flags.id !== undefined ? leaseJson(leases[0]) : leases.map(leaseJson));
-      } else if (leases.length > 0) io.out(leaseRows(leases));
+      } else if (leases.length > 0) {
+        io.out(leaseRows(leases, flags.allOwners ? await myOwner(io) : undefined));
+      }
       if (bad.length > 0) throw badClaimsError(bad);
     });
 }
@@ -337,13 +362,14 @@ function releaseCommand(io: CliIo) {
     .description("release one lease (--id) or a whole crew (--crew), whatever its state")
     .option("--id <id>", "lease id or crew/slug")
     .option("--crew <name>", "crew name")
+    .option("--all-owners", "also release other owners' leases (never without this flag)")
     .action(async (flags) => {
       const { releaseLease } = await import("../mod.ts");
       if (flags.id !== undefined) {
         if (flags.crew !== undefined) {
           throw usageError("conflicting_target", "give --id or --crew, not both");
         }
-        const lease = await resolveTarget(io, { id: flags.id });
+        const lease = await resolveTarget(io, { id: flags.id }, flags.allOwners);
         const removed = await releaseLease(lease, io.options);
         io.out(releasedLine(lease.id, removed));
         return;
@@ -352,7 +378,7 @@ function releaseCommand(io: CliIo) {
         throw usageError("missing_target", "release needs --id ID or --crew NAME");
       }
       const { releaseCrewAction } = await import("./crew.ts");
-      await releaseCrewAction(io, flags.crew);
+      await releaseCrewAction(io, flags.crew, flags.allOwners);
     });
 }
 

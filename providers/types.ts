@@ -89,6 +89,12 @@ export interface ProviderLease {
 export interface LeaseSelector {
   /** Only leases of this normalized crew. */
   crew?: string;
+  /**
+   * Only leases whose `crabbox-owner` label is this owner segment. Providers
+   * that filter server-side add it to their selector; `listLeases` filters
+   * again, so a provider may ignore it.
+   */
+  owner?: string;
 }
 
 /**

@@ -14,6 +14,7 @@ import {
   meshPaths,
   normalizeCrewName,
   normalizeSlug,
+  ownerFor,
   removeFile,
   roleOf,
   runBounded,
@@ -90,6 +91,11 @@ export interface ListSelector {
   crew?: string;
   /** Only this provider. */
   provider?: string;
+  /**
+   * Include other owners' leases (default false: only leases whose
+   * `crabbox-owner` is this operator's, see `ownerFor`).
+   */
+  allOwners?: boolean;
 }
 
 /** True when `name` is an injected or registered provider. */
@@ -166,6 +172,7 @@ export async function listLeasesReport(
   const alive = options.creatorAlive ?? creatorAlive;
   const crew = selector.crew === undefined ? undefined : normalizeCrewName(selector.crew);
   if (selector.provider !== undefined) providerFeatures(options, selector.provider);
+  const owner = selector.allOwners ? undefined : await ownerFor({ env: rt.env });
   const badClaims: BadClaim[] = [];
   const claims = (await listClaims(rt.home, (b) => {
     if (crew === undefined || b.crew === undefined || b.crew === crew) badClaims.push(b);
@@ -187,7 +194,7 @@ export async function listLeasesReport(
     let listed: ProviderLease[];
     try {
       const provider = await rt.provider(name);
-      listed = await provider.list({ crew }, rt.signal);
+      listed = await provider.list({ crew, owner }, rt.signal);
     } catch (e) {
       rt.log(`provider ${name}: list failed (${(e as Error).message}); showing local claims`);
       for (const c of mine) {
@@ -223,7 +230,8 @@ export async function listLeasesReport(
       }
     }
   }));
-  return { leases: [...byId.values()].sort(compareLeases), badClaims };
+  const leases = [...byId.values()].filter((l) => owner === undefined || l.owner === owner);
+  return { leases: leases.sort(compareLeases), badClaims };
 }
 
 /**
@@ -278,11 +286,14 @@ export function badClaimsError(bad: readonly BadClaim[]): CrabboxError {
  * const api = await findLease("pr-42/api");
  * ```
  */
-export async function findLease(ref: string, options: CrabboxOptions = {}): Promise<Lease> {
+export async function findLease(
+  ref: string,
+  options: CrabboxOptions & { allOwners?: boolean } = {},
+): Promise<Lease> {
   const trimmed = ref.trim();
   let found: Lease | undefined;
   if (isLeaseId(trimmed)) {
-    found = (await listLeases({}, options)).find((l) => l.id === trimmed);
+    found = (await listLeases({ allOwners: true }, options)).find((l) => l.id === trimmed);
   } else {
     const slash = trimmed.indexOf("/");
     if (slash <= 0) {
@@ -293,10 +304,22 @@ export async function findLease(ref: string, options: CrabboxOptions = {}): Prom
     }
     const crew = normalizeCrewName(trimmed.slice(0, slash));
     const slug = normalizeSlug(trimmed.slice(slash + 1));
-    found = (await listLeases({ crew }, options)).find((l) => l.slug === slug);
+    found = (await listLeases({ crew, allOwners: options.allOwners }, options)).find((l) =>
+      l.slug === slug
+    );
   }
   if (!found) {
     throw new CrabboxError("notFound", "no_lease", `no active lease ${JSON.stringify(ref)}`);
+  }
+  if (!options.allOwners) {
+    const me = await ownerFor({ env: (await resolveRuntime(options)).env });
+    if (found.owner !== me) {
+      throw usageError(
+        "other_owner",
+        `lease ${found.id} belongs to owner ${found.owner}, not ${me}`,
+        "pass --all-owners to act on another owner's lease",
+      );
+    }
   }
   return found;
 }
@@ -409,10 +432,13 @@ export async function releaseLease(
  */
 export async function releaseCrew(
   name: string,
-  options: CrabboxOptions = {},
+  options: CrabboxOptions & { allOwners?: boolean } = {},
 ): Promise<ReleaseResult> {
   const rt = await resolveRuntime(options);
-  const { leases, badClaims } = await listLeasesReport({ crew: name }, options);
+  const { leases, badClaims } = await listLeasesReport(
+    { crew: name, allOwners: options.allOwners },
+    options,
+  );
   const result = await releaseLeases(rt, leases);
   const left: BadClaim[] = [];
   for (const b of badClaims) if (await exists(b.path)) left.push(b);

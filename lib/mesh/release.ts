@@ -29,7 +29,7 @@ export interface CrewReleaseResult extends ReleaseResult {
  */
 export async function disconnectAndReleaseCrew(
   name: string,
-  options: CrabboxOptions = {},
+  options: CrabboxOptions & { allOwners?: boolean } = {},
 ): Promise<CrewReleaseResult> {
   const disconnected = await disconnectCrew(name, options);
   const released = await releaseCrew(disconnected.crew, options);

@@ -491,6 +491,10 @@ export function createAwsProvider(
       if (selector.crew !== undefined) {
         filters.push({ name: "tag:crew", values: [assertSelectorValue("crew", selector.crew)] });
       }
+      if (selector.owner !== undefined) {
+        const owner = assertSelectorValue("owner", selector.owner);
+        filters.push({ name: "tag:crabbox-owner", values: [owner] });
+      }
       filters.push({ name: "instance-state-name", values: LISTED_STATES });
       const s = await settings();
       return (await describe(filterParams(filters), signal))

@@ -430,7 +430,8 @@ export function createAzureProvider(
       const s = settings();
       const vms = (await listVms(signal)).filter((vm) =>
         vm.tags.crabbox === "true" &&
-        (selector.crew === undefined || vm.tags.crew === selector.crew)
+        (selector.crew === undefined || vm.tags.crew === selector.crew) &&
+        (selector.owner === undefined || vm.tags["crabbox-owner"] === selector.owner)
       );
       const out: ProviderLease[] = [];
       for (const vm of vms) {

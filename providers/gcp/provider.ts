@@ -394,6 +394,9 @@ export function createGcpProvider(
     async list(selector, signal): Promise<ProviderLease[]> {
       const labels: Labels = { crabbox: "true" };
       if (selector.crew !== undefined) labels.crew = assertSelectorValue("crew", selector.crew);
+      if (selector.owner !== undefined) {
+        labels["crabbox-owner"] = assertSelectorValue("owner", selector.owner);
+      }
       const s = await settings();
       return (await listInstances(labels, signal))
         .map((i) => instanceToLease(i, s, ctx.home))

@@ -349,6 +349,9 @@ export function createHetznerProvider(
     async list(selector, signal): Promise<ProviderLease[]> {
       const labels: Labels = { crabbox: "true" };
       if (selector.crew !== undefined) labels.crew = assertSelectorValue("crew", selector.crew);
+      if (selector.owner !== undefined) {
+        labels["crabbox-owner"] = assertSelectorValue("owner", selector.owner);
+      }
       const servers = await collect(
         "/servers",
         { label_selector: labelSelector(labels) },

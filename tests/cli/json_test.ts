@@ -8,6 +8,7 @@ const LEASE_KEYS = [
   "expose",
   "id",
   "labels",
+  "owner",
   "provider",
   "providerId",
   "role",

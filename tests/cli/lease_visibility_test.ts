@@ -207,3 +207,63 @@ Deno.test("a truncated claim never lets release --crew report success", async ()
     await world.close();
   }
 });
+
+Deno.test("crews belong to their owner: list/status/peers/release select by crew and owner; --all-owners shows and releases others", async () => {
+  const mem = memoryProvider("memory");
+  const alice = await cliWorld({ memory: mem });
+  const bob = await cliWorld({ memory: mem });
+  alice.env.CRABBOX_OWNER = "alice@example.com";
+  bob.env.CRABBOX_OWNER = "bob@example.com";
+  try {
+    const a = await alice.run([
+      "warmup",
+      "--crew",
+      "pr-42",
+      "--slug",
+      "api",
+      "--provider",
+      "memory",
+    ]);
+    const b = await bob.run(["warmup", "--crew", "pr-42", "--slug", "api", "--provider", "memory"]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    const aliceId = a.stdout.trim();
+    const bobId = b.stdout.trim();
+    const list = await bob.run(["list", "--crew", "pr-42", "--json"]);
+    assert.deepEqual(JSON.parse(list.stdout).map((r: Row) => r.id), [bobId]);
+    const status = await bob.run(["status", "--crew", "pr-42", "--json"]);
+    assert.deepEqual(JSON.parse(status.stdout).map((r: Row) => r.id), [bobId]);
+    const peers = await bob.run(["crew", "peers", "pr-42", "--json"]);
+    assert.deepEqual(
+      JSON.parse(peers.stdout).members.map((m: { leaseId: string }) => m.leaseId),
+      [bobId],
+    );
+    const all = await bob.run(["list", "--crew", "pr-42", "--all-owners"]);
+    assert.equal(all.code, 0, all.stderr);
+    assert.match(all.stdout, new RegExp(`${aliceId} .* alice \\(other\\)`));
+    assert.match(all.stdout, new RegExp(`${bobId} .* bob\\s*$`, "m"));
+
+    const other = await bob.run(["release", "--id", aliceId]);
+    assert.equal(other.code, 2, other.stderr);
+    assert.equal(
+      other.stderr,
+      `crabbox: lease ${aliceId} belongs to owner alice, not bob\nhint: pass --all-owners to act on another owner's lease\n`,
+    );
+    assert.equal(mem.boxes.size, 2);
+
+    const rel = await bob.run(["release", "--crew", "pr-42"]);
+    assert.equal(rel.code, 0, rel.stderr);
+    assert.match(rel.stdout, new RegExp(`^released ${bobId} `));
+    assert.deepEqual([...mem.boxes.values()].map((x) => x.leaseId), [aliceId], "alice's box stays");
+
+    const w2 = await bob.run(["warmup", "--crew", "pr-42", "--slug", "db", "--provider", "memory"]);
+    assert.equal(w2.code, 0, w2.stderr);
+    const forced = await bob.run(["release", "--crew", "pr-42", "--all-owners"]);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.match(forced.stdout, new RegExp(`released ${aliceId}`));
+    assert.equal(mem.boxes.size, 0);
+  } finally {
+    await alice.close();
+    await bob.close();
+  }
+});

@@ -272,6 +272,14 @@ Deno.test("hetzner: list paginates, labels round-trip, one key per crew, cleanup
     assert.equal(got.ssh?.keyPath, `${HOME}/keys/crew-alpha/id_ed25519`);
   }
   assert.equal((await provider.list({})).length, 7);
+  // The owner is part of the server-side selector: another owner's crew alpha is not listed.
+  fake.requests.length = 0;
+  assert.equal((await provider.list({ crew: "alpha", owner: "alice" })).length, 5);
+  assert.equal(
+    fake.requests.find((r) => r.path === "/servers")?.query.label_selector,
+    "crabbox=true,crew=alpha,crabbox-owner=alice",
+  );
+  assert.equal((await provider.list({ crew: "alpha", owner: "bob" })).length, 0);
 
   const one = await provider.get(leases[0].providerId);
   assert.equal(one?.leaseId, leases[0].leaseId);
