@@ -9,6 +9,7 @@
 
 import { CrabboxError, type EnvReader, processEnv, sleep, usageError } from "../core/mod.ts";
 import { output, type ProcessRunner, shellQuote, spawn } from "../process/mod.ts";
+import { validateHostKey } from "./host_key.ts";
 
 /** How to reach a box over SSH. */
 export interface SshTarget {
@@ -61,7 +62,7 @@ export function assertSafeArg(what: string, value: string): string {
 
 /**
  * Validate an SSH target: safe host and user, port 1..65535, safe key path
- * and host key.
+ * and a strictly valid host key ({@link validateHostKey}).
  */
 export function validateSshTarget(target: SshTarget): SshTarget {
   assertSafeArg("host", target.host);
@@ -73,9 +74,7 @@ export function validateSshTarget(target: SshTarget): SshTarget {
     throw usageError("bad_port", `ssh port ${target.port} must be 1..65535`);
   }
   if (target.keyPath !== undefined) assertSafeArg("identity file", target.keyPath);
-  if (target.hostKey !== undefined && !/^[a-z0-9@.-]+ [A-Za-z0-9+/=]+$/.test(target.hostKey)) {
-    throw usageError("bad_host_key", "host key must look like 'ssh-ed25519 AAAA…'");
-  }
+  if (target.hostKey !== undefined) validateHostKey(target.hostKey);
   if (target.proxyCommand !== undefined) proxyCommandOption(target.proxyCommand);
   return target;
 }

@@ -8,6 +8,7 @@
 
 import { dirOf, ensurePrivateDir, withLock, writeFileAtomic } from "../core/mod.ts";
 import type { SshTarget } from "./args.ts";
+import { validateHostKey } from "./host_key.ts";
 
 /**
  * The host id of a known_hosts line: `host` on port 22, else `[host]:port`.
@@ -22,9 +23,16 @@ export function knownHostId(host: string, port: number): string {
   return port === 22 ? host : `[${host}]:${port}`;
 }
 
+/** The host ids a known_hosts line is for (its first field, comma-separated). */
+function lineHostIds(line: string): string[] {
+  return line.split(" ")[0].split(",");
+}
+
 /**
  * Make sure `knownHostsFile` exists (0600) and, for every target that pins a
- * host key, contains exactly that key for its host id. Serialized with a lock
+ * host key, contains exactly that key for its host id: a re-pinned host's old
+ * lines go, other hosts' lines stay. Every key is checked with
+ * {@link validateHostKey} before anything is written. Serialized with a lock
  * file, so concurrent members of one crew never lose each other's keys; a
  * whole crew is pinned in one write.
  */
@@ -32,6 +40,7 @@ export async function pinHostKeys(
   targets: readonly SshTarget[],
   knownHostsFile: string,
 ): Promise<void> {
+  for (const t of targets) if (t.hostKey !== undefined) validateHostKey(t.hostKey);
   await ensurePrivateDir(dirOf(knownHostsFile));
   await withLock(`${knownHostsFile}.lock`, async () => {
     let current = "";
@@ -44,7 +53,9 @@ export async function pinHostKeys(
     for (const t of targets) if (t.hostKey) pinned.set(knownHostId(t.host, t.port), t.hostKey);
     let next = current;
     if (pinned.size > 0) {
-      const kept = current.split("\n").filter((l) => l !== "" && !pinned.has(l.split(" ")[0]));
+      const kept = current.split("\n").filter((l) =>
+        l !== "" && !lineHostIds(l).some((id) => pinned.has(id))
+      );
       next = [...kept, ...[...pinned].map(([id, key]) => `${id} ${key}`)].join("\n") + "\n";
     }
     if (next !== current || current === "") await writeFileAtomic(knownHostsFile, next);
@@ -79,7 +90,7 @@ export async function forgetHostKey(file: string, host: string, port: number): P
       throw e;
     }
     const lines = text.split("\n");
-    const kept = lines.filter((l) => !l.split(" ")[0].split(",").includes(hostId));
+    const kept = lines.filter((l) => !lineHostIds(l).includes(hostId));
     if (kept.length !== lines.length) await writeFileAtomic(file, kept.join("\n"));
   });
 }

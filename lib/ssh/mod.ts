@@ -7,6 +7,7 @@
 
 export * from "./args.ts";
 export * from "./control.ts";
+export * from "./host_key.ts";
 export * from "./init_script.ts";
 export * from "./keys.ts";
 export * from "./known_hosts.ts";

@@ -14,6 +14,7 @@ import {
 import { crewPeers, describeCrew } from "../../lib/mesh/peers.ts";
 import { planCrew } from "../../lib/mesh/plan.ts";
 import { lastLogReason, probeForward } from "../../lib/mesh/probe.ts";
+import { fakeHostKey } from "../ssh/_host_key.ts";
 
 let seq = 0;
 function lease(
@@ -196,7 +197,7 @@ Deno.test("memberSshArgs: exact argv of a member tunnel", () => {
 Deno.test("memberSshArgs: pinned host key → StrictHostKeyChecking=yes; unsafe host rejected", () => {
   const files = { knownHostsFile: "/kh", controlPath: "/cm", logFile: "/log" };
   const args = memberSshArgs(
-    { host: "h", port: 2222, user: "root", hostKey: "ssh-ed25519 AAAAC3Nz" },
+    { host: "h", port: 2222, user: "root", hostKey: fakeHostKey() },
     [{ localPort: 51820, remotePort: 80 }],
     files,
   );
