@@ -102,16 +102,17 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
   const file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
   try {
-    let written = 0;
-    while (written < bytes.length) written += await file.write(bytes.subarray(written));
-    await file.sync();
-  } finally {
-    file.close();
-  }
-  try {
+    try {
+      let written = 0;
+      while (written < bytes.length) written += await file.write(bytes.subarray(written));
+      await file.sync();
+    } finally {
+      file.close();
+    }
     await Deno.chmod(tmp, 0o600);
     await Deno.rename(tmp, path);
   } catch (e) {
+    // Any failure (a short disk, a rename onto a directory) leaves the old file and no temp.
     await Deno.remove(tmp).catch(() => {});
     throw e;
   }

@@ -49,6 +49,50 @@ Deno.test("writeFileAtomic makes 0600 files under 0700 dirs and leaves no temp f
   }
 });
 
+Deno.test("writeFileAtomic replaces the file (a hard link to the old one keeps the old bytes)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/state.json`;
+    await Deno.writeTextFile(path, "old\n", { mode: 0o644 });
+    await Deno.link(path, `${dir}/reader-view`);
+    const before = await Deno.stat(path);
+    await writeFileAtomic(path, "new\n");
+    assert.equal(await Deno.readTextFile(path), "new\n");
+    assert.equal(await Deno.readTextFile(`${dir}/reader-view`), "old\n");
+    const after = await Deno.stat(path);
+    assert.notEqual(after.ino, before.ino, "a new inode was renamed into place");
+    assert.equal(after.mode! & 0o777, 0o600);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Bytes whose second write fails, like a disk that fills up half-way. */
+class FailingBytes extends Uint8Array {
+  override subarray(begin?: number): Uint8Array<ArrayBuffer> {
+    if ((begin ?? 0) > 0) throw new Error("No space left on device (os error 28)");
+    return new Uint8Array(this.buffer, this.byteOffset, 1);
+  }
+}
+
+Deno.test("writeFileAtomic: a failed write or rename leaves the old content and no temp file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/state.json`;
+    await writeFileAtomic(path, "old\n");
+    const failing = new FailingBytes(new TextEncoder().encode("new content\n"));
+    await assert.rejects(writeFileAtomic(path, failing), /No space left/);
+    assert.equal(await Deno.readTextFile(path), "old\n");
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["state.json"]);
+    // Rename onto a non-empty directory fails: nothing is left behind either.
+    await Deno.mkdir(`${dir}/taken/x`, { recursive: true });
+    await assert.rejects(writeFileAtomic(`${dir}/taken`, "x"));
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["state.json", "taken"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("ensurePrivateDir creates 0700 dirs and never tightens existing ones", async () => {
   const dir = await Deno.makeTempDir();
   try {
@@ -94,6 +138,25 @@ Deno.test("claims: save, load, update, list order, slug reservation", async () =
     await updateClaim(home, "cbx-00000000000c", () => undefined);
     assert.equal(await loadClaim(home, "cbx-00000000000c"), undefined);
     await assert.rejects(loadClaim(home, "../../etc/passwd"), /not a lease id/);
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});
+
+Deno.test("claims: a failed claim frees its slug; creating, active and releasing ones hold it", async () => {
+  const home = await Deno.makeTempDir();
+  try {
+    const states = ["creating", "active", "releasing", "failed"] as const;
+    for (const [i, state] of states.entries()) {
+      await saveClaim(home, { ...lease(`cbx-00000000001${i}`, `m${i}`), state });
+    }
+    for (const [i, state] of states.entries()) {
+      const again = reserveClaim(home, lease(`cbx-00000000002${i}`, `m${i}`));
+      if (state === "failed") await again;
+      else await assert.rejects(again, (e) => e instanceof CrabboxError && e.code === "slug_taken");
+    }
+    assert.equal((await loadClaim(home, "cbx-000000000023"))?.slug, "m3");
+    assert.equal(await loadClaim(home, "cbx-000000000020"), undefined);
   } finally {
     await Deno.remove(home, { recursive: true });
   }

@@ -160,3 +160,82 @@ Deno.test("anchor: SIGKILL of the owner process leaves no child behind", async (
   }
   assert.equal(await processIdentity(pid), undefined);
 });
+
+/** A fake `/proc` holding one process; `swap` replaces it (a pid reused by another program). */
+function fakeProc(pid: number, state: string, startTime: string, argv: string[]) {
+  const files = new Map<string, string>();
+  const put = (st: string, start: string, args: string[]) => {
+    files.set(
+      `/proc/${pid}/stat`,
+      `${pid} (${args[0]}) ${st} 1 ${pid} ${pid} 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 ${start} 0 0`,
+    );
+    files.set(`/proc/${pid}/cmdline`, args.join("\0") + "\0");
+  };
+  put(state, startTime, argv);
+  return {
+    read: (p: string) => Promise.resolve(files.get(p)),
+    swap: put,
+    gone: () => files.clear(),
+  };
+}
+
+Deno.test("killIfMatches: identity changes between SIGTERM and SIGKILL → no SIGKILL", async () => {
+  const proc = fakeProc(88, "S", "700", ["ssh", "-N"]);
+  const sent: string[] = [];
+  const ok = await killIfMatches({ pid: 88, startTime: "700", argv: ["ssh", "-N"] }, {
+    graceMs: 0, // no polling: the re-check right before SIGKILL is all that stands in the way
+    read: proc.read,
+    kill: (_pid, sig) => {
+      sent.push(sig);
+      // Our ssh ignores SIGTERM and dies later; the pid is reused by another program.
+      if (sig === "SIGTERM") proc.swap("S", "900", ["postgres"]);
+    },
+  });
+  assert.deepEqual(sent, ["SIGTERM"]);
+  assert.equal(ok, true, "ours is gone; the stranger was not touched");
+});
+
+Deno.test("killIfMatches: still ours after the grace period → SIGKILL; gone after SIGTERM → none", async () => {
+  const stubborn = fakeProc(89, "S", "700", ["ssh", "-N"]);
+  const sent: string[] = [];
+  const ok = await killIfMatches({ pid: 89, startTime: "700", argv: ["ssh", "-N"] }, {
+    graceMs: 0,
+    read: stubborn.read,
+    kill: (_pid, sig) => {
+      sent.push(sig);
+      if (sig === "SIGKILL") stubborn.gone();
+    },
+  });
+  assert.deepEqual([ok, sent], [true, ["SIGTERM", "SIGKILL"]]);
+
+  const polite = fakeProc(90, "S", "700", ["ssh", "-N"]);
+  const sent2: string[] = [];
+  const ok2 = await killIfMatches({ pid: 90, startTime: "700", argv: ["ssh", "-N"] }, {
+    graceMs: 1000,
+    read: polite.read,
+    kill: (_pid, sig) => {
+      sent2.push(sig);
+      polite.gone();
+    },
+  });
+  assert.deepEqual([ok2, sent2], [true, ["SIGTERM"]]);
+});
+
+Deno.test("killIfMatches: a zombie (state Z or X) is not alive → no signal", async () => {
+  for (const state of ["Z", "X"]) {
+    const proc = fakeProc(91, state, "700", ["ssh", "-N"]);
+    const sent: string[] = [];
+    const ok = await killIfMatches({ pid: 91, startTime: "700", argv: ["ssh", "-N"] }, {
+      read: proc.read,
+      kill: (_pid, sig) => void sent.push(sig),
+    });
+    assert.deepEqual([ok, sent], [false, []], state);
+    assert.equal(await processIdentity(91, proc.read), undefined, state);
+  }
+  const live = fakeProc(92, "S", "700", ["ssh", "-N"]);
+  assert.deepEqual(await processIdentity(92, live.read), {
+    pid: 92,
+    startTime: "700",
+    argv: ["ssh", "-N"],
+  });
+});
