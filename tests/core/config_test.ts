@@ -54,6 +54,14 @@ Deno.test("bad YAML and unknown keys name file:line", async () => {
       /^c\.yaml:3: unknown key "ssh\.hosts\[\]\.shell"/,
     ],
     ["provider: a\nprovider: b\n", /^c\.yaml:2: /],
+    [
+      "ssh:\n  hosts:\n    - { name: a, host: b, port: 65536 }\n",
+      /^c\.yaml:3: .*port must be 1\.\.65535/,
+    ],
+    [
+      "ssh:\n  hosts:\n    - { name: a, host: b, port: 0 }\n",
+      /^c\.yaml:3: .*port must be 1\.\.65535/,
+    ],
   ];
   for (const [text, re] of cases) {
     await assert.rejects(

@@ -31,6 +31,7 @@ Deno.test("expose label round-trips and ignores junk", () => {
   assert.deepEqual(parseExposeLabel("8080-xyz-9090-bad-80"), [80, 8080, 9090]);
   assert.deepEqual(parseExposeLabel("  "), []);
   assert.deepEqual(parseExposeLabel("99999999"), []);
+  assert.deepEqual(parseExposeLabel("65536-80-65535-0"), [80, 65535], "ports above 65535 are junk");
   assert.deepEqual(parseExposeLabel(undefined), []);
   const ten = Array.from({ length: 10 }, (_, i) => 65526 + i);
   assert.ok(exposeLabelValue(ten).length <= 63);

@@ -67,3 +67,16 @@ Deno.test("label value validation matches the cross-provider charset", () => {
   assert.ok(!isValidLabelValue("a".repeat(64)));
   assert.ok(!isValidLabelKey("1abc"));
 });
+
+Deno.test('decodeLabels: crabbox-tailscale reads true only for "true"; a missing slug is the lease id', () => {
+  const base = { crabbox: "true", "crabbox-lease": "cbx-0123456789ab", slug: "api" };
+  assert.equal(decodeLabels({ ...base, "crabbox-tailscale": "true" })?.tailscale, true);
+  for (const v of ["false", "", "yes", "TRUE"]) {
+    assert.equal(decodeLabels({ ...base, "crabbox-tailscale": v })?.tailscale, false, v);
+  }
+  assert.equal(decodeLabels(base)?.tailscale, false);
+  const { slug: _slug, ...noSlug } = base;
+  assert.equal(decodeLabels(noSlug)?.slug, "cbx-0123456789ab");
+  assert.equal(decodeLabels({ ...base, slug: "" })?.slug, "cbx-0123456789ab");
+  assert.equal(decodeLabels({ ...base, slug: "--" })?.slug, "cbx-0123456789ab");
+});

@@ -236,7 +236,7 @@ Deno.test({
     const opts of [full({ init: HOSTILE_INIT, sshUser: "ubuntu" }), {
       slug: "a",
       sshPublicKey: SSH_KEY,
-    }]
+    }, { slug: "y", sshPublicKey: SSH_KEY, sshUser: "on" }]
   ) {
     const text = renderCloudInit(opts);
     const out = await run("python3", [
@@ -269,6 +269,15 @@ Deno.test({
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("renderCloudInit: YAML 1.1 booleans and null are quoted (PyYAML would read on/no/y as booleans)", () => {
+  for (const word of ["y", "n", "yes", "no", "on", "off", "true", "false", "null"]) {
+    const text = renderCloudInit({ slug: "a", sshPublicKey: SSH_KEY, sshUser: word });
+    assert.ok(text.includes(`  - name: "${word}"\n`), word);
+  }
+  const plain = renderCloudInit({ slug: "a", sshPublicKey: SSH_KEY, sshUser: "ubuntu" });
+  assert.ok(plain.includes("  - name: ubuntu\n"));
 });
 
 Deno.test("renderCloudInit: rejects inputs that could inject shell or YAML", () => {

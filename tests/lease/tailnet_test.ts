@@ -174,3 +174,19 @@ Deno.test("--tailscale on a provider without the feature names the ones that hav
   );
   assert.deepEqual(t.fake.requests, []);
 });
+
+Deno.test("a taken slug fails before the tailnet is touched: no policy edit, no key minted", async () => {
+  await using t = await setup();
+  await leaseBox({ slug: "api", provider: "cloudy", tailscale: false }, {
+    ...t.options,
+    crew: "tn",
+  });
+  assert.deepEqual(t.fake.requests, []);
+  await assert.rejects(
+    leaseBox({ slug: "api", provider: "cloudy", tailscale: true }, { ...t.options, crew: "tn" }),
+    (e: unknown) => e instanceof CrabboxError && e.code === "slug_taken" && e.exitStatus === 2,
+  );
+  assert.deepEqual(t.fake.requests, [], "no policy read or write, no key");
+  assert.equal(t.fake.keys.length, 0);
+  assert.equal(t.provider.creates.length, 1);
+});

@@ -56,6 +56,11 @@ Deno.test("hosts file: exact text, never 127.0.0.1:<port> as an address", () => 
     FW.map(({ peer, remotePort, localPort }) => ({ peer, remotePort, localPort })),
   );
   assert.deepEqual(parseHostsFile("# only a comment\n127.0.0.1 junk\n"), []);
+  // The alias port and remote= must agree, or the line is not ours: ignored.
+  assert.deepEqual(
+    parseHostsFile("127.0.0.1  api.cbx api-8080.cbx  # local=127.0.0.1:51820 remote=:9090\n"),
+    [],
+  );
 });
 
 Deno.test("env file: exact text, export lines and record", () => {
@@ -129,6 +134,16 @@ Deno.test("daemon.json: round trip, forwards, and validation", () => {
   const broken = structuredClone(state);
   (broken.processes[0] as { pid: number }).pid = -1;
   bad(JSON.stringify(broken), /process entry 0/);
+  for (const port of [65536, 0, 1.5]) {
+    for (const key of ["localPort", "remotePort"] as const) {
+      const badPort = structuredClone(state);
+      badPort.processes[0].forwards[1][key] = port;
+      bad(JSON.stringify(badPort), /process entry 0/);
+    }
+  }
+  const maxPort = structuredClone(state);
+  maxPort.processes[0].forwards[1] = { localPort: 65535, remotePort: 65535 };
+  assert.deepEqual(parseDaemonState(JSON.stringify(maxPort), "d.json"), maxPort);
   const noArgv = structuredClone(state);
   noArgv.processes[0].argv = [];
   bad(JSON.stringify(noArgv), /process entry 0/);

@@ -82,8 +82,13 @@ Deno.test("selectMembers: ssh feature only, portless kept, name order, ports asc
   const b = lease("api", "local", []);
   const c = lease("gpu", "tailnet-only", [80]);
   const d = lease("db", "local", [5432], { ssh: undefined });
-  const { members, skipped } = selectMembers([a, b, c, d], (p) => p === "local");
-  assert.deepEqual(members.map((m) => [m.name, m.ports]), [["api", []], ["web", [8080, 9090]]]);
+  const e = lease("cache", "local", [], { ssh: undefined }); // port-less, no endpoint yet: listed
+  const { members, skipped } = selectMembers([a, b, c, d, e], (p) => p === "local");
+  assert.deepEqual(members.map((m) => [m.name, m.ports]), [
+    ["api", []],
+    ["cache", []],
+    ["web", [8080, 9090]],
+  ]);
   assert.deepEqual(skipped.map((s) => s.lease.slug), ["gpu", "db"]);
   assert.match(skipped[0].reason, /no SSH-mesh/);
   assert.match(skipped[1].reason, /no SSH endpoint/);
@@ -135,6 +140,14 @@ Deno.test("ports exhausted: its own error kind, exit status and message", () => 
     /no free loopback ports between 51820 and 52819/,
   );
   assert.equal(nextFreePort(() => true, new Set([51820, 51821])), 51822);
+  // The range is inclusive: its last port is used.
+  assert.equal(nextFreePort((p) => p === 52819, new Set()), 52819);
+  assert.equal(nextFreePort(() => true, new Set([60000]), { first: 60000, last: 60001 }), 60001);
+  const { members: two } = selectMembers([lease("api", "local", [1, 2])], () => true);
+  assert.deepEqual(
+    allocateForwards(two, () => true, { first: 60000, last: 60001 }).map((f) => f.localPort),
+    [60000, 60001],
+  );
 });
 
 Deno.test("memberSshArgs: exact argv of a member tunnel", () => {

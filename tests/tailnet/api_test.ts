@@ -389,6 +389,22 @@ Deno.test("500, wrong key (401 JSON) and missing scope (403) are distinct errors
   assert.match(e403.hint ?? "", /policy_file:read scope/);
 });
 
+Deno.test("a 403 from the policy API is a credentials error (exit 9), not a tailnet one", async () => {
+  await using fake = startFakeTailscale();
+  const body = JSON.stringify({
+    message: "calling actor does not have enough permissions to perform this function",
+  });
+  for (const method of ["GET", "POST"]) {
+    fake.setFault({ kind: "status", status: 403, body, method, path: /\/acl$/ });
+    const client = tailnetClientFromEnv(fake.env());
+    const call = method === "GET" ? client.getPolicy() : ensureTailnetPolicy({ tag: TAG, client });
+    const e = await rejects(call, "tailnet_forbidden");
+    assert.equal(e.kind, "credentials", method);
+    assert.equal(e.exitStatus, 9, method);
+    assert.match(e.hint ?? "", /Owner, Admin or Network admin/);
+  }
+});
+
 Deno.test("OAuth: client credentials token, cached per scope until expiry, Bearer on calls", async () => {
   await using fake = startFakeTailscale({
     oauth: { clientId: "cid", clientSecret: "csecret-123" },
@@ -414,13 +430,16 @@ Deno.test("OAuth: client credentials token, cached per scope until expiry, Beare
   assert.equal(form.get("scope"), "policy_file:read");
   assert.equal(new URLSearchParams(tokenReqs[1].body).get("scope"), "policy_file");
   assert.ok(fake.requests.filter((q) => q.path.endsWith("/acl")).every((q) => q.auth === "bearer"));
-  now += 3600_000;
+  const tokens = () => fake.requests.filter((q) => q.path === "/api/v2/oauth/token").length;
+  // The token lives 3600 s; crabbox refetches it 60 s before that, never at the edge.
+  now += 3600_000 - 61_000;
   await client.getPolicy();
-  assert.equal(
-    fake.requests.filter((q) => q.path === "/api/v2/oauth/token").length,
-    3,
-    "refreshed after expiry",
-  );
+  assert.equal(tokens(), 2, "still cached 61 s before expiry");
+  now += 2_000; // 59 s before expiry: inside the refresh margin
+  await client.getPolicy();
+  assert.equal(tokens(), 3, "refetched inside the refresh margin, before expiry");
+  await client.getPolicy();
+  assert.equal(tokens(), 3, "the new token is cached again");
   const wrong = tailnetClientFromEnv({ ...env, TS_OAUTH_CLIENT_SECRET: "nope-nope" });
   const e = await rejects(wrong.getPolicy(), "tailnet_oauth_rejected");
   assert.equal(e.message.includes("nope-nope"), false);

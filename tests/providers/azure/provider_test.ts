@@ -102,6 +102,20 @@ Deno.test("azure api: settings, tags and credentials are validated with the vari
   );
   assert.equal(quota.exitStatus, 4);
   assert.match(quota.message, /OperationNotAllowed: exceeding quota/);
+  // A 403 is the service principal lacking a role: credentials (exit 9), with or without the code.
+  for (const code of ["AuthorizationFailed", "LinkedAuthorizationFailed"]) {
+    const denied = azureError(
+      403,
+      parseArmError(
+        403,
+        JSON.stringify({ error: { code, message: "does not have authorization" } }),
+      ),
+      { what: "create vm x" },
+    );
+    assert.equal(denied.exitStatus, 9, code);
+    assert.equal(denied.code, "azure_forbidden", code);
+    assert.match(denied.hint ?? "", /Contributor/);
+  }
 });
 
 Deno.test("azure: create builds the shared network once, then PIP, NIC and VM with every api-version", async () => {
