@@ -10,18 +10,11 @@ import { encodeLabels } from "../../lib/core/labels.ts";
 import { newLeaseId, roleOf } from "../../lib/core/names.ts";
 import type { SshWaiter } from "../../providers/cloud/common.ts";
 import type { CreateSpec, SshTarget } from "../../providers/types.ts";
+import { fakeHostKey } from "../ssh/_host_key.ts";
 
 /** A syntactically valid `ssh-ed25519` public key line with random key bytes. */
 export function fakePublicKey(comment = "crabbox-test"): string {
-  const type = new TextEncoder().encode("ssh-ed25519");
-  const key = crypto.getRandomValues(new Uint8Array(32));
-  const blob = new Uint8Array(4 + type.length + 4 + key.length);
-  const view = new DataView(blob.buffer);
-  view.setUint32(0, type.length);
-  blob.set(type, 4);
-  view.setUint32(4 + type.length, key.length);
-  blob.set(key, 8 + type.length);
-  return `ssh-ed25519 ${btoa(String.fromCharCode(...blob))} ${comment}`;
+  return `${fakeHostKey()} ${comment}`;
 }
 
 /** A create spec for `slug` in `crew` with reserved labels. */
