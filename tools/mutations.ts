@@ -35,7 +35,7 @@ const TAILNET = ["tests/tailnet/api_test.ts", "tests/tailnet/keys_test.ts"];
 const POLICY = ["tests/tailnet/policy_test.ts", "tests/tailnet/api_test.ts"];
 const LEASE_TAILNET = ["tests/lease/tailnet_test.ts"];
 const CLOUD_INIT = ["tests/lease/cloud_init_test.ts"];
-const LEASES = ["tests/lease/leases_test.ts"];
+const LEASES = ["tests/cli/lease_visibility_test.ts"];
 const TRANSPORT = ["tests/lease/transport_test.ts"];
 const CLOUD = ["tests/providers/cloud/common_test.ts"];
 const CLI = [
@@ -388,17 +388,24 @@ export const MUTATIONS: readonly Mutation[] = [
   },
   // lease
   {
-    name: "lease/failed-leases-hidden",
+    name: "lease/dead-creator-is-failed",
     file: "lib/lease/leases.ts",
-    old: `return [...byId.values()].filter((l) => l.state !== "failed").sort(compareLeases);`,
-    new: "return [...byId.values()].sort(compareLeases);",
+    old: `if (claimed === "creating") return creatorRuns ? "creating" : "failed";`,
+    new: `if (claimed === "creating") return "creating";`,
     tests: LEASES,
   },
   {
-    name: "lease/provider-state-wins",
+    name: "lease/stopped-box-unreachable",
     file: "lib/lease/leases.ts",
-    old: `state: fromProvider.state === "active" ? claim.state : "failed",`,
-    new: "state: claim.state,",
+    old: `return claimed === "releasing" ? "releasing" : "unreachable";`,
+    new: `return claimed === "releasing" ? "releasing" : "active";`,
+    tests: LEASES,
+  },
+  {
+    name: "lease/claim-without-box-orphaned",
+    file: "lib/lease/leases.ts",
+    old: `if (listed === undefined) return claimed === "releasing" ? "releasing" : "orphaned";`,
+    new: "if (listed === undefined) return claimed;",
     tests: LEASES,
   },
   {
