@@ -67,7 +67,13 @@ export {
   runOnLease,
   type Transport,
 } from "./lib/lease/mod.ts";
-export type { RemoteCommand, SshResult, SshTarget } from "./lib/ssh/mod.ts";
+export type {
+  HostKeyPolicy,
+  RemoteCommand,
+  SshIdentity,
+  SshResult,
+  SshTarget,
+} from "./lib/ssh/mod.ts";
 
 // Crews: the SSH-mesh
 export {

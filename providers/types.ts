@@ -12,8 +12,14 @@ import type { ProcessRunner } from "../lib/process/mod.ts";
 
 export type { SshTarget };
 
-/** What a provider can do. */
-export type Feature = "ssh" | "tailscale" | "cloud-init";
+/**
+ * What a provider can do: `ssh` (boxes are reached over SSH), `tailscale`
+ * (boxes can join a tailnet), `cloud-init` (boxes take user-data). One flag
+ * declares a limit instead: `no-port-forward` — the provider's SSH path
+ * cannot forward ports (e.g. a proxy that refuses `-L`), so `crew connect`
+ * and `doctor` report its members instead of failing obscurely.
+ */
+export type Feature = "ssh" | "tailscale" | "cloud-init" | "no-port-forward";
 
 /** A byte stream both ways (a tunnel to a box's TCP port). */
 export interface ByteTunnel {
@@ -128,6 +134,11 @@ export interface Provider {
    * (providers whose SSH target has a `proxyCommand`; `crabbox proxy` uses it).
    */
   openTunnel?(lease: ProviderLease, port: number, signal?: AbortSignal): Promise<ByteTunnel>;
+  /**
+   * A renewed SSH target for a lease whose target carries an `expiresAt`
+   * (e.g. a new gateway token). Only providers with expiring targets.
+   */
+  refreshSsh?(lease: ProviderLease, signal?: AbortSignal): Promise<SshTarget>;
 }
 
 /** What a provider factory receives. */

@@ -55,8 +55,8 @@ export interface DoctorCheck {
 export interface DoctorReport {
   /** Checks in display order. */
   checks: DoctorCheck[];
-  /** Members and their transports (with `crew`). */
-  members?: { slug: string; provider: string; transport: Transport }[];
+  /** Members, their transports and whether their SSH path forwards ports (with `crew`). */
+  members?: { slug: string; provider: string; transport: Transport; portForward: boolean }[];
   /** Reachability matrix (with `crew`). */
   matrix?: Reachability[];
   /** True when no check failed. */
@@ -346,11 +346,15 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
   );
   const report: DoctorReport = { checks, ok: true };
   if (crew !== undefined && !checks.some((c) => c.name === "crew")) {
-    const rows = members.map((m) => ({
-      slug: m.slug,
-      provider: m.provider,
-      transport: memberTransport(m, providerFeaturesOrNone(options, m.provider)),
-    }));
+    const rows = members.map((m) => {
+      const features = providerFeaturesOrNone(options, m.provider);
+      return {
+        slug: m.slug,
+        provider: m.provider,
+        transport: memberTransport(m, features),
+        portForward: features.has("ssh") && !features.has("no-port-forward"),
+      };
+    });
     const breakdown: Record<string, number> = {};
     for (const r of rows) breakdown[r.transport] = (breakdown[r.transport] ?? 0) + 1;
     const planes = Object.entries(breakdown).map(([k, v]) => `${k}=${v}`).join(" ");
@@ -376,6 +380,16 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
           { members: rows, planes: breakdown },
         ),
     );
+    const noForward = rows.filter((r) => !r.portForward && r.transport === "ssh");
+    if (noForward.length > 0) {
+      checks.push(check(
+        "port-forward",
+        "warn",
+        noForward.map((r) => `${r.slug} (${r.provider})`).join(", ") +
+          ": SSH path cannot forward ports; crew connect skips them (use crabbox run/ssh)",
+        { members: noForward.map((r) => r.slug) },
+      ));
+    }
     checks.push(await meshCheck(rt, crew, members));
     checks.push(await tailnetCheck(rt, options, crew, members));
     report.members = rows;

@@ -270,7 +270,10 @@ async function createMember(
     const lease: Lease = {
       ...draft,
       providerId: pl.providerId,
-      ssh: pl.ssh ? { ...pl.ssh, keyPath: pl.ssh.keyPath ?? key.keyPath } : undefined,
+      // A target that names its identity keeps it; otherwise it uses the crew key.
+      ssh: pl.ssh
+        ? (pl.ssh.identity || pl.ssh.keyPath ? pl.ssh : { ...pl.ssh, keyPath: key.keyPath })
+        : undefined,
       tailnet: member.join
         ? { hostname: `crabbox-${member.slug}`, tags: member.join.tags, ...pl.tailnet }
         : pl.tailnet,

@@ -6,6 +6,7 @@
  */
 
 import type { Lease } from "./claims.ts";
+import { withFreshSsh } from "./refresh.ts";
 import { CrabboxError, knownHostsPath } from "../core/mod.ts";
 import { type CrabboxOptions, resolveRuntime } from "../runtime.ts";
 import {
@@ -53,6 +54,7 @@ export async function leaseSshArgs(
   options: CrabboxOptions & { tty?: boolean; reuseMaster?: boolean } = {},
 ): Promise<string[]> {
   const rt = await resolveRuntime(options);
+  lease = await withFreshSsh(lease, rt);
   const target = requireSsh(lease);
   const knownHostsFile = knownHostsPath(rt.home, lease);
   await prepareKnownHosts(target, knownHostsFile);

@@ -11,6 +11,7 @@ export * from "./cloud_init_refresher.ts";
 export * from "./create.ts";
 export * from "./exec.ts";
 export * from "./leases.ts";
+export * from "./refresh.ts";
 export * from "./transport.ts";
 export * from "./readiness.ts";
 export * from "./proxy.ts";

@@ -123,12 +123,19 @@ export function disambiguateNames(items: readonly NameInput[]): string[] {
 export function selectMembers(
   leases: readonly Lease[],
   hasSsh: (provider: string) => boolean,
+  canForward: (provider: string) => boolean = () => true,
 ): MeshMembers {
   const skipped: SkippedMember[] = [];
   const kept: Lease[] = [];
   for (const lease of leases) {
     if (!hasSsh(lease.provider)) {
       skipped.push({ lease, reason: `provider ${lease.provider} has no SSH-mesh (ssh) feature` });
+    } else if (lease.expose.length > 0 && !canForward(lease.provider)) {
+      skipped.push({
+        lease,
+        reason:
+          `provider ${lease.provider}'s SSH path cannot forward ports (no-port-forward); use crabbox run/ssh for this member`,
+      });
     } else if (!lease.ssh && lease.expose.length > 0) {
       skipped.push({ lease, reason: "no SSH endpoint recorded yet" });
     } else {

@@ -16,7 +16,7 @@ import {
   normalizeCrewName,
   writeFileAtomic,
 } from "../core/mod.ts";
-import { listLeases } from "../lease/mod.ts";
+import { listLeases, withFreshSsh } from "../lease/mod.ts";
 import {
   allocateForwards,
   isLoopbackPortFree,
@@ -124,13 +124,19 @@ export async function crewLeases(crew: string, options: ConnectOptions): Promise
 export async function planCrew(name: string, options: ConnectOptions = {}): Promise<MeshPlan> {
   const rt = await resolveRuntime(options);
   const crew = normalizeCrewName(name);
-  const inCrew = await crewLeases(crew, options);
+  const inCrew = await Promise.all(
+    (await crewLeases(crew, options)).map((l) => withFreshSsh(l, rt)),
+  );
   if (inCrew.length === 0) {
     throw new CrabboxError("notFound", "no_crew", `crew "${crew}" has no active leases`, {
       hint: `lease members with: crabbox warmup --crew ${crew} --slug NAME --expose PORT`,
     });
   }
-  const { members, skipped } = selectMembers(inCrew, hasSshFeature(options));
+  const { members, skipped } = selectMembers(
+    inCrew,
+    hasSshFeature(options),
+    (p) => !providerFeaturesOrNone(options, p).has("no-port-forward"),
+  );
   const forwards = allocateForwards(
     members,
     options.isPortFree ?? isLoopbackPortFree,

@@ -11,16 +11,41 @@ import { CrabboxError, type EnvReader, processEnv, sleep, usageError } from "../
 import { output, type ProcessRunner, shellQuote, spawn } from "../process/mod.ts";
 import { validateHostKey } from "./host_key.ts";
 
+/**
+ * Where the SSH identity of a target comes from:
+ * - `crew`: the crew's generated key (`keyPath`), offered alone (`IdentitiesOnly`);
+ * - `lease-key`: a private key the provider handed out, stored 0600 under the
+ *   lease (`keyPath`), offered alone;
+ * - `user`: the user's own identity — `keyPath` when given (a configured
+ *   identity file), else whatever ssh's agent and default identities offer.
+ */
+export type SshIdentity = "crew" | "lease-key" | "user";
+
+/**
+ * How the box's host key is checked: `pinned` (the target carries `hostKey`;
+ * anything else is refused) or `accept-new` (trust on first use in the
+ * crew's known_hosts file; a changed key is refused).
+ */
+export type HostKeyPolicy = "pinned" | "accept-new";
+
 /** How to reach a box over SSH. */
 export interface SshTarget {
   /** Host name or IP address. */
   host: string;
   /** TCP port of sshd. */
   port: number;
-  /** Login user. */
+  /** Login user; empty when {@link SshTarget.userFile} holds it. */
   user: string;
+  /** Identity source (default: `crew` when `keyPath` is set, else `user`). */
+  identity?: SshIdentity;
   /** Private key path (passed with `-i` and `IdentitiesOnly=yes`). */
   keyPath?: string;
+  /**
+   * An ssh_config fragment (0600) holding `User <name>`, for providers whose
+   * login user is a credential (a gateway access token): it reaches ssh
+   * through `-F`, never argv, logs or claims; `user` is then empty.
+   */
+  userFile?: string;
   /** Pinned host key line (`ssh-ed25519 AAAA…`), when the provider knows it. */
   hostKey?: string;
   /**
@@ -29,6 +54,20 @@ export interface SshTarget {
    * Never holds a secret: the command reads credentials itself.
    */
   proxyCommand?: string[];
+  /** Host-key policy (default: `pinned` when `hostKey` is set, else `accept-new`). */
+  hostKeyPolicy?: HostKeyPolicy;
+  /** When a credential of this target expires (ISO 8601); the provider refreshes it before. */
+  expiresAt?: string;
+}
+
+/** The identity source of a target, defaults applied. */
+export function sshIdentityOf(target: SshTarget): SshIdentity {
+  return target.identity ?? (target.keyPath ? "crew" : "user");
+}
+
+/** The host-key policy of a target, defaults applied. */
+export function hostKeyPolicyOf(target: SshTarget): HostKeyPolicy {
+  return target.hostKeyPolicy ?? (target.hostKey ? "pinned" : "accept-new");
 }
 
 /** Longest ControlPath we use (sockaddr_un is 104 bytes on some systems; ssh adds a temp suffix). */
@@ -66,7 +105,14 @@ export function assertSafeArg(what: string, value: string): string {
  */
 export function validateSshTarget(target: SshTarget): SshTarget {
   assertSafeArg("host", target.host);
-  assertSafeArg("user", target.user);
+  if (target.userFile !== undefined) {
+    assertSafeArg("user file", target.userFile);
+    if (target.user !== "") {
+      throw usageError("unsafe_user", "an SSH target with a user file must not also name a user");
+    }
+  } else {
+    assertSafeArg("user", target.user);
+  }
   if (/[@:]/.test(target.user)) {
     throw usageError("unsafe_user", `user ${JSON.stringify(target.user)} may not contain @ or :`);
   }
@@ -74,8 +120,18 @@ export function validateSshTarget(target: SshTarget): SshTarget {
     throw usageError("bad_port", `ssh port ${target.port} must be 1..65535`);
   }
   if (target.keyPath !== undefined) assertSafeArg("identity file", target.keyPath);
+  const identity = sshIdentityOf(target);
+  if ((identity === "crew" || identity === "lease-key") && !target.keyPath) {
+    throw usageError(
+      "no_identity_file",
+      `an SSH target with identity ${identity} needs a key file`,
+    );
+  }
   if (target.hostKey !== undefined) validateHostKey(target.hostKey);
   if (target.proxyCommand !== undefined) proxyCommandOption(target.proxyCommand);
+  if (hostKeyPolicyOf(target) === "pinned" && !target.hostKey) {
+    throw usageError("bad_host_key", "host-key policy pinned needs a host key");
+  }
   return target;
 }
 
@@ -145,7 +201,7 @@ export function sshOptionArgs(target: SshTarget, options: SshOptions): string[] 
   assertSafeArg("known_hosts path", options.knownHostsFile);
   const args = [
     "-F",
-    "none",
+    target.userFile ?? "none",
     "-p",
     String(target.port),
     "-o",
@@ -157,7 +213,7 @@ export function sshOptionArgs(target: SshTarget, options: SshOptions): string[] 
     "-o",
     `ServerAliveCountMax=${options.aliveCountMax ?? 3}`,
     "-o",
-    `StrictHostKeyChecking=${target.hostKey ? "yes" : "accept-new"}`,
+    `StrictHostKeyChecking=${hostKeyPolicyOf(target) === "pinned" ? "yes" : "accept-new"}`,
     "-o",
     `UserKnownHostsFile=${options.knownHostsFile}`,
     "-o",
@@ -181,10 +237,10 @@ export function sshOptionArgs(target: SshTarget, options: SshOptions): string[] 
   return args;
 }
 
-/** `user@host` for the argv, after validation. */
+/** `user@host` for the argv, after validation; just `host` when the user comes from the user file. */
 export function sshDestination(target: SshTarget): string {
   validateSshTarget(target);
-  return `${target.user}@${target.host}`;
+  return target.userFile !== undefined ? target.host : `${target.user}@${target.host}`;
 }
 
 /**
