@@ -228,6 +228,103 @@ export const providerRegistry: Readonly<Record<string, ProviderEntry>> = {
       }
     },
   },
+  proxmox: {
+    name: "proxmox",
+    features: f("ssh"),
+    description:
+      "Proxmox VE VMs cloned from a cloud-init template, SSH to the guest-agent IPv4 (CRABBOX_PROXMOX_TOKEN_ID/_SECRET)",
+    config: {
+      apiUrl: "string",
+      node: "string",
+      templateId: "integer",
+      storage: "string",
+      pool: "string",
+      bridge: "string",
+      user: "string",
+      caCert: "string",
+    },
+    load: async () => (await import("./proxmox/mod.ts")).createProxmoxProvider,
+    credentials: (env, config) => {
+      const missing = ["CRABBOX_PROXMOX_TOKEN_ID", "CRABBOX_PROXMOX_TOKEN_SECRET"]
+        .filter((k) => !env(k)?.trim());
+      if (!env("CRABBOX_PROXMOX_API_URL")?.trim() && typeof config.apiUrl !== "string") {
+        missing.unshift("CRABBOX_PROXMOX_API_URL");
+      }
+      return missing.length > 0 ? `${missing.join(", ")} not set` : undefined;
+    },
+  },
+  runpod: {
+    name: "runpod",
+    features: f("ssh"),
+    description:
+      "RunPod pods over the REST API v1, SSH as root on the mapped public port (RUNPOD_API_KEY)",
+    config: {
+      imageName: "string",
+      computeType: "string",
+      cpuFlavorIds: "strings",
+      vcpuCount: "integer",
+      gpuTypeIds: "strings",
+      gpuCount: "integer",
+      cloudType: "string",
+      containerDiskInGb: "integer",
+      volumeInGb: "integer",
+    },
+    load: async () => (await import("./runpod/mod.ts")).createRunpodProvider,
+    credentials: (env) =>
+      env("CRABBOX_RUNPOD_API_KEY")?.trim() || env("RUNPOD_API_KEY")?.trim()
+        ? undefined
+        : "RUNPOD_API_KEY is not set",
+  },
+  daytona: {
+    name: "daytona",
+    features: f("ssh"),
+    description:
+      "Daytona sandboxes, SSH through Daytona's gateway with an access token as the user (DAYTONA_API_KEY)",
+    config: { snapshot: "string", target: "string", user: "string", sshAccessMinutes: "integer" },
+    load: async () => (await import("./daytona/mod.ts")).createDaytonaProvider,
+    credentials: (env, config) => {
+      const keys = [
+        "CRABBOX_DAYTONA_API_KEY",
+        "DAYTONA_API_KEY",
+        "CRABBOX_DAYTONA_JWT_TOKEN",
+        "DAYTONA_JWT_TOKEN",
+      ];
+      if (!keys.some((k) => env(k)?.trim())) return "DAYTONA_API_KEY is not set";
+      const snapshot = env("CRABBOX_DAYTONA_SNAPSHOT")?.trim() || env("DAYTONA_SNAPSHOT")?.trim() ||
+        typeof config.snapshot === "string";
+      return snapshot ? undefined : "no Daytona snapshot: set DAYTONA_SNAPSHOT or daytona.snapshot";
+    },
+  },
+  semaphore: {
+    name: "semaphore",
+    features: f("ssh"),
+    description:
+      "Semaphore CI debug jobs kept alive, SSH as semaphore with the job's handed-out key (SEMAPHORE_API_TOKEN)",
+    config: {
+      host: "string",
+      project: "string",
+      machine: "string",
+      osImage: "string",
+      idleTimeout: "string",
+    },
+    load: async () => (await import("./semaphore/mod.ts")).createSemaphoreProvider,
+    credentials: (env, config) => {
+      const missing: string[] = [];
+      if (!env("CRABBOX_SEMAPHORE_TOKEN")?.trim() && !env("SEMAPHORE_API_TOKEN")?.trim()) {
+        missing.push("SEMAPHORE_API_TOKEN");
+      }
+      if (
+        !["CRABBOX_SEMAPHORE_API_URL", "CRABBOX_SEMAPHORE_HOST", "SEMAPHORE_HOST"].some((k) =>
+          env(k)?.trim()
+        ) && typeof config.host !== "string"
+      ) missing.push("SEMAPHORE_HOST");
+      if (
+        !env("CRABBOX_SEMAPHORE_PROJECT")?.trim() && !env("SEMAPHORE_PROJECT")?.trim() &&
+        typeof config.project !== "string"
+      ) missing.push("SEMAPHORE_PROJECT");
+      return missing.length > 0 ? `${missing.join(", ")} not set` : undefined;
+    },
+  },
 };
 
 /** Names of the registered providers, sorted. */

@@ -37,11 +37,11 @@ export interface Config {
 }
 
 /**
- * The type of a provider config key: `string`, `integer` and `port` values are checked
- * by the provider when it reads them; `hosts` (a list of {@link StaticHost})
- * is checked here, with `file:line`.
+ * The type of a provider config key: `string`, `strings` (a list),
+ * `integer` and `port` values are checked by the provider when it reads them;
+ * `hosts` (a list of {@link StaticHost}) is checked here, with `file:line`.
  */
-export type ConfigKeyType = "string" | "integer" | "port" | "hosts";
+export type ConfigKeyType = "string" | "strings" | "integer" | "port" | "hosts";
 
 /**
  * Provider config sections: section name → allowed key → type. The provider

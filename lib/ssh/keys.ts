@@ -5,7 +5,16 @@
  * @module
  */
 
-import { CrabboxError, ensurePrivateDir, joinPath, withLock } from "../core/mod.ts";
+import {
+  CrabboxError,
+  dirOf,
+  ensurePrivateDir,
+  isLeaseId,
+  joinPath,
+  removeFile,
+  withLock,
+  writeFileAtomic,
+} from "../core/mod.ts";
 import { type CommandOutput, output, type ProcessRunner } from "../process/mod.ts";
 
 /** A client key pair on disk. */
@@ -84,4 +93,81 @@ export async function ensureClientKey(
     await Deno.chmod(keyPath, 0o600);
     return { keyPath, publicKey: (await Deno.readTextFile(`${keyPath}.pub`)).trim() };
   });
+}
+
+/**
+ * Path of a private key a provider handed out for one lease (e.g. a CI
+ * job's debug key): `<home>/keys/<lease-id>/provider_key`.
+ *
+ * @example
+ * ```ts
+ * import { leaseKeyPath } from "./keys.ts";
+ * leaseKeyPath("/tmp/cbx", "cbx-0123456789ab"); // "/tmp/cbx/keys/cbx-0123456789ab/provider_key"
+ * ```
+ */
+export function leaseKeyPath(home: string, leaseId: string): string {
+  if (!isLeaseId(leaseId)) {
+    throw new CrabboxError("usage", "bad_lease_id", `${JSON.stringify(leaseId)} is not a lease id`);
+  }
+  return joinPath(home, "keys", leaseId, "provider_key");
+}
+
+/**
+ * Store a private key a provider handed out for a lease: atomic, 0600 in a
+ * 0700 dir, with a trailing newline (ssh refuses keys without one). Returns
+ * the path.
+ */
+export async function storeLeaseKey(home: string, leaseId: string, pem: string): Promise<string> {
+  const path = leaseKeyPath(home, leaseId);
+  const text = pem.replace(/\r\n/g, "\n").trimEnd() + "\n";
+  if (
+    !/^-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\n[\s\S]+\n-----END [A-Z0-9 ]*PRIVATE KEY-----\n$/.test(
+      text,
+    )
+  ) {
+    throw new CrabboxError(
+      "provider",
+      "bad_lease_key",
+      "the provider handed out a malformed private key",
+    );
+  }
+  await writeFileAtomic(path, text);
+  return path;
+}
+
+/** Delete a lease's handed-out key (and nothing else); a missing key is fine. */
+export async function removeLeaseKey(home: string, leaseId: string): Promise<void> {
+  await removeFile(leaseKeyPath(home, leaseId));
+}
+
+/**
+ * Path of the ssh_config fragment that holds a lease's login user when the
+ * user name is a credential (a gateway access token):
+ * `<home>/keys/<lease-id>/ssh_user.conf`.
+ */
+export function leaseUserConfigPath(home: string, leaseId: string): string {
+  return joinPath(dirOf(leaseKeyPath(home, leaseId)), "ssh_user.conf");
+}
+
+/**
+ * Store a secret login user as an ssh_config fragment (`User <name>`), atomic
+ * and 0600, so it reaches ssh through `-F` and never through argv, logs or
+ * claims. Returns the path.
+ */
+export async function storeLeaseUser(home: string, leaseId: string, user: string): Promise<string> {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/.test(user)) {
+    throw new CrabboxError(
+      "provider",
+      "bad_lease_user",
+      "the provider handed out a malformed SSH user",
+    );
+  }
+  const path = leaseUserConfigPath(home, leaseId);
+  await writeFileAtomic(path, `User ${user}\n`);
+  return path;
+}
+
+/** Delete a lease's stored login user; a missing file is fine. */
+export async function removeLeaseUser(home: string, leaseId: string): Promise<void> {
+  await removeFile(leaseUserConfigPath(home, leaseId));
 }

@@ -188,6 +188,58 @@ export function configString(
   return v.trim();
 }
 
+/**
+ * A list of non-empty strings (spaces allowed inside an item, e.g. GPU type
+ * names); a single string is a one-item list.
+ *
+ * @example
+ * ```ts
+ * import { configStringList } from "./common.ts";
+ * configStringList({ gpuTypeIds: ["NVIDIA L4"] }, "runpod", "gpuTypeIds", []); // ["NVIDIA L4"]
+ * ```
+ */
+export function configStringList(
+  config: Record<string, unknown>,
+  provider: string,
+  key: string,
+  fallback: string[],
+): string[] {
+  const v = config[key];
+  if (v === undefined || v === null) return fallback;
+  const list = typeof v === "string" ? [v] : v;
+  // deno-lint-ignore no-control-regex
+  const ok = (x: unknown) => typeof x === "string" && x.trim() !== "" && !/[\x00-\x1f\x7f]/.test(x);
+  if (!Array.isArray(list) || list.length === 0 || !list.every(ok)) {
+    throw new CrabboxError(
+      "config",
+      "bad_config_value",
+      `${provider}.${key} must be a non-empty list of strings`,
+    );
+  }
+  return list.map((x) => (x as string).trim());
+}
+
+/** An integer config value in `[min, max]`. */
+export function configInt(
+  config: Record<string, unknown>,
+  provider: string,
+  key: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  const v = config[key];
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+    throw new CrabboxError(
+      "config",
+      "bad_config_value",
+      `${provider}.${key} must be ${min}..${max}`,
+    );
+  }
+  return v;
+}
+
 /** A TCP port config value (1..65535). */
 export function configPort(
   config: Record<string, unknown>,

@@ -9,3 +9,5 @@ export * from "./common.ts";
 export * from "./http.ts";
 export * from "./flat_tags.ts";
 export * from "./ws_tunnel.ts";
+export * from "./http_api.ts";
+export * from "./lease_identity.ts";

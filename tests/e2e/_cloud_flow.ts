@@ -1,7 +1,9 @@
 /**
  * The e2e flow every cloud provider goes through on a real box: the
  * provider's fake API hands out the address of a real `local` box as the
- * VM's public IP, then the real CLI runs `warmup` → `list` → `run` →
+ * VM's public IP (or, for providers reached another way, an endpoint the
+ * fake builds in front of that box: a port relay, a token gateway, a CI
+ * agent), then the real CLI runs `warmup` → `list` → `run` →
  * `doctor --online` → `crew connect --export` + a TCP round trip →
  * `release`, and the fake must hold nothing afterwards.
  *
@@ -29,8 +31,27 @@ export interface CloudFlowFake extends AsyncDisposable {
   listCalls(): number;
   /** Provider-side checks on the one box it holds (user data, labels). */
   checkBox(): void;
-  /** The user-data of the one box it holds, once created (the box's stand-in cloud-init applies it). */
-  userData(): string | undefined;
+  /**
+   * The user-data of the one box it holds, once created (the box's stand-in
+   * cloud-init applies it); absent for providers without cloud-init.
+   */
+  userData?(): string | undefined;
+  /** The SSH endpoint the lease must get (default: the backing box's address). */
+  endpoint?: { host: string; port: number; user: string };
+  /** Extra checks after `run` (home, env). */
+  afterRun?(home: string, env: Record<string, string>): Promise<void>;
+  /** Extra checks after release (home). */
+  afterRelease?(home: string): Promise<void>;
+}
+
+/** The real box behind a flow. */
+export interface BackingBox {
+  /** Its SSH endpoint (root, the crew key). */
+  ssh: SshTarget;
+  /** Its network namespace (for stand-ins inside it). */
+  netns: string;
+  /** Its hostname (`crabbox-<provider>-box`). */
+  hostname: string;
 }
 
 /** One provider's e2e. */
@@ -40,7 +61,9 @@ export interface CloudFlow {
   /** Crew name. */
   crew: string;
   /** Start the fake so that every new VM gets `backing`'s address. */
-  startFake(backing: SshTarget, home: string): Promise<CloudFlowFake>;
+  startFake(backing: SshTarget, home: string, box: BackingBox): Promise<CloudFlowFake>;
+  /** Whether the provider's config takes `sshPort`/`sshUser` (default true). */
+  sshConfig?: boolean;
 }
 
 /** Read everything a TCP service on 127.0.0.1:`port` sends. */
@@ -92,33 +115,43 @@ export async function runCloudFlow(flow: CloudFlow): Promise<void> {
     sshPublicKey: key.publicKey,
     sshKeyPath: key.keyPath,
   });
-  const fake = await flow.startFake(backing.ssh!, home);
+  const fake = await flow.startFake(backing.ssh!, home, {
+    ssh: { ...backing.ssh!, keyPath: key.keyPath },
+    netns: backing.providerId,
+    hostname: `crabbox-${provider}-box`,
+  }).catch(async (e) => {
+    await local.delete(backing);
+    throw e;
+  });
   const env = fake.env;
   const userDataPath = `${backingHome}/user-data`;
   const feeding = new AbortController();
   try {
-    await installStandins(
-      { ...backing.ssh!, keyPath: key.keyPath },
-      `${backingHome}/test_known_hosts`,
-      { userData: userDataPath },
-    );
-    const fed = feedUserData(() => fake.userData(), userDataPath, feeding.signal);
+    const userData = fake.userData?.bind(fake);
+    if (userData) {
+      await installStandins(
+        { ...backing.ssh!, keyPath: key.keyPath },
+        `${backingHome}/test_known_hosts`,
+        { userData: userDataPath },
+      );
+    }
+    const fed = userData ? feedUserData(userData, userDataPath, feeding.signal) : undefined;
     await startNameServer(
       { ...backing.ssh!, keyPath: key.keyPath },
       key.keyPath,
       8080,
       `hello-from-${provider}`,
     );
+    const config = [
+      ...(flow.sshConfig === false ? [] : [`sshPort: ${backing.ssh!.port}`, "sshUser: root"]),
+      ...(fake.config ?? []),
+    ];
+    // The section names the provider in config, so `doctor --online` checks it.
     await Deno.writeTextFile(
       `${home}/config.yaml`,
-      [
-        `${provider}:`,
-        `  sshPort: ${backing.ssh!.port}`,
-        "  sshUser: root",
-        ...(fake.config ?? []).map((l) => `  ${l}`),
-        "",
-      ]
-        .join("\n"),
+      config.length > 0
+        ? [`${provider}:`, ...config.map((l) => `  ${l}`), ""].join("\n")
+        : `${provider}: {}\n`,
     );
     const warm = await crabbox(home, [
       "warmup",
@@ -133,12 +166,17 @@ export async function runCloudFlow(flow: CloudFlow): Promise<void> {
       "--json",
     ], env);
     assert.equal(warm.code, 0, warm.stderr);
-    await fed;
-    // warmup returned after the box's first boot (the stand-in cloud-init) finished.
-    assert.match(warm.stderr, /waiting for its first boot/);
+    if (fed) {
+      await fed;
+      // warmup returned after the box's first boot (the stand-in cloud-init) finished.
+      assert.match(warm.stderr, /waiting for its first boot/);
+    }
     const lease = JSON.parse(warm.stdout);
     assert.equal(lease.provider, provider);
-    assert.equal(lease.ssh.host, backing.ssh!.host);
+    const endpoint = fake.endpoint ?? { host: backing.ssh!.host, port: backing.ssh!.port };
+    assert.equal(lease.ssh.host, endpoint.host);
+    assert.equal(lease.ssh.port, endpoint.port);
+    if (fake.endpoint) assert.equal(lease.ssh.user, fake.endpoint.user);
     fake.checkBox();
 
     const list = await crabbox(home, ["list", "--crew", crew, "--json"], env);
@@ -150,6 +188,7 @@ export async function runCloudFlow(flow: CloudFlow): Promise<void> {
     const run = await crabbox(home, ["run", "--id", `${crew}/api`, "--", "hostname"], env);
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stdout.trim(), `crabbox-${provider}-box`);
+    await fake.afterRun?.(home, env);
 
     const before = fake.listCalls();
     const doctor = await crabbox(home, ["doctor", "--online", "--json"], env);
@@ -174,6 +213,7 @@ export async function runCloudFlow(flow: CloudFlow): Promise<void> {
     const rel = await crabbox(home, ["crew", "release", crew], env);
     assert.equal(rel.code, 0, rel.stderr);
     assert.deepEqual(fake.held(), [], `${provider}: the fake holds nothing after release`);
+    await fake.afterRelease?.(home);
   } finally {
     feeding.abort();
     await crabbox(home, ["crew", "disconnect", crew], env).catch(() => {});

@@ -134,3 +134,124 @@ export function recordRequest(
     },
   };
 }
+
+/** Options of {@link serveFakeRaw}. */
+export interface RawServeOptions {
+  /** Serve HTTPS with this certificate and key (PEM). */
+  tls?: { cert: string; key: string };
+}
+
+function indexOfCrlfCrlf(buf: Uint8Array): number {
+  for (let i = 0; i + 3 < buf.length; i++) {
+    if (buf[i] === 13 && buf[i + 1] === 10 && buf[i + 2] === 13 && buf[i + 3] === 10) return i;
+  }
+  return -1;
+}
+
+/**
+ * Serve `handler` on 127.0.0.1 with a minimal HTTP/1.1 server that writes
+ * each Response's `statusText` as the reason phrase (Deno.serve always sends
+ * the canonical one; Proxmox puts its error message there). One request per
+ * connection (`connection: close`), bodies by `content-length`.
+ *
+ * @example
+ * ```ts
+ * import { serveFakeRaw } from "./fake_http.ts";
+ * const f = serveFakeRaw(() => new Response("{}", { status: 500, statusText: "VM is locked" }));
+ * await f.close();
+ * ```
+ */
+export function serveFakeRaw(
+  handler: (req: Request) => Promise<Response> | Response,
+  options: RawServeOptions = {},
+): FakeHttp {
+  const listener = options.tls
+    ? Deno.listenTls({
+      hostname: "127.0.0.1",
+      port: 0,
+      cert: options.tls.cert,
+      key: options.tls.key,
+    })
+    : Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const scheme = options.tls ? "https" : "http";
+  const host = options.tls ? "localhost" : "127.0.0.1";
+  const conns = new Set<Deno.Conn>();
+  const enc = new TextEncoder();
+  const dec = new TextDecoder();
+
+  async function serveConn(conn: Deno.Conn) {
+    conns.add(conn);
+    try {
+      let buf = new Uint8Array(0);
+      const chunk = new Uint8Array(65536);
+      let head = -1;
+      while ((head = indexOfCrlfCrlf(buf)) < 0) {
+        const n = await conn.read(chunk);
+        if (n === null) return;
+        buf = new Uint8Array([...buf, ...chunk.subarray(0, n)]);
+      }
+      const lines = dec.decode(buf.subarray(0, head)).split("\r\n");
+      const [method, target] = lines[0].split(" ");
+      const headers = new Headers();
+      for (const l of lines.slice(1)) {
+        const i = l.indexOf(":");
+        if (i > 0) headers.append(l.slice(0, i).trim(), l.slice(i + 1).trim());
+      }
+      const length = Number(headers.get("content-length") ?? "0");
+      let body = buf.subarray(head + 4);
+      while (body.length < length) {
+        const n = await conn.read(chunk);
+        if (n === null) break;
+        body = new Uint8Array([...body, ...chunk.subarray(0, n)]);
+      }
+      const req = new Request(`${scheme}://${host}:${port}${target}`, {
+        method,
+        headers,
+        body: method === "GET" || method === "HEAD" ? undefined : body.subarray(0, length),
+      });
+      const res = await handler(req);
+      const payload = new Uint8Array(await res.arrayBuffer());
+      const reason = (res.statusText || "OK").replace(/[\r\n]/g, " ");
+      let out = `HTTP/1.1 ${res.status} ${reason}\r\n`;
+      res.headers.forEach((v, k) => {
+        if (k !== "content-length" && k !== "connection") out += `${k}: ${v}\r\n`;
+      });
+      out += `content-length: ${payload.length}\r\nconnection: close\r\n\r\n`;
+      const bytes = new Uint8Array([...enc.encode(out), ...payload]);
+      let written = 0;
+      while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+    } catch {
+      // client went away
+    } finally {
+      conns.delete(conn);
+      try {
+        conn.close();
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  const accepting = (async () => {
+    try {
+      for await (const conn of listener) serveConn(conn);
+    } catch {
+      // listener closed
+    }
+  })();
+  return {
+    url: `${scheme}://${host}:${port}`,
+    close: async () => {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch {
+          // closed
+        }
+      }
+      await accepting;
+    },
+  };
+}

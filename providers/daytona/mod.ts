@@ -1,0 +1,7 @@
+/**
+ * The `daytona` provider.
+ *
+ * @module
+ */
+
+export * from "./provider.ts";

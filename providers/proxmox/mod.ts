@@ -1,0 +1,7 @@
+/**
+ * The `proxmox` provider.
+ *
+ * @module
+ */
+
+export * from "./provider.ts";

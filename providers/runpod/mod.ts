@@ -1,0 +1,7 @@
+/**
+ * The `runpod` provider.
+ *
+ * @module
+ */
+
+export * from "./provider.ts";

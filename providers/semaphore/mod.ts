@@ -1,0 +1,7 @@
+/**
+ * The `semaphore` provider.
+ *
+ * @module
+ */
+
+export * from "./provider.ts";
