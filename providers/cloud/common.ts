@@ -10,11 +10,12 @@ import {
   CrabboxError,
   decodeLabels,
   isValidLabelValue,
+  knownHostsPath,
   type Labels,
   sleep,
 } from "../../lib/core/mod.ts";
 import { forgetHostKey, prepareKnownHosts, waitForSsh } from "../../lib/ssh/mod.ts";
-import type { ProviderContext, SshTarget } from "../types.ts";
+import type { CreateSpec, ProviderContext, ProviderLease, SshTarget } from "../types.ts";
 
 /** Waits until a fresh box answers SSH; the default runs the system `ssh`. */
 export type SshWaiter = (
@@ -351,4 +352,84 @@ export function withLeftBehind(e: unknown, left: readonly string[]): unknown {
     hint: e.hint,
     details: { ...e.details, leftBehind: [...left] },
   });
+}
+
+/** What {@link finishCreate} needs. */
+export interface FinishCreate {
+  /** Provider name (`runpod`). */
+  provider: string;
+  /** What was made, for log lines (`pod crabbox-api-0123456789ab`). */
+  what: string;
+  /** Context (home, log). */
+  ctx: ProviderContext;
+  /** Runtime (SSH wait and its budget). */
+  rt: CloudRuntime;
+  /** The create spec (crew, for the known_hosts file). */
+  spec: CreateSpec;
+  /** Waits until the resource is up and returns its lease, with an SSH target. */
+  ready: () => Promise<ProviderLease>;
+  /** Removes what was made (after any failure). */
+  remove: () => Promise<void>;
+  /** Abort signal. */
+  signal?: AbortSignal;
+}
+
+/**
+ * The end of a create, once the provider made its resource: wait until it
+ * is up, wait for SSH, and on any failure remove what was made (logging a
+ * removal that fails) before rethrowing.
+ */
+export async function finishCreate(o: FinishCreate): Promise<ProviderLease> {
+  const { ctx, rt } = o;
+  try {
+    const lease = await o.ready();
+    if (!lease.ssh) {
+      throw new CrabboxError(
+        "provider",
+        `${o.provider}_bad_response`,
+        `${o.provider}: ${o.what} is up but has no SSH endpoint`,
+      );
+    }
+    if (rt.waitForSsh) {
+      ctx.log(
+        `${o.provider}: ${o.what} is up; waiting for ssh at ${lease.ssh.host}:${lease.ssh.port}`,
+      );
+      await rt.waitForSsh(lease.ssh, {
+        knownHostsFile: knownHostsPath(ctx.home, o.spec),
+        timeoutMs: rt.sshTimeoutMs,
+        signal: o.signal,
+      });
+    }
+    return lease;
+  } catch (e) {
+    ctx.log(`${o.provider}: create of ${o.what} failed; removing it`);
+    await o.remove().catch((d) =>
+      ctx.log(`${o.provider}: could not remove ${o.what}: ${(d as Error).message}`)
+    );
+    throw e;
+  }
+}
+
+/**
+ * Refuse `--tailscale` in a provider without the feature (the lease layer
+ * checks the registry first; this guards direct library use), with why.
+ *
+ * @example
+ * ```ts
+ * import { refuseTailscale } from "./common.ts";
+ * refuseTailscale("runpod", { tailscale: false }, "pods have no TUN device"); // no error
+ * ```
+ */
+export function refuseTailscale(
+  provider: string,
+  spec: { tailscale?: boolean },
+  why: string,
+): void {
+  if (spec.tailscale) {
+    throw new CrabboxError(
+      "usage",
+      "no_tailscale",
+      `provider ${provider} cannot join a tailnet (${why}); drop --tailscale`,
+    );
+  }
 }

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { type CrabboxError, retryAfterMs } from "../../lib/core/mod.ts";
+import { CrabboxError, retryAfterMs } from "../../lib/core/mod.ts";
 import { backoffMs, type CloudRuntime } from "./common.ts";
 import { fetchWithRetry, parseJsonAnswer } from "./http.ts";
 
@@ -149,4 +149,86 @@ export function apiClient(
       headers: answer.headers,
     };
   };
+}
+
+/**
+ * The message of an error body: the first non-empty string among `fields` of
+ * its JSON (a string list is joined), else the plain text (trimmed, at most
+ * 300 characters).
+ *
+ * @example
+ * ```ts
+ * import { errorMessage } from "./http_api.ts";
+ * errorMessage('{"error":"pod not found","status":404}'); // "pod not found"
+ * errorMessage("Unauthorized"); // "Unauthorized"
+ * ```
+ */
+export function errorMessage(
+  text: string,
+  fields: readonly string[] = ["message", "error"],
+): string {
+  let json: Record<string, unknown> = {};
+  try {
+    const v = JSON.parse(text);
+    if (v !== null && typeof v === "object" && !Array.isArray(v)) json = v;
+  } catch {
+    // a plain-text body
+  }
+  for (const f of fields) {
+    const v = json[f];
+    if (typeof v === "string" && v.trim() !== "") return v.trim();
+    if (Array.isArray(v) && v.some((x) => typeof x === "string")) {
+      return v.filter((x) => typeof x === "string").join("; ");
+    }
+  }
+  return text.trim().slice(0, 300) || "(empty body)";
+}
+
+/** How a provider's REST errors are named. */
+export interface RestErrorNames {
+  /** Provider name, the prefix of codes (`runpod`). */
+  provider: string;
+  /** Display name (`RunPod`). */
+  label: string;
+  /** The credentials as the user sets them (`RUNPOD_API_KEY`); named in 401/403 messages. */
+  credentials: string;
+  /** How to fix rejected credentials. */
+  hint: string;
+}
+
+/**
+ * The common mapping of a failed REST call: 401/403 → credentials (exit 9)
+ * naming the variable, 404 → `<p>_not_found`, 400/422 → `<p>_invalid`,
+ * 409 → `<p>_conflict`, 429 → `<p>_rate_limited`, else `<p>_error` (all
+ * provider errors exit 4). `said` is the provider's message.
+ *
+ * @example
+ * ```ts
+ * import { restError } from "./http_api.ts";
+ * restError({ status: 401, text: "", where: "GET /pods" }, "bad key",
+ *   { provider: "runpod", label: "RunPod", credentials: "RUNPOD_API_KEY", hint: "check it" })
+ *   .exitStatus; // 9
+ * ```
+ */
+export function restError(f: ApiFailure, said: string, names: RestErrorNames): CrabboxError {
+  const { provider: p, label } = names;
+  const details = { status: f.status };
+  if (f.status === 401 || f.status === 403) {
+    return new CrabboxError(
+      "credentials",
+      `${p}_auth`,
+      `${label} rejected ${names.credentials} (${f.status} ${said}) on ${f.where}`,
+      { hint: names.hint, details },
+    );
+  }
+  const [code, message] = f.status === 404
+    ? ["not_found", `${label}: ${f.where}: ${said}`]
+    : f.status === 400 || f.status === 422
+    ? ["invalid", `${label} rejected ${f.where}: ${said}`]
+    : f.status === 409
+    ? ["conflict", `${label}: ${f.where}: ${said}`]
+    : f.status === 429
+    ? ["rate_limited", `${label} rate limit exceeded on ${f.where} and retries ran out`]
+    : ["error", `${label} ${f.where} failed: ${f.status} ${said}`];
+  return new CrabboxError("provider", `${p}_${code}`, message, { details });
 }

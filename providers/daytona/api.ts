@@ -16,7 +16,9 @@ import {
   type ApiFailure,
   configInt,
   configString,
+  errorMessage,
   leaseResourceName,
+  restError,
 } from "../cloud/mod.ts";
 import type { CreateSpec, ProviderLease } from "../types.ts";
 
@@ -303,21 +305,11 @@ export function sandboxToLease(sb: DaytonaSandbox): ProviderLease | undefined {
   };
 }
 
-/** Daytona's error message: `{message}` (string or list) of both error body generations. */
-function errorText(text: string): string {
-  try {
-    const m = obj(JSON.parse(text)).message;
-    if (typeof m === "string" && m.trim() !== "") return m.trim();
-    if (Array.isArray(m)) return m.filter((x) => typeof x === "string").join("; ");
-  } catch {
-    // plain text
-  }
-  return text.trim().slice(0, 300) || "(empty body)";
-}
-
 /**
- * Map a failed answer: 401/403 → credentials (9), 404 → not found,
- * 409 → conflict (retried by delete), quota/capacity → capacity, 400 → invalid.
+ * Map a failed answer: a quota/capacity message → capacity (exit 4,
+ * Daytona's words), else the common REST mapping (401/403 → exit 9 naming
+ * `DAYTONA_API_KEY`, 404 → not found, 409 → conflict, which delete retries).
+ * Both error body generations carry `message` (a string or a list).
  *
  * @example
  * ```ts
@@ -327,55 +319,18 @@ function errorText(text: string): string {
  * ```
  */
 export function daytonaError(f: ApiFailure): CrabboxError {
-  const said = errorText(f.text);
-  const details = { status: f.status };
-  if (f.status === 401 || f.status === 403) {
-    return new CrabboxError(
-      "credentials",
-      "daytona_auth",
-      `Daytona rejected DAYTONA_API_KEY (or DAYTONA_JWT_TOKEN) (${f.status} ${said}) on ${f.where}`,
-      {
-        hint: "check DAYTONA_API_KEY (or DAYTONA_JWT_TOKEN with DAYTONA_ORGANIZATION_ID)",
-        details,
-      },
-    );
-  }
-  if (f.status === 404) {
-    return new CrabboxError("provider", "daytona_not_found", `Daytona: ${f.where}: ${said}`, {
-      details,
-    });
-  }
-  if (f.status === 409) {
-    return new CrabboxError("provider", "daytona_conflict", `Daytona: ${f.where}: ${said}`, {
-      details,
-    });
-  }
+  const said = errorMessage(f.text, ["message"]);
   if (/quota|limit exceeded|no available runner|insufficient resources/i.test(said)) {
     return new CrabboxError("provider", "daytona_capacity", `Daytona has no capacity: ${said}`, {
       hint:
         "release unused sandboxes, pick another daytona.target, or raise the organization's quota",
-      details,
+      details: { status: f.status },
     });
   }
-  if (f.status === 400) {
-    return new CrabboxError("provider", "daytona_invalid", `Daytona rejected ${f.where}: ${said}`, {
-      details,
-    });
-  }
-  if (f.status === 429) {
-    return new CrabboxError(
-      "provider",
-      "daytona_rate_limited",
-      `Daytona rate limit exceeded on ${f.where} and retries ran out`,
-      { details },
-    );
-  }
-  return new CrabboxError(
-    "provider",
-    "daytona_error",
-    `Daytona ${f.where} failed: ${f.status} ${said}`,
-    {
-      details,
-    },
-  );
+  return restError(f, said, {
+    provider: "daytona",
+    label: "Daytona",
+    credentials: "DAYTONA_API_KEY (or DAYTONA_JWT_TOKEN)",
+    hint: "check DAYTONA_API_KEY (or DAYTONA_JWT_TOKEN with DAYTONA_ORGANIZATION_ID)",
+  });
 }

@@ -28,7 +28,6 @@ import {
   CrabboxError,
   dirOf,
   joinPath,
-  knownHostsPath,
   type Labels,
   readJsonFile,
   removeFile,
@@ -41,6 +40,8 @@ import {
   backoffMs,
   type CloudProviderOptions,
   cloudRuntime,
+  finishCreate,
+  refuseTailscale,
   timeoutError,
 } from "../cloud/mod.ts";
 import type { Provider, ProviderContext, ProviderLease, SshTarget } from "../types.ts";
@@ -219,47 +220,38 @@ export function createDaytonaProvider(
     features: new Set(["ssh"]),
 
     async create(spec, signal): Promise<ProviderLease> {
-      if (spec.tailscale) {
-        throw new CrabboxError(
-          "usage",
-          "no_tailscale",
-          "provider daytona cannot join a tailnet; drop --tailscale",
-        );
-      }
+      refuseTailscale("daytona", spec, "sandboxes have no TUN device");
       const s = settings();
       const body = createSandboxBody(spec, s);
       ctx.log(`daytona: creating sandbox ${body.name} (${s.snapshot})`);
       const created = parseSandbox(
         (await call({ method: "POST", path: "/sandbox", body: { json: body }, signal })).json,
       );
-      try {
-        const sb = await waitStarted(created.id, signal);
-        const lease = sandboxToLease(sb);
-        if (!lease || lease.leaseId !== spec.leaseId) {
-          throw new CrabboxError(
-            "provider",
-            "daytona_bad_response",
-            `Daytona sandbox ${sb.id} lost its crabbox labels`,
-          );
-        }
-        lease.ssh = await grantSsh(sb.id, spec.leaseId, signal);
-        if (rt.waitForSsh) {
-          ctx.log(`daytona: sandbox ${sb.name} started; waiting for ssh through ${lease.ssh.host}`);
-          await rt.waitForSsh(lease.ssh, {
-            knownHostsFile: knownHostsPath(ctx.home, spec),
-            timeoutMs: rt.sshTimeoutMs,
-            signal,
-          });
-        }
-        return lease;
-      } catch (e) {
-        ctx.log(`daytona: create of ${body.name} failed; deleting sandbox ${created.id}`);
-        await deleteSandbox(created.id).catch((d) =>
-          ctx.log(`daytona: could not delete sandbox ${created.id}: ${(d as Error).message}`)
-        );
-        await forget(spec.leaseId).catch(() => {});
-        throw e;
-      }
+      return await finishCreate({
+        provider: "daytona",
+        what: `sandbox ${body.name}`,
+        ctx,
+        rt,
+        spec,
+        signal,
+        ready: async () => {
+          const sb = await waitStarted(created.id, signal);
+          const lease = sandboxToLease(sb);
+          if (!lease || lease.leaseId !== spec.leaseId) {
+            throw new CrabboxError(
+              "provider",
+              "daytona_bad_response",
+              `Daytona sandbox ${sb.id} lost its crabbox labels`,
+            );
+          }
+          lease.ssh = await grantSsh(sb.id, spec.leaseId, signal);
+          return lease;
+        },
+        remove: async () => {
+          await deleteSandbox(created.id);
+          await forget(spec.leaseId);
+        },
+      });
     },
 
     async list(selector, signal): Promise<ProviderLease[]> {

@@ -23,6 +23,7 @@ import {
   configString,
   isIpv4,
   leaseResourceName,
+  restError,
 } from "../cloud/mod.ts";
 import type { CreateSpec } from "../types.ts";
 
@@ -392,34 +393,22 @@ export function proxmoxError(f: ApiFailure): CrabboxError {
   // canonical one), so it comes from the body's `message`.
   const message = typeof body.message === "string" ? body.message.trim() : "";
   const said = [message, ...params].filter((x) => x).join("; ") || `HTTP ${f.status}`;
-  const details = { status: f.status };
-  if (f.status === 401 || f.status === 403) {
-    return new CrabboxError(
-      "credentials",
-      "proxmox_auth",
-      `Proxmox rejected the API token CRABBOX_PROXMOX_TOKEN_ID / CRABBOX_PROXMOX_TOKEN_SECRET (${f.status} ${said}) on ${f.where}`,
-      {
-        hint: f.status === 403
-          ? "give the token's user VM.Allocate, VM.Clone, VM.Config.*, VM.PowerMgmt, VM.Audit and Datastore.AllocateSpace"
-          : "check CRABBOX_PROXMOX_TOKEN_ID (user@realm!tokenid) and CRABBOX_PROXMOX_TOKEN_SECRET",
-        details,
-      },
-    );
-  }
-  if (f.status === 404 || /Configuration file '[^']*' does not exist/i.test(said)) {
+  if (/Configuration file '[^']*' does not exist/i.test(said)) {
     return new CrabboxError("provider", "proxmox_not_found", `Proxmox: ${f.where}: ${said}`, {
-      details,
+      details: { status: f.status },
     });
   }
   if (/QEMU guest agent is not running|guest agent.*not (running|available)/i.test(said)) {
-    return new CrabboxError("provider", "proxmox_agent_not_ready", `Proxmox: ${said}`, { details });
-  }
-  if (f.status === 400) {
-    return new CrabboxError("provider", "proxmox_invalid", `Proxmox rejected ${f.where}: ${said}`, {
-      details,
+    return new CrabboxError("provider", "proxmox_agent_not_ready", `Proxmox: ${said}`, {
+      details: { status: f.status },
     });
   }
-  return new CrabboxError("provider", "proxmox_error", `Proxmox ${f.where} failed: ${said}`, {
-    details,
+  return restError(f, said, {
+    provider: "proxmox",
+    label: "Proxmox",
+    credentials: "CRABBOX_PROXMOX_TOKEN_ID / CRABBOX_PROXMOX_TOKEN_SECRET",
+    hint: f.status === 403
+      ? "give the token's user VM.Allocate, VM.Clone, VM.Config.*, VM.PowerMgmt, VM.Audit and Datastore.AllocateSpace"
+      : "check CRABBOX_PROXMOX_TOKEN_ID (user@realm!tokenid) and CRABBOX_PROXMOX_TOKEN_SECRET",
   });
 }

@@ -22,7 +22,7 @@
  * @module
  */
 
-import { CrabboxError, knownHostsPath } from "../../lib/core/mod.ts";
+import { CrabboxError } from "../../lib/core/mod.ts";
 import { clientKeyPath } from "../../lib/ssh/mod.ts";
 import {
   apiClient,
@@ -30,7 +30,9 @@ import {
   assertSelectorValue,
   type CloudProviderOptions,
   cloudRuntime,
+  finishCreate,
   leaseResourceName,
+  refuseTailscale,
   timeoutError,
 } from "../cloud/mod.ts";
 import type { Provider, ProviderContext, ProviderLease } from "../types.ts";
@@ -247,13 +249,7 @@ export function createProxmoxProvider(
     features: new Set(["ssh"]),
 
     async create(spec, signal): Promise<ProviderLease> {
-      if (spec.tailscale) {
-        throw new CrabboxError(
-          "usage",
-          "no_tailscale",
-          "provider proxmox does not join a tailnet; drop --tailscale",
-        );
-      }
+      refuseTailscale("proxmox", spec, "crabbox does not bootstrap Tailscale on PVE VMs");
       const s = settings();
       const vmid = parseNextId(
         (await call({ method: "GET", path: "/cluster/nextid", signal })).json,
@@ -266,37 +262,32 @@ export function createProxmoxProvider(
         body: { form: cloneForm(spec, s, vmid) },
         signal,
       });
-      try {
-        await waitTask(dataOf(clone.json), `clone to VM ${vmid}`, signal);
-        await post(vmPath(vmid, "/config"), configForm(spec, s), `config of VM ${vmid}`, signal);
-        await post(vmPath(vmid, "/status/start"), undefined, `start of VM ${vmid}`, signal);
-        const ip = await waitIpv4(vmid, signal);
-        const config = await vmConfig(vmid, signal);
-        const lease = config ? toLease(vmid, config, "running", ip) : undefined;
-        if (!lease?.ssh || lease.leaseId !== spec.leaseId) {
-          throw new CrabboxError(
-            "provider",
-            "proxmox_bad_response",
-            `Proxmox VM ${vmid} lost its crabbox description`,
-          );
-        }
-        lease.ssh.keyPath = spec.sshKeyPath;
-        if (rt.waitForSsh) {
-          ctx.log(`proxmox: VM ${vmid} is at ${ip}; waiting for ssh`);
-          await rt.waitForSsh(lease.ssh, {
-            knownHostsFile: knownHostsPath(ctx.home, spec),
-            timeoutMs: rt.sshTimeoutMs,
-            signal,
-          });
-        }
-        return lease;
-      } catch (e) {
-        ctx.log(`proxmox: create of ${name} failed; destroying VM ${vmid}`);
-        await destroy(vmid).catch((d) =>
-          ctx.log(`proxmox: could not destroy VM ${vmid}: ${(d as Error).message}`)
-        );
-        throw e;
-      }
+      return await finishCreate({
+        provider: "proxmox",
+        what: `VM ${vmid} (${name})`,
+        ctx,
+        rt,
+        spec,
+        signal,
+        ready: async () => {
+          await waitTask(dataOf(clone.json), `clone to VM ${vmid}`, signal);
+          await post(vmPath(vmid, "/config"), configForm(spec, s), `config of VM ${vmid}`, signal);
+          await post(vmPath(vmid, "/status/start"), undefined, `start of VM ${vmid}`, signal);
+          const ip = await waitIpv4(vmid, signal);
+          const config = await vmConfig(vmid, signal);
+          const lease = config ? toLease(vmid, config, "running", ip) : undefined;
+          if (!lease?.ssh || lease.leaseId !== spec.leaseId) {
+            throw new CrabboxError(
+              "provider",
+              "proxmox_bad_response",
+              `Proxmox VM ${vmid} lost its crabbox description`,
+            );
+          }
+          lease.ssh.keyPath = spec.sshKeyPath;
+          return lease;
+        },
+        remove: () => destroy(vmid),
+      });
     },
 
     async list(selector, signal): Promise<ProviderLease[]> {

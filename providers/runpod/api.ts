@@ -19,10 +19,12 @@ import {
   configInt,
   configString,
   configStringList,
+  errorMessage,
   identityOf,
   isIpv4,
   labelsToEnv,
   leaseResourceName,
+  restError,
 } from "../cloud/mod.ts";
 import type { CreateSpec, ProviderLease } from "../types.ts";
 
@@ -228,20 +230,10 @@ export function podToLease(pod: RunpodPod, home: string, keyPath?: string) {
   return lease;
 }
 
-/** RunPod's error text: `{error}` JSON, else the plain body. */
-export function runpodErrorText(text: string): string {
-  try {
-    const e = obj(JSON.parse(text)).error;
-    if (typeof e === "string" && e.trim() !== "") return e.trim();
-  } catch {
-    // plain text body
-  }
-  return text.trim().slice(0, 300) || "(empty body)";
-}
-
 /**
- * Map a failed answer: 401/403 → credentials (9), 404 → not found, 500 "no
- * instances available" → capacity (4, RunPod's own words), 400 → invalid.
+ * Map a failed answer: 500 "no instances available" → capacity (exit 4,
+ * RunPod's own words), else the common REST mapping (401/403 → exit 9
+ * naming `RUNPOD_API_KEY`, 404 → not found, …).
  *
  * @example
  * ```ts
@@ -250,21 +242,7 @@ export function runpodErrorText(text: string): string {
  * ```
  */
 export function runpodError(f: ApiFailure): CrabboxError {
-  const said = runpodErrorText(f.text);
-  const details = { status: f.status };
-  if (f.status === 401 || f.status === 403) {
-    return new CrabboxError(
-      "credentials",
-      "runpod_auth",
-      `RunPod rejected RUNPOD_API_KEY (${f.status} ${said}) on ${f.where}`,
-      { hint: "check RUNPOD_API_KEY (it needs read/write access to pods)", details },
-    );
-  }
-  if (f.status === 404) {
-    return new CrabboxError("provider", "runpod_not_found", `RunPod: ${f.where}: ${said}`, {
-      details,
-    });
-  }
+  const said = errorMessage(f.text, ["error"]);
   if (
     f.status >= 500 &&
     /no (longer any|instances)|not available|available with the requested/i.test(said)
@@ -272,28 +250,13 @@ export function runpodError(f: ApiFailure): CrabboxError {
     return new CrabboxError("provider", "runpod_capacity", `RunPod has no capacity: ${said}`, {
       hint:
         "set runpod.gpuTypeIds / runpod.cpuFlavorIds or runpod.cloudType to another one and retry",
-      details,
+      details: { status: f.status },
     });
   }
-  if (f.status === 400) {
-    return new CrabboxError("provider", "runpod_invalid", `RunPod rejected ${f.where}: ${said}`, {
-      details,
-    });
-  }
-  if (f.status === 429) {
-    return new CrabboxError(
-      "provider",
-      "runpod_rate_limited",
-      `RunPod rate limit exceeded on ${f.where} and retries ran out`,
-      { details },
-    );
-  }
-  return new CrabboxError(
-    "provider",
-    "runpod_error",
-    `RunPod ${f.where} failed: ${f.status} ${said}`,
-    {
-      details,
-    },
-  );
+  return restError(f, said, {
+    provider: "runpod",
+    label: "RunPod",
+    credentials: "RUNPOD_API_KEY",
+    hint: "check RUNPOD_API_KEY (it needs read/write access to pods)",
+  });
 }

@@ -20,13 +20,15 @@
  * @module
  */
 
-import { CrabboxError, knownHostsPath } from "../../lib/core/mod.ts";
+import { CrabboxError } from "../../lib/core/mod.ts";
 import {
   apiClient,
   assertSelectorValue,
   type CloudProviderOptions,
   cloudRuntime,
+  finishCreate,
   leaseResourceName,
+  refuseTailscale,
   timeoutError,
 } from "../cloud/mod.ts";
 import type { Provider, ProviderContext, ProviderLease } from "../types.ts";
@@ -124,13 +126,7 @@ export function createRunpodProvider(
     features: new Set(["ssh"]),
 
     async create(spec, signal): Promise<ProviderLease> {
-      if (spec.tailscale) {
-        throw new CrabboxError(
-          "usage",
-          "no_tailscale",
-          "provider runpod cannot join a tailnet (pods are containers without a TUN device); drop --tailscale",
-        );
-      }
+      refuseTailscale("runpod", spec, "pods are containers without a TUN device");
       const s = settings();
       const body = createPodBody(spec, s);
       const name = leaseResourceName(spec);
@@ -138,32 +134,27 @@ export function createRunpodProvider(
       const created = parsePod(
         (await call({ method: "POST", path: "/pods", body: { json: body }, signal })).json,
       );
-      try {
-        const pod = await waitReady(created.id, signal);
-        const lease = podToLease(pod, ctx.home, spec.sshKeyPath);
-        if (!lease?.ssh) {
-          throw new CrabboxError(
-            "provider",
-            "runpod_bad_response",
-            `RunPod pod ${pod.id} does not carry the name and env crabbox gave it`,
-          );
-        }
-        if (rt.waitForSsh) {
-          ctx.log(`runpod: pod ${name} runs at ${pod.publicIp}:${pod.sshPort}; waiting for ssh`);
-          await rt.waitForSsh(lease.ssh, {
-            knownHostsFile: knownHostsPath(ctx.home, spec),
-            timeoutMs: rt.sshTimeoutMs,
-            signal,
-          });
-        }
-        return lease;
-      } catch (e) {
-        ctx.log(`runpod: create of ${name} failed; deleting pod ${created.id}`);
-        await deletePod(created.id).catch((d) =>
-          ctx.log(`runpod: could not delete pod ${created.id}: ${(d as Error).message}`)
-        );
-        throw e;
-      }
+      return await finishCreate({
+        provider: "runpod",
+        what: `pod ${name} (${created.id})`,
+        ctx,
+        rt,
+        spec,
+        signal,
+        ready: async () => {
+          const pod = await waitReady(created.id, signal);
+          const lease = podToLease(pod, ctx.home, spec.sshKeyPath);
+          if (!lease) {
+            throw new CrabboxError(
+              "provider",
+              "runpod_bad_response",
+              `RunPod pod ${pod.id} does not carry the name and env crabbox gave it`,
+            );
+          }
+          return lease;
+        },
+        remove: () => deletePod(created.id),
+      });
     },
 
     async list(selector, signal): Promise<ProviderLease[]> {

@@ -15,10 +15,12 @@ import {
   apiBaseUrl,
   type ApiFailure,
   configString,
+  errorMessage,
   identityOf,
   isIpv4,
   labelsToEnv,
   leaseResourceName,
+  restError,
 } from "../cloud/mod.ts";
 import type { CreateSpec, ProviderLease } from "../types.ts";
 
@@ -332,20 +334,10 @@ export function jobToLease(
   return lease;
 }
 
-/** Semaphore's error text: `{message}` JSON, else the plain body. */
-function errorText(text: string): string {
-  try {
-    const m = obj(JSON.parse(text)).message;
-    if (typeof m === "string" && m.trim() !== "") return m.trim();
-  } catch {
-    // plain text
-  }
-  return text.trim().slice(0, 300) || "(empty body)";
-}
-
 /**
- * Map a failed answer: 401/403 → credentials (9), 404 → not found,
- * 400/422 → invalid, 429 → rate limited.
+ * Map a failed answer with the common REST mapping (401/403 → exit 9 naming
+ * `SEMAPHORE_API_TOKEN`, 404 → not found, 400/422 → invalid, 429 → rate
+ * limited); Semaphore's message is the `message` of its JSON body.
  *
  * @example
  * ```ts
@@ -354,41 +346,10 @@ function errorText(text: string): string {
  * ```
  */
 export function semaphoreError(f: ApiFailure): CrabboxError {
-  const said = errorText(f.text);
-  const details = { status: f.status };
-  if (f.status === 401 || f.status === 403) {
-    return new CrabboxError(
-      "credentials",
-      "semaphore_auth",
-      `Semaphore rejected SEMAPHORE_API_TOKEN (${f.status} ${said}) on ${f.where}`,
-      { hint: "check SEMAPHORE_API_TOKEN and that it may run jobs in the project", details },
-    );
-  }
-  if (f.status === 404) {
-    return new CrabboxError("provider", "semaphore_not_found", `Semaphore: ${f.where}: ${said}`, {
-      details,
-    });
-  }
-  if (f.status === 400 || f.status === 422) {
-    return new CrabboxError(
-      "provider",
-      "semaphore_invalid",
-      `Semaphore rejected ${f.where}: ${said}`,
-      { details },
-    );
-  }
-  if (f.status === 429) {
-    return new CrabboxError(
-      "provider",
-      "semaphore_rate_limited",
-      `Semaphore rate limit exceeded on ${f.where} and retries ran out`,
-      { details },
-    );
-  }
-  return new CrabboxError(
-    "provider",
-    "semaphore_error",
-    `Semaphore ${f.where} failed: ${f.status} ${said}`,
-    { details },
-  );
+  return restError(f, errorMessage(f.text, ["message"]), {
+    provider: "semaphore",
+    label: "Semaphore",
+    credentials: "SEMAPHORE_API_TOKEN",
+    hint: "check SEMAPHORE_API_TOKEN and that it may run jobs in the project",
+  });
 }

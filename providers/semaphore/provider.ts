@@ -22,14 +22,16 @@
  * @module
  */
 
-import { CrabboxError, knownHostsPath } from "../../lib/core/mod.ts";
+import { CrabboxError } from "../../lib/core/mod.ts";
 import { leaseKeyPath, removeLeaseKey, storeLeaseKey } from "../../lib/ssh/mod.ts";
 import {
   apiClient,
   assertSelectorValue,
   type CloudProviderOptions,
   cloudRuntime,
+  finishCreate,
   leaseResourceName,
+  refuseTailscale,
   timeoutError,
 } from "../cloud/mod.ts";
 import type { Provider, ProviderContext, ProviderLease } from "../types.ts";
@@ -195,13 +197,7 @@ export function createSemaphoreProvider(
     features: new Set(["ssh"]),
 
     async create(spec, signal): Promise<ProviderLease> {
-      if (spec.tailscale) {
-        throw new CrabboxError(
-          "usage",
-          "no_tailscale",
-          "provider semaphore cannot join a tailnet; drop --tailscale",
-        );
-      }
+      refuseTailscale("semaphore", spec, "a CI job is not a tailnet node");
       const s = settings();
       const pid = await project(signal);
       const name = leaseResourceName(spec);
@@ -215,43 +211,44 @@ export function createSemaphoreProvider(
         }))
           .json,
       );
-      try {
-        const job = await waitRunning(created.id, signal);
-        const keyRes = await call({ method: "GET", path: `/jobs/${job.id}/debug_ssh_key`, signal });
-        const pem = (keyRes.json as { key?: unknown } | undefined)?.key;
-        if (typeof pem !== "string") {
-          throw new CrabboxError(
-            "provider",
-            "semaphore_bad_response",
-            "Semaphore returned no debug SSH key",
-          );
-        }
-        await storeLeaseKey(ctx.home, spec.leaseId, pem);
-        const lease = toLease(job, pid);
-        if (!lease?.ssh) {
-          throw new CrabboxError(
-            "provider",
-            "semaphore_bad_response",
-            `Semaphore job ${job.id} does not carry the name and env crabbox gave it`,
-          );
-        }
-        if (rt.waitForSsh) {
-          ctx.log(`semaphore: job ${name} runs on ${job.ip}:${job.sshPort}; waiting for ssh`);
-          await rt.waitForSsh(lease.ssh, {
-            knownHostsFile: knownHostsPath(ctx.home, spec),
-            timeoutMs: rt.sshTimeoutMs,
+      return await finishCreate({
+        provider: "semaphore",
+        what: `job ${name} (${created.id})`,
+        ctx,
+        rt,
+        spec,
+        signal,
+        ready: async () => {
+          const job = await waitRunning(created.id, signal);
+          const keyRes = await call({
+            method: "GET",
+            path: `/jobs/${job.id}/debug_ssh_key`,
             signal,
           });
-        }
-        return lease;
-      } catch (e) {
-        ctx.log(`semaphore: create of ${name} failed; stopping job ${created.id}`);
-        await stopJob(created.id).catch((d) =>
-          ctx.log(`semaphore: could not stop job ${created.id}: ${(d as Error).message}`)
-        );
-        await removeLeaseKey(ctx.home, spec.leaseId).catch(() => {});
-        throw e;
-      }
+          const pem = (keyRes.json as { key?: unknown } | undefined)?.key;
+          if (typeof pem !== "string") {
+            throw new CrabboxError(
+              "provider",
+              "semaphore_bad_response",
+              "Semaphore returned no debug SSH key",
+            );
+          }
+          await storeLeaseKey(ctx.home, spec.leaseId, pem);
+          const lease = toLease(job, pid);
+          if (!lease) {
+            throw new CrabboxError(
+              "provider",
+              "semaphore_bad_response",
+              `Semaphore job ${job.id} does not carry the name and env crabbox gave it`,
+            );
+          }
+          return lease;
+        },
+        remove: async () => {
+          await stopJob(created.id);
+          await removeLeaseKey(ctx.home, spec.leaseId);
+        },
+      });
     },
 
     async list(selector, signal): Promise<ProviderLease[]> {

@@ -65,7 +65,15 @@ Deno.test({
           },
           afterRun: async (home, env) => {
             const issued = fake.tokens.size;
-            const who = await crabbox(home, ["run", "--id", "dtn/api", "--", 'echo "$USER"'], env);
+            const who = await crabbox(home, [
+              "run",
+              "--id",
+              "dtn/api",
+              "--",
+              "sh",
+              "-c",
+              'echo "$USER"',
+            ], env);
             assert.equal(who.code, 0, who.stderr);
             assert.ok(fake.tokens.size > issued, "the expiring token was renewed before ssh");
             assert.equal(

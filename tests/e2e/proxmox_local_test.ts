@@ -60,7 +60,15 @@ Deno.test({
             assert.match(vm.config.description, /^crabbox labels\n/);
           },
           afterRun: async (home, env) => {
-            const who = await crabbox(home, ["run", "--id", "pve/api", "--", 'echo "$USER"'], env);
+            const who = await crabbox(home, [
+              "run",
+              "--id",
+              "pve/api",
+              "--",
+              "sh",
+              "-c",
+              'echo "$USER"',
+            ], env);
             assert.equal(who.code, 0, who.stderr);
             assert.equal(who.stdout.trim(), "crabbox");
           },

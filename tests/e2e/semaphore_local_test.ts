@@ -65,7 +65,15 @@ Deno.test({
             const keys = await leaseKeys(home);
             assert.equal(keys.length, 1);
             assert.equal((await Deno.stat(keys[0])).mode! & 0o777, 0o600);
-            const who = await crabbox(home, ["run", "--id", "sem/api", "--", 'echo "$USER"'], env);
+            const who = await crabbox(home, [
+              "run",
+              "--id",
+              "sem/api",
+              "--",
+              "sh",
+              "-c",
+              'echo "$USER"',
+            ], env);
             assert.equal(who.code, 0, who.stderr);
             assert.equal(who.stdout.trim(), "semaphore");
           },
