@@ -433,3 +433,27 @@ export function refuseTailscale(
     );
   }
 }
+
+/**
+ * The labels a list selector asks for (`crew`, `crabbox-owner`), each
+ * validated as a label value, for providers that filter on labels.
+ *
+ * @example
+ * ```ts
+ * import { selectorLabels } from "./common.ts";
+ * selectorLabels({ crew: "pr-42", owner: "alice" }); // { crew: "pr-42", "crabbox-owner": "alice" }
+ * ```
+ */
+export function selectorLabels(selector: { crew?: string; owner?: string }): Labels {
+  const want: Labels = {};
+  if (selector.crew !== undefined) want.crew = assertSelectorValue("crew", selector.crew);
+  if (selector.owner !== undefined) {
+    want["crabbox-owner"] = assertSelectorValue("owner", selector.owner);
+  }
+  return want;
+}
+
+/** True when `labels` carry every wanted label value. */
+export function hasLabels(labels: Labels, want: Labels): boolean {
+  return Object.entries(want).every(([k, v]) => labels[k] === v);
+}

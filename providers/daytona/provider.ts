@@ -36,12 +36,13 @@ import {
 import { leaseUserConfigPath, removeLeaseUser, storeLeaseUser } from "../../lib/ssh/mod.ts";
 import {
   apiClient,
-  assertSelectorValue,
   backoffMs,
   type CloudProviderOptions,
   cloudRuntime,
   finishCreate,
+  hasLabels,
   refuseTailscale,
+  selectorLabels,
   timeoutError,
 } from "../cloud/mod.ts";
 import type { Provider, ProviderContext, ProviderLease, SshTarget } from "../types.ts";
@@ -255,8 +256,7 @@ export function createDaytonaProvider(
     },
 
     async list(selector, signal): Promise<ProviderLease[]> {
-      const labels: Labels = { crabbox: "true" };
-      if (selector.crew !== undefined) labels.crew = assertSelectorValue("crew", selector.crew);
+      const labels: Labels = { crabbox: "true", ...selectorLabels(selector) };
       const out: ProviderLease[] = [];
       let cursor: string | undefined;
       for (let n = 0; n < MAX_PAGES; n++) {
@@ -266,7 +266,7 @@ export function createDaytonaProvider(
         for (const sb of page.items) {
           const lease = sandboxToLease(sb);
           // Filter again: an older API may ignore the labels query.
-          if (lease && Object.entries(labels).every(([k, v]) => sb.labels[k] === v)) {
+          if (lease && hasLabels(sb.labels, labels)) {
             out.push((await withTarget(lease))!);
           }
         }

@@ -27,12 +27,13 @@ import { clientKeyPath } from "../../lib/ssh/mod.ts";
 import {
   apiClient,
   type ApiRequest,
-  assertSelectorValue,
   type CloudProviderOptions,
   cloudRuntime,
   finishCreate,
+  hasLabels,
   leaseResourceName,
   refuseTailscale,
+  selectorLabels,
   timeoutError,
 } from "../cloud/mod.ts";
 import type { Provider, ProviderContext, ProviderLease } from "../types.ts";
@@ -291,9 +292,7 @@ export function createProxmoxProvider(
     },
 
     async list(selector, signal): Promise<ProviderLease[]> {
-      const crew = selector.crew === undefined
-        ? undefined
-        : assertSelectorValue("crew", selector.crew);
+      const want = selectorLabels(selector);
       const vms = parseVmList(
         (await call({ method: "GET", path: `/nodes/${settings().node}/qemu`, signal })).json,
       )
@@ -304,7 +303,7 @@ export function createProxmoxProvider(
       for (const vm of vms) {
         const config = await vmConfig(vm.vmid, signal);
         const mine = config ? toLease(vm.vmid, config, vm.status) : undefined;
-        if (!config || !mine || (crew !== undefined && mine.labels.crew !== crew)) continue;
+        if (!config || !mine || !hasLabels(mine.labels, want)) continue;
         const ip = await currentIpv4(vm.vmid, vm.status, signal);
         out.push(toLease(vm.vmid, config, vm.status, ip)!);
       }

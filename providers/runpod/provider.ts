@@ -23,12 +23,13 @@
 import { CrabboxError } from "../../lib/core/mod.ts";
 import {
   apiClient,
-  assertSelectorValue,
   type CloudProviderOptions,
   cloudRuntime,
   finishCreate,
+  hasLabels,
   leaseResourceName,
   refuseTailscale,
+  selectorLabels,
   timeoutError,
 } from "../cloud/mod.ts";
 import type { Provider, ProviderContext, ProviderLease } from "../types.ts";
@@ -158,14 +159,12 @@ export function createRunpodProvider(
     },
 
     async list(selector, signal): Promise<ProviderLease[]> {
-      const crew = selector.crew === undefined
-        ? undefined
-        : assertSelectorValue("crew", selector.crew);
+      const want = selectorLabels(selector);
       const pods = parsePodList((await call({ method: "GET", path: "/pods", signal })).json);
       return pods.filter((p) => p.name.startsWith("crabbox-"))
         .map((p) => podToLease(p, ctx.home))
         .filter((l): l is ProviderLease => l !== undefined)
-        .filter((l) => crew === undefined || l.labels.crew === crew);
+        .filter((l) => hasLabels(l.labels, want));
     },
 
     async get(providerId, signal): Promise<ProviderLease | undefined> {

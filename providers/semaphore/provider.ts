@@ -26,12 +26,13 @@ import { CrabboxError } from "../../lib/core/mod.ts";
 import { leaseKeyPath, removeLeaseKey, storeLeaseKey } from "../../lib/ssh/mod.ts";
 import {
   apiClient,
-  assertSelectorValue,
   type CloudProviderOptions,
   cloudRuntime,
   finishCreate,
+  hasLabels,
   leaseResourceName,
   refuseTailscale,
+  selectorLabels,
   timeoutError,
 } from "../cloud/mod.ts";
 import type { Provider, ProviderContext, ProviderLease } from "../types.ts";
@@ -252,14 +253,12 @@ export function createSemaphoreProvider(
     },
 
     async list(selector, signal): Promise<ProviderLease[]> {
-      const crew = selector.crew === undefined
-        ? undefined
-        : assertSelectorValue("crew", selector.crew);
+      const want = selectorLabels(selector);
       const pid = await project(signal);
       return (await listJobs(signal))
         .map((j) => toLease(j, pid))
         .filter((l): l is ProviderLease => l !== undefined)
-        .filter((l) => crew === undefined || l.labels.crew === crew);
+        .filter((l) => hasLabels(l.labels, want));
     },
 
     async get(providerId, signal): Promise<ProviderLease | undefined> {

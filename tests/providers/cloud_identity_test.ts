@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import {
+  hasLabels,
   identityOf,
   labelsFromEnv,
   labelsToEnv,
   leaseResourceName,
   parseLeaseResourceName,
+  selectorLabels,
 } from "../../providers/cloud/mod.ts";
 
 const labels = {
@@ -41,4 +43,12 @@ Deno.test("lease identity: strict parse rejects near misses", () => {
     undefined,
   );
   assert.equal(labelsFromEnv({ ...env, CRABBOX_LABEL_9X: "y" }), undefined, "invalid key");
+});
+
+Deno.test("selector labels: crew and owner, validated; hasLabels matches all", () => {
+  const want = selectorLabels({ crew: "pr-42", owner: "alice" });
+  assert.deepEqual(want, { crew: "pr-42", "crabbox-owner": "alice" });
+  assert.ok(hasLabels({ ...labels, crew: "pr-42", "crabbox-owner": "alice" }, want));
+  assert.ok(!hasLabels({ ...labels, crew: "pr-42", "crabbox-owner": "bob" }, want));
+  assert.throws(() => selectorLabels({ owner: "Not Valid" }), /not a valid label value/);
 });
