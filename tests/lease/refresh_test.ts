@@ -6,10 +6,17 @@ import { planCrew } from "../../lib/mesh/plan.ts";
 import { runDoctor } from "../../lib/doctor/checks.ts";
 import { parseConfig } from "../../lib/core/config.ts";
 import { encodeLabels } from "../../lib/core/labels.ts";
+import { ownerFor } from "../../lib/core/names.ts";
 import type { Provider, SshTarget } from "../../providers/types.ts";
 import { memoryProvider } from "../fakes/memory_provider.ts";
 
-function lease(id: string, provider: string, slug: string, ssh: SshTarget): Lease {
+function lease(
+  id: string,
+  provider: string,
+  slug: string,
+  ssh: SshTarget,
+  owner: string,
+): Lease {
   return {
     id,
     provider,
@@ -17,8 +24,8 @@ function lease(id: string, provider: string, slug: string, ssh: SshTarget): Leas
     crew: "gw",
     slug,
     role: slug,
-    owner: "alice",
-    labels: encodeLabels({ leaseId: id, crew: "gw", slug, expose: [8080] }),
+    owner,
+    labels: encodeLabels({ leaseId: id, crew: "gw", slug, expose: [8080], owner }),
     expose: [8080],
     ssh,
     tailscale: false,
@@ -43,9 +50,11 @@ async function fixture() {
     },
   };
   const noFwd = memoryProvider("proxied", ["ssh", "no-port-forward"]);
+  const env = (k: string) => (k === "CRABBOX_OWNER" ? "alice@example.com" : undefined);
+  const owner = await ownerFor({ env });
   const options = {
     home,
-    env: () => undefined,
+    env,
     config: await parseConfig("", `${home}/config.yaml`, () => undefined, {}),
     providers: { gateway, proxied: noFwd },
     log: () => {},
@@ -57,12 +66,12 @@ async function fixture() {
     user: "",
     userFile: `${home}/keys/cbx-00000000000a/ssh_user.conf`,
     expiresAt: old,
-  });
+  }, owner);
   const b = lease("cbx-00000000000b", "proxied", "db", {
     host: "127.0.0.1",
     port: 22,
     user: "root",
-  });
+  }, owner);
   await saveClaim(home, a);
   await saveClaim(home, b);
   for (const [p, l] of [[gw, a], [noFwd, b]] as const) {
