@@ -185,7 +185,12 @@ async function prepareMembers(
       ops,
       crew,
       tag,
-      async () => (await listClaims(rt.home)).some((c) => c.crew === crew && c.state !== "failed"),
+      // Rows exist once a --tailscale member was created: a crew whose earlier
+      // members are local/ssh boxes (no tailnet) still gets them now.
+      async () =>
+        (await listClaims(rt.home)).some((c) =>
+          c.crew === crew && c.tailscale && c.state !== "failed"
+        ),
     );
   }
   const tags = [...rt.config.tailscale.tags, ...(tag ? [tag] : [])];

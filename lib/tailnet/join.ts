@@ -42,10 +42,10 @@ export interface TailnetJoin {
 }
 
 /**
- * Bootstrap the policy when this is the crew's first active lease (and
+ * Bootstrap the policy when this is the crew's first tailnet lease (and
  * `TS_API_KEY` is set and `CRABBOX_CREW_ACL` is not `off`). `crewActive`
- * says whether the crew already has an active lease (the caller owns the
- * claims). An incompatible control plane is reported and skipped, never
+ * says whether the crew already has a `--tailscale` lease, whose creation
+ * ensured the rows (the caller owns the claims). An incompatible control plane is reported and skipped, never
  * fatal.
  */
 export async function bootstrapCrewPolicy(

@@ -109,6 +109,25 @@ Deno.test("only the first lease of a crew touches the policy", async () => {
   assert.notEqual(t.fake.keys[0].key, t.fake.keys[1].key);
 });
 
+Deno.test("a mixed crew: the first --tailscale member after a plain one still ensures the policy rows", async () => {
+  await using t = await setup();
+  await leaseBox({ slug: "db", provider: "cloudy" }, { ...t.options, crew: "tn" });
+  assert.deepEqual(aclRequests(t.fake), [], "a plain member does not touch the policy");
+  await leaseBox({ slug: "api", provider: "cloudy", tailscale: true }, {
+    ...t.options,
+    crew: "tn",
+  });
+  assert.deepEqual(aclRequests(t.fake).map((r) => r.method), ["GET", "POST"]);
+  assert.ok(t.fake.policy.includes(`"${TAG}": ["autogroup:admin"]`), t.fake.policy);
+  assert.equal(t.fake.keys.length, 1);
+  const before = aclRequests(t.fake).length;
+  await leaseBox({ slug: "web", provider: "cloudy", tailscale: true }, {
+    ...t.options,
+    crew: "tn",
+  });
+  assert.equal(aclRequests(t.fake).length, before, "rows present: no further policy request");
+});
+
 Deno.test("a crew of tailnet members: one bootstrap, one key each, concurrently", async () => {
   await using t = await setup();
   const crew = await leaseCrew("tn", [
