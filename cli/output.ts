@@ -6,7 +6,14 @@
  * @module
  */
 
-import { CrabboxError, processEnv } from "../lib/core/mod.ts";
+import {
+  CrabboxError,
+  processEnv,
+  redact,
+  SECRET_ENV_NAME,
+  SECRET_ENV_NAMES,
+  secretEnvValues,
+} from "../lib/core/mod.ts";
 import type { CrabboxOptions } from "../lib/runtime.ts";
 
 /** Where a CLI run writes and what it hands to the library. */
@@ -56,8 +63,12 @@ const processStderr = (text: string) => void Deno.stderr.writeSync(enc.encode(te
  * ```
  */
 export function makeIo(streams: CliStreams, options: CrabboxOptions): CliIo {
-  const stdout = streams.stdout ?? processStdout;
-  const stderr = streams.stderr ?? processStderr;
+  // Every secret value in the environment is redacted from everything written,
+  // whatever its form (an `hskey-…` echoed inside a provider error included).
+  const secrets = secretEnvValues(options.env ?? processEnv, secretNames(options));
+  const clean = (write: (text: string) => void) => (text: string) => write(redact(text, secrets));
+  const stdout = clean(streams.stdout ?? processStdout);
+  const stderr = clean(streams.stderr ?? processStderr);
   return {
     out: (line = "") => stdout(line + "\n"),
     err: (line) => stderr(line + "\n"),
@@ -69,6 +80,16 @@ export function makeIo(streams: CliStreams, options: CrabboxOptions): CliIo {
     spinner: streams.stderr === undefined && Deno.stderr.isTerminal(),
     helpWidth: streams.stdout === undefined ? undefined : 80,
   };
+}
+
+/** Secret variable names: the known ones, plus the process's own that look secret. */
+function secretNames(options: CrabboxOptions): string[] {
+  if (options.env !== undefined) return [...SECRET_ENV_NAMES];
+  let own: string[] = [];
+  try {
+    own = Object.keys(Deno.env.toObject()).filter((n) => SECRET_ENV_NAME.test(n));
+  } catch { /* no env permission: the known names only */ }
+  return [...new Set([...SECRET_ENV_NAMES, ...own])];
 }
 
 /** Render rows as aligned columns (first row is the header). */

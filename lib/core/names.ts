@@ -63,9 +63,21 @@ function requireName(flag: string, value: string): string {
   return name;
 }
 
+/** Refuse a name that starts with `-` or holds control characters (not normalized away). */
+function refuseUnsafe(flag: string, value: string): void {
+  // deno-lint-ignore no-control-regex
+  if (/^\s*-/.test(value) || /[\x00-\x1f\x7f]/.test(value)) {
+    throw usageError(
+      `unsafe_${flag}`,
+      `--${flag} ${JSON.stringify(value)} may not start with "-" or contain control characters`,
+    );
+  }
+}
+
 /**
  * Normalize and validate a crew name; throws a usage error when it is empty
- * after normalization or longer than 41 characters.
+ * after normalization, longer than 41 characters, starts with `-` or holds
+ * control characters (refused like a slug, not normalized away).
  *
  * @example
  * ```ts
@@ -74,6 +86,7 @@ function requireName(flag: string, value: string): string {
  * ```
  */
 export function normalizeCrewName(value: string): string {
+  refuseUnsafe("crew", value);
   return requireName("crew", value);
 }
 
@@ -89,13 +102,7 @@ export function normalizeCrewName(value: string): string {
  * ```
  */
 export function normalizeSlug(value: string): string {
-  // deno-lint-ignore no-control-regex
-  if (/^\s*-/.test(value) || /[\x00-\x1f\x7f]/.test(value)) {
-    throw usageError(
-      "unsafe_slug",
-      `--slug ${JSON.stringify(value)} may not start with "-" or contain control characters`,
-    );
-  }
+  refuseUnsafe("slug", value);
   return requireName("slug", value);
 }
 

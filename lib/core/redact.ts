@@ -46,3 +46,52 @@ export function secretForms(secret: string | undefined): string[] {
   if (!secret) return [];
   return [secret, btoa(`${secret}:`)];
 }
+
+/**
+ * Environment variables whose values are secrets crabbox reads (API keys,
+ * tokens, auth keys). The CLI also treats any variable whose name matches
+ * {@link SECRET_ENV_NAME} as one.
+ */
+export const SECRET_ENV_NAMES: readonly string[] = [
+  "CRABBOX_TAILSCALE_AUTH_KEY",
+  "TS_API_KEY",
+  "TS_OAUTH_CLIENT_SECRET",
+  "HCLOUD_TOKEN",
+  "AWS_SECRET_ACCESS_KEY",
+  "AWS_SESSION_TOKEN",
+  "GOOGLE_OAUTH_ACCESS_TOKEN",
+  "AZURE_CLIENT_SECRET",
+  "CRABBOX_EXEDEV_TOKEN",
+  "EXE_TOKEN",
+  "CRABBOX_SPRITES_TOKEN",
+  "SPRITES_TOKEN",
+  "SPRITE_TOKEN",
+  "SETUP_SPRITE_TOKEN",
+];
+
+/** Names of variables that hold secrets by convention (`…_TOKEN`, `…_API_KEY`, `…_SECRET…`). */
+export const SECRET_ENV_NAME = /(TOKEN|SECRET|API_KEY|AUTH_KEY|PASSWORD)/;
+
+/**
+ * The secret values present in the environment: every name in `names` (by
+ * default {@link SECRET_ENV_NAMES}) that is set, for redaction by value —
+ * whatever the key looks like (`hskey-…`, `tskey-…`, a cloud token).
+ *
+ * @example
+ * ```ts
+ * import { secretEnvValues } from "./redact.ts";
+ * secretEnvValues((k) => k === "CRABBOX_TAILSCALE_AUTH_KEY" ? "hskey-auth-abc123" : undefined);
+ * // ["hskey-auth-abc123"]
+ * ```
+ */
+export function secretEnvValues(
+  env: (name: string) => string | undefined,
+  names: Iterable<string> = SECRET_ENV_NAMES,
+): string[] {
+  const out = new Set<string>();
+  for (const n of names) {
+    const v = env(n)?.trim();
+    if (v) { for (const form of secretForms(v)) out.add(form); }
+  }
+  return [...out];
+}

@@ -6,6 +6,7 @@ import { memoryProvider } from "../fakes/memory_provider.ts";
 // no stack trace, nothing created, no process started.
 const BAD: string[][] = [
   ["warmup", "--crew", "!!", "--slug", "a", "--provider", "local"],
+  ["warmup", "--crew=-oProxyCommand=x", "--slug", "a", "--provider", "local"],
   ["warmup", "--crew", "t2", "--slug", "a", "--provider", "local", "--expose", "70000"],
   ["warmup", "--crew", "t2", "--slug", "a", "--provider", "local", "--expose", "http"],
   ["warmup", "--crew", "t2", "--slug", "-oProxyCommand=x", "--provider", "local"],

@@ -46,6 +46,18 @@ Deno.test("normalizeCrewName rejects empty and over-long names with usage errors
   assert.equal(normalizeSlug("Worker 2"), "worker-2");
 });
 
+Deno.test("crew names are refused like slugs: a leading - or control characters are not normalized away", () => {
+  for (const bad of ["-oProxyCommand=x", " -x", "a\nb", "pr\u001b[31m42", "a\u0000"]) {
+    assert.throws(
+      () => normalizeCrewName(bad),
+      (e: unknown) =>
+        e instanceof CrabboxError && e.exitStatus === 2 &&
+        /^--crew .* may not start with "-" or contain control characters$/.test(e.message),
+    );
+  }
+  assert.equal(normalizeCrewName("PR_42"), "pr-42");
+});
+
 Deno.test("normalization is linear: 10 000 separators in well under 50 ms", () => {
   const input = "alpha" + "_".repeat(10_000) + "pond";
   const start = performance.now();
