@@ -74,6 +74,15 @@ function withOutput<C extends AnyCommand>(c: C, output: OutputConfiguration): C 
 // deno-lint-ignore no-explicit-any
 type AnyCommand = Command<any, any, any>;
 
+/** Commands that only print (help, version, completions) or diagnose the home (doctor). */
+const HOMELESS = new Set(["doctor", "completions", "help", "--help", "-h", "--version", "-V"]);
+
+/** Whether `args` run a command that reads or writes CRABBOX_HOME (checked first: exit 7). */
+function needsHome(args: readonly string[]): boolean {
+  return args.length > 0 && !HOMELESS.has(args[0]) && !args.includes("--help") &&
+    !args.includes("-h");
+}
+
 /** Options of {@link main}: where to write, plus the options for every library call. */
 export type MainOptions = CliStreams & CrabboxOptions;
 
@@ -95,6 +104,10 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
   const io = makeIo({ stdout, stderr }, library);
   const program = buildProgram(io);
   try {
+    if (needsHome(args)) {
+      const { assertUsableHome, crabboxHome, processEnv } = await import("./lib/core/mod.ts");
+      await assertUsableHome(library.home ?? crabboxHome(library.env ?? processEnv));
+    }
     await program.parseAsync(args, { from: "user" });
     return io.status;
   } catch (e) {

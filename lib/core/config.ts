@@ -79,9 +79,22 @@ export async function loadConfig(
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    // No config, or a home that is not a directory (reported by its own check).
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) {
+      return await parseConfig("", path, env, schemas);
+    }
+    const why = e instanceof Deno.errors.IsADirectory || (await isDirectory(path))
+      ? "is a directory, not a file"
+      : `cannot be read (${(e as Error).message.split("\n")[0]})`;
+    throw new CrabboxError("config", "config_unreadable", `${path} ${why}`, {
+      hint: "config.yaml must be a readable YAML file (or absent)",
+    });
   }
   return await parseConfig(text, path, env, schemas);
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  return await Deno.stat(path).then((s) => s.isDirectory, () => false);
 }
 
 /**

@@ -17,3 +17,4 @@ export * from "./names.ts";
 export * from "./redact.ts";
 export * from "./duration.ts";
 export * from "./retry_after.ts";
+export * from "./home_check.ts";

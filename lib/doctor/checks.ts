@@ -17,6 +17,7 @@ import {
   configPath,
   CrabboxError,
   crewTag,
+  homeProblem,
   loadConfig,
   meshPaths,
   normalizeCrewName,
@@ -123,6 +124,8 @@ async function sshCheck(rt: Runtime, used: readonly string[]): Promise<DoctorChe
 }
 
 async function homeCheck(rt: Runtime): Promise<DoctorCheck> {
+  const problem = await homeProblem(rt.home);
+  if (problem) return check("home", "fail", `${rt.home} ${problem}`, { home: rt.home });
   let mode: number | null = null;
   try {
     mode = (await Deno.stat(rt.home)).mode;

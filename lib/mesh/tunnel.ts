@@ -38,6 +38,7 @@ import {
 } from "./probe.ts";
 import type { Anchor } from "../process/mod.ts";
 import {
+  ensureControlDir,
   isSocket,
   memberControlPath,
   pinHostKeys,
@@ -130,7 +131,7 @@ async function clearStaleControl(env: EnvReader, t: Tunnel): Promise<void> {
 
 /** The slow, async part of starting a tunnel (dirs, stale socket, fresh log). */
 async function prepareTunnel(ctx: Ctx, t: Tunnel): Promise<void> {
-  await ensurePrivateDir(dirOf(t.controlPath));
+  await ensureControlDir(dirOf(t.controlPath));
   await clearStaleControl(ctx.env, t);
   await ensurePrivateDir(dirOf(t.logFile));
   await Deno.writeTextFile(t.logFile, "", { mode: 0o600 });

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { joinPath, meshPaths, processEnv } from "../core/mod.ts";
+import { CrabboxError, ensurePrivateDir, joinPath, meshPaths, processEnv } from "../core/mod.ts";
 import type { EnvReader } from "../core/mod.ts";
 import {
   type ControlMode,
@@ -30,6 +30,62 @@ export async function controlPathFor(dir: string, leaseId: string): Promise<stri
   );
   const short = Array.from(digest.slice(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
   return `/tmp/cbx-cm-${Deno.uid() ?? 0}/${short}`;
+}
+
+/** The shared-`/tmp` directory short ControlMaster paths live in. */
+const TMP_CONTROL_PREFIX = "/tmp/cbx-cm-";
+
+/**
+ * What is wrong with a `/tmp/cbx-cm-<uid>` directory, or `undefined` when it
+ * is a real directory (not a symlink) owned by this user with mode 0700.
+ * Pure: judges an `lstat` result.
+ *
+ * @example
+ * ```ts
+ * import { controlDirProblem } from "./control.ts";
+ * controlDirProblem({ isDirectory: true, isSymlink: false, uid: 0, mode: 0o40777 } as Deno.FileInfo, 0);
+ * // "has mode 777, not 700"
+ * ```
+ */
+export function controlDirProblem(info: Deno.FileInfo, uid: number): string | undefined {
+  if (info.isSymlink) return "is a symbolic link";
+  if (!info.isDirectory) return "is not a directory";
+  if (info.uid !== null && info.uid !== uid) return `is owned by uid ${info.uid}, not ${uid}`;
+  const mode = (info.mode ?? 0) & 0o777;
+  if (mode !== 0o700) return `has mode ${mode.toString(8)}, not 700`;
+  return undefined;
+}
+
+/**
+ * Create (0700) or check the directory of a ControlMaster socket. The shared
+ * `/tmp/cbx-cm-<uid>` one must be a real directory owned by this user with
+ * mode 0700, never a symlink: anything else is refused (exit 7) before a
+ * socket is created or used through it.
+ *
+ * @example
+ * ```ts
+ * import { ensureControlDir } from "./control.ts";
+ * await ensureControlDir("/home/a/.crabbox/crew/pr-42/cm");
+ * ```
+ */
+export async function ensureControlDir(dir: string): Promise<void> {
+  if (!dir.startsWith(TMP_CONTROL_PREFIX)) return await ensurePrivateDir(dir);
+  try {
+    await Deno.mkdir(dir, { mode: 0o700 });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+  }
+  const problem = controlDirProblem(await Deno.lstat(dir), Deno.uid() ?? 0);
+  if (problem) {
+    throw new CrabboxError(
+      "state",
+      "unsafe_control_dir",
+      `ControlMaster directory ${dir} ${problem}`,
+      {
+        hint: `remove it (it should be a directory only you own, mode 0700): rm -r ${dir}`,
+      },
+    );
+  }
 }
 
 /** ControlMaster socket path of a crew member: `<home>/crew/<crew>/cm/<lease>` (or a short /tmp path). */
@@ -85,6 +141,7 @@ export async function controlForLease(
   if (!lease.crew || !lease.ssh) return { master: "none" };
   const path = await memberControlPath(home, lease.crew, lease.id);
   if (!(await isSocket(path))) return { master: "none" };
+  await ensureControlDir(path.slice(0, path.lastIndexOf("/")));
   const env = options.env ?? processEnv;
   return await sshAnswers(env, path, sshDestination(lease.ssh), options.process)
     ? { master: "no", path }
