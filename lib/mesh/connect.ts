@@ -179,6 +179,12 @@ async function supervise(ctx: Ctx, t: Tunnel, stop: AbortSignal): Promise<void> 
  * ```
  */
 export async function connectCrew(name: string, options: ConnectOptions = {}): Promise<CrewMesh> {
+  let mark = performance.now();
+  const lap = (phase: "plan" | "spawn" | "files") => {
+    const now = performance.now();
+    options.onTiming?.({ phase, ms: now - mark });
+    mark = now;
+  };
   const rt = await resolveRuntime(options);
   const plan = await planCrew(name, options);
   const crew = plan.crew;
@@ -198,6 +204,7 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
   const ctx = makeCtx(rt, options, crew, taken);
   const tunnels = await makeTunnels(rt, plan);
   if (tunnels.length > 0) ctx.anchor = startAnchor(rt.process);
+  lap("plan");
   const stopper = new AbortController();
   liveMeshes.set(key, { tunnels, ctx });
   let supervisors: Promise<void>[] = [];
@@ -218,6 +225,7 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
     options.signal?.throwIfAborted();
     const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
     await launchAll(ctx, tunnels);
+    lap("spawn");
     const results = await Promise.allSettled(tunnels.map((t) => firstConnect(ctx, t, deadline)));
     const failed = results.find((r) => r.status === "rejected") as
       | PromiseRejectedResult
@@ -233,7 +241,9 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
   }
   supervisors = tunnels.map((t) => supervise(ctx, t, stopper.signal));
   const forwards = sortForwards(tunnels.flatMap((t) => t.forwards).concat());
+  mark = performance.now();
   await writeMeshFiles(plan.paths, crew, forwards);
+  lap("files");
   const closed = (async () => {
     await new Promise<void>((r) => stopper.signal.addEventListener("abort", () => r()));
     await close();

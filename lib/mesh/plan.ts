@@ -52,6 +52,24 @@ export interface MeshEvent {
   pid?: number;
 }
 
+/** A phase of `connectCrew` (see {@link ConnectTiming}). */
+export type ConnectPhase = "plan" | "spawn" | "sockets" | "probes" | "files";
+
+/**
+ * How long one phase of a connect took: `plan` (leases, ports, host keys,
+ * checks), `spawn` (log files and starting every ssh), per member `sockets`
+ * (spawn until its ControlMaster socket exists) and `probes` (socket until
+ * every forward is verified), and `files` (hosts and env files).
+ */
+export interface ConnectTiming {
+  /** The phase. */
+  phase: ConnectPhase;
+  /** Its duration in milliseconds. */
+  ms: number;
+  /** The member, for `sockets` and `probes`. */
+  peer?: string;
+}
+
 /** Options of {@link connectCrew} and the other mesh functions. */
 export interface ConnectOptions extends CrabboxOptions {
   /** Only members of this provider. */
@@ -60,6 +78,8 @@ export interface ConnectOptions extends CrabboxOptions {
   members?: Lease[];
   /** Called on every member state change. */
   onEvent?: (event: MeshEvent) => void;
+  /** Called with the duration of each connect phase (benchmarks, tracing). */
+  onTiming?: (timing: ConnectTiming) => void;
   /** How long the first connect may take before failing (default 60 000 ms). */
   readyTimeoutMs?: number;
   /** Restart backoff: first delay (default 500 ms) and cap (default 30 000 ms). */

@@ -210,6 +210,9 @@ export async function awaitReady(
   realloc: boolean,
 ): Promise<void> {
   const spawnedAt = Date.now();
+  const timing = ctx.options.onTiming;
+  let mark = performance.now();
+  let socketSeen = false;
   let settle = 0;
   let verified = new Set<number>();
   let reallocs = 0;
@@ -266,8 +269,16 @@ export async function awaitReady(
       delay = Math.min(delay * 2, 10);
       continue;
     }
+    if (!socketSeen) {
+      socketSeen = true;
+      timing?.({ phase: "sockets", ms: performance.now() - mark, peer: t.member.name });
+      mark = performance.now();
+    }
     const pending = t.forwards.filter((f) => !verified.has(f.localPort));
-    if (pending.length === 0) return;
+    if (pending.length === 0) {
+      timing?.({ phase: "probes", ms: performance.now() - mark, peer: t.member.name });
+      return;
+    }
     const offset = await logSize(t.logFile);
     const s = settle || 100;
     const results = await Promise.all(pending.map((f) => probeForward(f.localPort, s)));
