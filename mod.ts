@@ -79,6 +79,8 @@ export type {
 export {
   connectCrew,
   type ConnectOptions,
+  type ConnectPhase,
+  type ConnectTiming,
   type CrewDescription,
   type CrewMesh,
   crewPeers,

@@ -8,7 +8,7 @@
  */
 
 import { resolveRuntime } from "../runtime.ts";
-import { CrabboxError, type MeshPaths, sleep } from "../core/mod.ts";
+import { CrabboxError, dirOf, type MeshPaths, sleep } from "../core/mod.ts";
 import { forwardAddress, type MeshMember, type SkippedMember } from "./forwards.ts";
 import { liveDaemonCount } from "./daemon.ts";
 import { envRecord, exportLines, type MeshForward } from "./files.ts";
@@ -35,6 +35,7 @@ import {
   type Tunnel,
 } from "./tunnel.ts";
 import { startAnchor } from "../process/mod.ts";
+import { watchSockets } from "./socket_watch.ts";
 
 /** Status of one member's tunnel. */
 export interface MemberStatus {
@@ -216,6 +217,7 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
       await Promise.all(tunnels.map((t) => stopChild(t)));
       await Promise.all(supervisors);
       for (const t of tunnels) if (t.state !== "stopped") ctx.emit(t, "stopped");
+      ctx.sockets?.close();
       await ctx.anchor?.close();
       liveMeshes.delete(key);
     })();
@@ -225,6 +227,7 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
     options.signal?.throwIfAborted();
     const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
     await launchAll(ctx, tunnels);
+    ctx.sockets = watchSockets(tunnels.map((t) => dirOf(t.controlPath)));
     lap("spawn");
     const results = await Promise.allSettled(tunnels.map((t) => firstConnect(ctx, t, deadline)));
     const failed = results.find((r) => r.status === "rejected") as

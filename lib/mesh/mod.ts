@@ -15,4 +15,5 @@ export * from "./peers.ts";
 export * from "./plan.ts";
 export * from "./probe.ts";
 export * from "./release.ts";
+export * from "./socket_watch.ts";
 export * from "./tunnel.ts";

@@ -37,6 +37,7 @@ import {
   readLog,
 } from "./probe.ts";
 import type { Anchor } from "../process/mod.ts";
+import type { SocketWatch } from "./socket_watch.ts";
 import {
   ensureControlDir,
   isSocket,
@@ -99,6 +100,8 @@ export interface Ctx {
   anchor?: Anchor;
   /** Called (and awaited) right after each ssh is spawned: daemons record it at once. */
   onSpawn?: (t: Tunnel) => Promise<void>;
+  /** Wakes a tunnel when its control socket appears (else it polls). */
+  sockets?: SocketWatch;
 }
 
 function tunnelArgs(ctx: Ctx, t: Tunnel): string[] {
@@ -261,12 +264,15 @@ export async function awaitReady(
         details: { permanent: false },
       });
     }
+    const woken = ctx.sockets?.next(t.controlPath); // before the check: no change is missed
     if (!(await isSocket(t.controlPath))) {
       // ssh creates its ControlMaster socket only after binding every -L
       // listener (ExitOnForwardFailure makes a bind failure fatal before
       // that), so until it exists a probe could reach someone else's socket.
-      await Promise.race([sleep(delay), t.exited]);
-      delay = Math.min(delay * 2, 10);
+      // With a watch the poll is only a safety net: polling every member
+      // every few ms costs CPU that the ssh handshakes need.
+      await Promise.race([sleep(delay), t.exited, ...(woken ? [woken] : [])]);
+      delay = Math.min(delay * 2, woken ? 250 : 10);
       continue;
     }
     if (!socketSeen) {

@@ -13,7 +13,7 @@ import { releaseCrew } from "../../lib/lease/leases.ts";
 import { leaseCrew } from "../../lib/lease/create.ts";
 import { connectCrew } from "../../lib/mesh/connect.ts";
 import { addLiveForward } from "../../lib/mesh/live.ts";
-import type { MeshEvent } from "../../lib/mesh/plan.ts";
+import type { ConnectTiming, MeshEvent } from "../../lib/mesh/plan.ts";
 import { isLoopbackPortFree } from "../../lib/mesh/forwards.ts";
 import { parseDaemonState, parseHostsFile } from "../../lib/mesh/files.ts";
 import { processIdentity } from "../../lib/process/identity.ts";
@@ -487,8 +487,26 @@ Deno.test({
 
       await t.step("library: connectCrew handle, await using, status and address", async () => {
         const events: MeshEvent[] = [];
+        const timings: ConnectTiming[] = [];
         {
-          await using mesh = await connectCrew(CREW, { ...opts, onEvent: (e) => events.push(e) });
+          await using mesh = await connectCrew(CREW, {
+            ...opts,
+            onEvent: (e) => events.push(e),
+            onTiming: (t) => timings.push(t),
+          });
+          // every phase once, sockets and probes once per member, all within the connect
+          const of = (phase: string) => timings.filter((x) => x.phase === phase);
+          for (const phase of ["plan", "spawn", "files"]) {
+            assert.equal(of(phase).length, 1, phase);
+            assert.equal(of(phase)[0].peer, undefined);
+          }
+          for (const phase of ["sockets", "probes"]) {
+            assert.deepEqual(of(phase).map((x) => x.peer).sort(), ["api", "db", "web"], phase);
+          }
+          assert.ok(
+            timings.every((x) => Number.isFinite(x.ms) && x.ms >= 0),
+            JSON.stringify(timings),
+          );
           assert.equal(await fetchName(mesh.address("web", 9090)), "web-9090");
           assert.deepEqual(mesh.status().map((s) => [s.peer, s.state]), [
             ["api", "up"],
