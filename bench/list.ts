@@ -18,6 +18,7 @@
 import { listLeases } from "../lib/lease/leases.ts";
 import { claimsDir, type Lease, saveClaim } from "../lib/lease/claims.ts";
 import { encodeLabels } from "../lib/core/labels.ts";
+import { ownerFor } from "../lib/core/names.ts";
 import { startFakeHetzner } from "../tests/fakes/hetzner.ts";
 
 const REPS = Number(Deno.env.get("BENCH_REPS") ?? 5);
@@ -28,6 +29,8 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const hex12 = (i: number) => i.toString(16).padStart(12, "0");
 
 await using fake = startFakeHetzner({ maxPerPage: PAGE });
+const OWNER_ENV = "bench@example.com";
+const owner = await ownerFor({ env: (k) => (k === "CRABBOX_OWNER" ? OWNER_ENV : undefined) });
 
 /** Seed the fake with `n` running servers and write their `n` claims under a fresh home. */
 async function seed(n: number): Promise<string> {
@@ -37,7 +40,7 @@ async function seed(n: number): Promise<string> {
     const id = `cbx-${hex12(i + 1)}`;
     const crew = `crew${i % 10}`;
     const slug = `m${i}`;
-    const labels = encodeLabels({ leaseId: id, crew, slug, expose: [8080], owner: "bench" });
+    const labels = encodeLabels({ leaseId: id, crew, slug, expose: [8080], owner });
     const serverId = 100_000 + i;
     const ipv4 = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
     fake.servers.set(serverId, {
@@ -60,7 +63,7 @@ async function seed(n: number): Promise<string> {
       crew,
       slug,
       role: "m",
-      owner: "bench",
+      owner,
       labels,
       expose: [8080],
       ssh: { host: ipv4, port: 22, user: "root" },
@@ -98,6 +101,7 @@ async function byHand(home: string): Promise<number> {
 const env = (home: string) => (k: string) =>
   ({
     CRABBOX_HOME: home,
+    CRABBOX_OWNER: OWNER_ENV,
     HCLOUD_TOKEN: fake.token,
     CRABBOX_HETZNER_API_URL: fake.url,
   } as Record<string, string>)[k] ?? Deno.env.get(k);

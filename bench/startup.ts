@@ -22,6 +22,7 @@
 
 import { encodeLabels } from "../lib/core/labels.ts";
 import { saveClaim } from "../lib/lease/claims.ts";
+import { ownerFor } from "../lib/core/names.ts";
 
 const REPS = Number(Deno.env.get("BENCH_REPS") ?? 15);
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
@@ -46,7 +47,9 @@ const crewHome = `${tmp}/crew-home`;
 await Deno.mkdir(emptyHome, { mode: 0o700 });
 await Deno.mkdir(`${crewHome}/ssh-hosts`, { mode: 0o700, recursive: true });
 const id = "cbx-000000000001";
-const labels = encodeLabels({ leaseId: id, crew: "bench", slug: "api", expose: [8080] });
+const OWNER_ENV = "bench@example.com";
+const owner = await ownerFor({ env: (k) => (k === "CRABBOX_OWNER" ? OWNER_ENV : undefined) });
+const labels = encodeLabels({ leaseId: id, crew: "bench", slug: "api", expose: [8080], owner });
 const createdAt = new Date(0).toISOString();
 await Deno.writeTextFile(
   `${crewHome}/config.yaml`,
@@ -63,7 +66,7 @@ await saveClaim(crewHome, {
   crew: "bench",
   slug: "api",
   role: "api",
-  owner: "bench",
+  owner,
   labels,
   expose: [8080],
   ssh: { host: "127.0.0.1", port: 22, user: "root" },
@@ -77,7 +80,7 @@ async function timeRun(program: string, args: string[], home: string): Promise<n
   const start = performance.now();
   const out = await new Deno.Command(program, {
     args,
-    env: { CRABBOX_HOME: home, CRABBOX_OWNER: "bench@example.com", NO_COLOR: "1" },
+    env: { CRABBOX_HOME: home, CRABBOX_OWNER: OWNER_ENV, NO_COLOR: "1" },
     stdout: "null",
     stderr: "piped",
   }).output();
@@ -92,7 +95,7 @@ async function timeRun(program: string, args: string[], home: string): Promise<n
 async function moduleCount(args: string[], home: string): Promise<number> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--log-level=debug", "-A", ...args],
-    env: { CRABBOX_HOME: home, NO_COLOR: "1" },
+    env: { CRABBOX_HOME: home, CRABBOX_OWNER: OWNER_ENV, NO_COLOR: "1" },
     stdout: "null",
     stderr: "piped",
   }).output();
