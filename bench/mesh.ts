@@ -300,7 +300,10 @@ try {
   }
 
   const rows: string[][] = [];
-  const row = (...c: string[]) => rows.push(c);
+  const row = (...c: string[]) => {
+    rows.push(c);
+    console.error(c.join("  ")); // progress: the table comes at the end
+  };
 
   // Deno start-up
   const denoStart = median(
