@@ -7,7 +7,7 @@
  * @module
  */
 
-import { type ProcessRunner, spawn } from "./run.ts";
+import { output, type ProcessRunner, spawn } from "./run.ts";
 
 /** Who a process is: pid, start time and argv. */
 export interface ProcessIdentity {
@@ -77,6 +77,72 @@ export const readProc: ProcReader = async (path: string): Promise<string | undef
 };
 
 /**
+ * Parse one line of `ps -o lstart=,command= -p PID` (the fallback where
+ * `/proc` is absent, e.g. macOS): the fixed-width start time
+ * (`Sun Nov 29 15:52:41 2026`) and the command line, split on spaces (ps
+ * cannot tell spaces inside an argument; identities recorded and compared
+ * through ps split the same way). `undefined` for anything else.
+ *
+ * @example
+ * ```ts
+ * import { parsePsLine } from "./identity.ts";
+ * parsePsLine("Sun Nov  9 15:52:41 2026     /usr/bin/ssh -N -- root@h\n");
+ * // { startTime: "Sun Nov  9 15:52:41 2026", argv: ["/usr/bin/ssh", "-N", "--", "root@h"] }
+ * ```
+ */
+export function parsePsLine(text: string): { startTime: string; argv: string[] } | undefined {
+  const m = /^\s*([A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4})\s+(\S.*?)\s*$/.exec(
+    text.split("\n").find((l) => l.trim() !== "") ?? "",
+  );
+  if (!m) return undefined;
+  return { startTime: m[1], argv: m[2].split(/ +/) };
+}
+
+/** Whether this system has a `/proc` with per-process files (Linux). */
+function hasProc(): boolean {
+  try {
+    Deno.statSync("/proc/self/stat");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs `ps -o lstart=,command= -p PID`; `undefined` when the process does not exist. */
+export type PsReader = (pid: number) => Promise<string | undefined>;
+
+/** Reads `ps` for real (`undefined` when ps fails or the pid is gone). */
+export const readPs: PsReader = async (pid: number) => {
+  try {
+    const out = await output("ps", {
+      args: ["-o", "lstart=,command=", "-p", String(pid)],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    });
+    const text = new TextDecoder().decode(out.stdout);
+    return out.success && text.trim() !== "" ? text : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+/** `ps` start time of a pid, synchronously (for {@link procStartTime} without `/proc`). */
+function psStartTimeSync(pid: number): string | undefined {
+  try {
+    const out = new Deno.Command("ps", {
+      args: ["-o", "lstart=,command=", "-p", String(pid)],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).outputSync();
+    return out.success ? parsePsLine(new TextDecoder().decode(out.stdout))?.startTime : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The identity of a live process; `undefined` when it does not exist, is a
  * zombie, or `/proc` cannot tell (not Linux).
  *
@@ -90,9 +156,16 @@ export const readProc: ProcReader = async (path: string): Promise<string | undef
 export async function processIdentity(
   pid: number,
   read: ProcReader = readProc,
+  ps: PsReader = readPs,
 ): Promise<ProcessIdentity | undefined> {
   if (!Number.isInteger(pid) || pid <= 0) return undefined;
   const stat = await read(`/proc/${pid}/stat`);
+  if (stat === undefined && (await read("/proc/self/stat")) === undefined) {
+    // No /proc (macOS, BSD): ask ps for the start time and command line.
+    const line = await ps(pid);
+    const parsed = line === undefined ? undefined : parsePsLine(line);
+    return parsed && { pid, ...parsed };
+  }
   const parsed = stat === undefined ? undefined : parseProcStat(stat);
   if (!parsed || parsed.state === "Z" || parsed.state === "X") return undefined;
   const cmdline = await read(`/proc/${pid}/cmdline`);
@@ -120,7 +193,7 @@ export function procStartTime(pid: number): string | undefined {
   try {
     stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
   } catch {
-    return undefined;
+    return hasProc() ? undefined : psStartTimeSync(pid);
   }
   const parsed = parseProcStat(stat);
   return parsed && parsed.state !== "Z" && parsed.state !== "X" ? parsed.startTime : undefined;
