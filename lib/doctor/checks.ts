@@ -191,6 +191,21 @@ async function providersCheck(
   return check("providers", worst, summary || "no providers in use", { providers: rows });
 }
 
+/**
+ * One `skip` line per registered provider not in use, with its credential
+ * state (`HCLOUD_TOKEN is not set`, or that it is ready), so a user sees what
+ * they could configure. Never affects the outcome.
+ */
+function otherProviderChecks(rt: Runtime, used: readonly string[]): DoctorCheck[] {
+  return providerNames().filter((n) => !used.includes(n)).map((name) => {
+    const missing = providerEntry(name).credentials?.(rt.env, rt.config.providers[name] ?? {});
+    return check(name, "skip", missing ?? "credentials present (not in use)", {
+      provider: name,
+      credentials: missing === undefined ? "present" : "missing",
+    });
+  });
+}
+
 async function meshCheck(
   rt: Runtime,
   crew: string,
@@ -346,6 +361,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
     await sshCheck(rt, used.filter((n) => providerNames().includes(n))),
     await homeCheck(rt),
     await providersCheck(rt, options, used),
+    ...otherProviderChecks(rt, used),
   );
   const report: DoctorReport = { checks, ok: true };
   if (crew !== undefined && !checks.some((c) => c.name === "crew")) {

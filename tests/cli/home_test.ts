@@ -77,3 +77,16 @@ Deno.test("config.yaml that is a directory: exit 11, one line naming it", async 
     await Deno.remove(home, { recursive: true });
   }
 });
+
+Deno.test("doctor lists every provider with its credential state, not only the usable ones", async () => {
+  const home = await Deno.makeTempDir();
+  try {
+    const r = await run(home, ["doctor"]);
+    assert.match(r.stdout, /^skip\s+hetzner\s+HCLOUD_TOKEN is not set$/m, r.stdout);
+    const json = await run(home, ["doctor", "--json"]);
+    const names = JSON.parse(json.stdout).checks.map((c: { name: string }) => c.name);
+    for (const p of ["hetzner", "aws", "gcp", "azure"]) assert.ok(names.includes(p), p);
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});
