@@ -90,3 +90,28 @@ Deno.test("doctor lists every provider with its credential state, not only the u
     await Deno.remove(home, { recursive: true });
   }
 });
+
+Deno.test("a failed crew-less create removes its per-lease key directory", async () => {
+  const home = await Deno.makeTempDir();
+  try {
+    let stderr = "";
+    const broken = {
+      ...memoryProvider("broken"),
+      create: () => Promise.reject(new Error("quota exceeded")),
+    };
+    const code = await main(["warmup", "--slug", "solo", "--provider", "broken"], {
+      stdout: () => {},
+      stderr: (t) => stderr += t,
+      home,
+      env: (k) =>
+        ({ CRABBOX_OWNER: "tester", CRABBOX_CREW_ACL: "off" } as Record<string, string>)[k],
+      providers: { broken },
+      process: fakeProcess({ "ssh-keygen": fakeSshKeygen }),
+    });
+    assert.equal(code, 1, stderr);
+    const keys = await Array.fromAsync(Deno.readDir(`${home}/keys`)).catch(() => []);
+    assert.deepEqual(keys.map((e) => e.name), [], "no key dir left behind");
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});
