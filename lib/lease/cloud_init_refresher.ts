@@ -41,6 +41,64 @@ def tagged: [.Tags[]? | select(. == $tag)] | length > 0;
 `.trim();
 
 /**
+ * POSIX sh function `install_file TMP DEST`: rename TMP over DEST (mode 0644)
+ * unless the bytes are the same; a DEST that cannot be renamed over (a
+ * bind-mounted `/etc/hosts`) is rewritten in place. Shared by the tailnet
+ * refresher and the ssh-peer box script.
+ */
+export const INSTALL_FILE_SH: string = String
+  .raw`# install TMP DEST: rename TMP over DEST unless the bytes are the same. A DEST
+# that cannot be renamed over (a bind-mounted /etc/hosts) is rewritten.
+install_file() {
+  if [ -f "$2" ] && cmp -s "$1" "$2"; then
+    rm -f "$1"
+    return 0
+  fi
+  chmod 644 "$1" || return 1
+  if ! mv -f "$1" "$2" 2>/dev/null; then
+    cat "$1" >"$2" || return 1
+    rm -f "$1"
+  fi
+}`;
+
+/**
+ * The awk program that replaces a managed block in a hosts file, reading
+ * `ENVIRON`: `CBX_BEGIN`/`CBX_END` (the marker lines), `CBX_LINES` (the
+ * block's body) and `CBX_DROP` (`1`: drop every block, write none). The
+ * first complete block is replaced in place, later blocks and unpaired
+ * marker lines are dropped, every other line is kept; without a block one is
+ * appended. Contains no single quote (it sits inside `'…'` in sh).
+ */
+export const HOSTS_BLOCK_AWK: string = String.raw`  { line[++n] = $0 }
+  END {
+    b = ENVIRON["CBX_BEGIN"]; e = ENVIRON["CBX_END"]; done = 0; i = 1
+    while (i <= n) {
+      if (line[i] == b) {
+        j = i + 1
+        while (j <= n && line[j] != e && line[j] != b) j++
+        if (j <= n && line[j] == e) {
+          if (!done) block()
+          i = j + 1
+        } else {
+          i++
+        }
+      } else {
+        if (line[i] != e) print line[i]
+        i++
+      }
+    }
+    if (!done) block()
+  }
+  function block() {
+    done = 1
+    if (ENVIRON["CBX_DROP"] == "1") return
+    print ENVIRON["CBX_BEGIN"]
+    if (ENVIRON["CBX_LINES"] != "") print ENVIRON["CBX_LINES"]
+    print ENVIRON["CBX_END"]
+  }
+`;
+
+/**
  * `crabbox-crew-hosts TAG OUT SYSTEM_HOSTS`: the POSIX sh refresher (runs
  * under dash and bash). Reads `tailscale status --json` (needs `jq`, `awk`,
  * `mktemp`), keeps `Self` and the peers tagged `TAG`, and writes:
@@ -123,20 +181,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' HUP INT TERM
 
-# install TMP DEST: rename TMP over DEST unless the bytes are the same. A DEST
-# that cannot be renamed over (a bind-mounted /etc/hosts) is rewritten.
-install_file() {
-  if [ -f "$2" ] && cmp -s "$1" "$2"; then
-    rm -f "$1"
-    return 0
-  fi
-  chmod 644 "$1" || return 1
-  if ! mv -f "$1" "$2" 2>/dev/null; then
-    cat "$1" >"$2" || return 1
-    rm -f "$1"
-  fi
-}
-
+${INSTALL_FILE_SH}
 tmp_out=$(mktemp "$out.XXXXXX") || exit 1
 {
   echo "# crabbox crew hosts for $tag; written by $me, do not edit"
@@ -149,33 +194,7 @@ src=/dev/null
 if [ -f "$sys" ]; then src=$sys; fi
 tmp_sys=$(mktemp "$sys.XXXXXX") || exit 1
 CBX_LINES=$lines CBX_BEGIN=$begin CBX_END=$end awk '
-  { line[++n] = $0 }
-  END {
-    b = ENVIRON["CBX_BEGIN"]; e = ENVIRON["CBX_END"]; done = 0; i = 1
-    while (i <= n) {
-      if (line[i] == b) {
-        j = i + 1
-        while (j <= n && line[j] != e && line[j] != b) j++
-        if (j <= n && line[j] == e) {
-          if (!done) block()
-          i = j + 1
-        } else {
-          i++
-        }
-      } else {
-        if (line[i] != e) print line[i]
-        i++
-      }
-    }
-    if (!done) block()
-  }
-  function block() {
-    print ENVIRON["CBX_BEGIN"]
-    if (ENVIRON["CBX_LINES"] != "") print ENVIRON["CBX_LINES"]
-    print ENVIRON["CBX_END"]
-    done = 1
-  }
-' "$src" >"$tmp_sys" || exit 1
+${HOSTS_BLOCK_AWK}' "$src" >"$tmp_sys" || exit 1
 install_file "$tmp_sys" "$sys" || exit 1
 tmp_sys=
 exit 0
