@@ -93,6 +93,7 @@ export {
   disconnectCrew,
   type DisconnectResult,
   exposePort,
+  type MemberPeers,
   type MemberState,
   type MemberStatus,
   type MeshEvent,

@@ -36,6 +36,15 @@ import {
 } from "./tunnel.ts";
 import { startAnchor } from "../process/mod.ts";
 import { watchSockets } from "./socket_watch.ts";
+import {
+  type MemberPeers,
+  memberPeerTables,
+  newPeerPlane,
+  type PeerPlane,
+  removePeerBlocks,
+  resyncRestarted,
+  syncAllPeers,
+} from "./peer_sync.ts";
 
 /** Status of one member's tunnel. */
 export interface MemberStatus {
@@ -87,6 +96,10 @@ export interface CrewMesh extends AsyncDisposable {
    * a dead member or a closed remote port only shows through the forward).
    */
   check(): Promise<(MeshForward & { ok: boolean; reason?: string })[]>;
+  /** With `peers`: each member's peer table (where it reaches every other member). */
+  peers(): MemberPeers[];
+  /** With `peers`: sync every member's forwards and hosts block now (also done on changes). */
+  syncPeers(): Promise<void>;
   /** Stop every ssh process (idempotent); resolves when all are gone. */
   close(): Promise<void>;
   /** Resolves once `close()` finished. */
@@ -135,6 +148,7 @@ async function supervise(ctx: Ctx, t: Tunnel, stop: AbortSignal): Promise<void> 
         await awaitReady(ctx, t, Date.now() + 30_000, false);
         attempt = 0;
         ctx.emit(t, "up", { pid: t.child?.pid });
+        await ctx.afterRestart?.(t);
         break;
       } catch (e) {
         if (t.stopping) break;
@@ -142,6 +156,7 @@ async function supervise(ctx: Ctx, t: Tunnel, stop: AbortSignal): Promise<void> 
           // ssh is up and holds the ports; the member's service is not answering yet.
           attempt = 0;
           ctx.emit(t, "up", { pid: t.child?.pid, reason: `forwards not verified: ${e.message}` });
+          await ctx.afterRestart?.(t);
           break;
         }
         t.lastError = (e as Error).message;
@@ -203,9 +218,10 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
   }
   const taken = new Set(plan.forwards.map((f) => f.localPort));
   const ctx = makeCtx(rt, options, crew, taken);
-  const tunnels = await makeTunnels(rt, plan);
+  const tunnels = await makeTunnels(rt, plan, options.peers === true);
   if (tunnels.length > 0) ctx.anchor = startAnchor(rt.process);
   lap("plan");
+  const plane: PeerPlane | undefined = options.peers ? newPeerPlane() : undefined;
   const stopper = new AbortController();
   liveMeshes.set(key, { tunnels, ctx });
   let supervisors: Promise<void>[] = [];
@@ -213,6 +229,10 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
   const close = () =>
     closing ??= (async () => {
       stopper.abort();
+      if (plane) {
+        await plane.queue.catch(() => {});
+        await removePeerBlocks(ctx, tunnels);
+      }
       for (const t of tunnels) t.stopping = true;
       await Promise.all(tunnels.map((t) => stopChild(t)));
       await Promise.all(supervisors);
@@ -247,6 +267,11 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
   mark = performance.now();
   await writeMeshFiles(plan.paths, crew, forwards);
   lap("files");
+  const syncPeers = () => plane ? syncAllPeers(ctx, tunnels, plane) : Promise.resolve();
+  if (plane) {
+    ctx.afterRestart = (t) => resyncRestarted(ctx, tunnels, plane, t);
+    await syncPeers();
+  }
   const closed = (async () => {
     await new Promise<void>((r) => stopper.signal.addEventListener("abort", () => r()));
     await close();
@@ -279,6 +304,8 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
         forwards: t.forwards.map((f) => ({ ...f })),
       })),
     check: async () => (await Promise.all(tunnels.map((t) => checkTunnel(t)))).flat(),
+    peers: () => memberPeerTables(tunnels),
+    syncPeers,
     close,
     closed,
     [Symbol.asyncDispose]: close,

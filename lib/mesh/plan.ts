@@ -92,6 +92,14 @@ export interface ConnectOptions extends CrabboxOptions {
   aliveInterval?: number;
   /** ssh ServerAliveCountMax (default 3). */
   aliveCountMax?: number;
+  /**
+   * The ssh-peer plane: every member also reaches every other member's
+   * exposed ports as `<peer>.cbx:<port>` through `-R` forwards on its
+   * master (see `peer_sync.ts`).
+   */
+  peers?: boolean;
+  /** With `peers`: how often a foreground connect looks for members joining or leaving (default 5000 ms; 0: never). */
+  peerPollMs?: number;
 }
 
 /** A planned (not started) mesh. */

@@ -27,6 +27,7 @@ import {
 } from "./forwards.ts";
 import type { MeshForward } from "./files.ts";
 import type { ConnectOptions, MemberState, MeshEvent, MeshPlan } from "./plan.ts";
+import type { PeerState } from "./peer_sync.ts";
 import {
   ADDR_IN_USE,
   lastLogReason,
@@ -78,6 +79,8 @@ export interface Tunnel {
   argv?: string[];
   /** Set when the tunnel is being stopped (no more restarts). */
   stopping: boolean;
+  /** The ssh-peer plane on this member (`connect --peers` only). */
+  peer?: PeerState;
 }
 
 /** What every tunnel of one mesh shares. */
@@ -102,6 +105,8 @@ export interface Ctx {
   onSpawn?: (t: Tunnel) => Promise<void>;
   /** Wakes a tunnel when its control socket appears (else it polls). */
   sockets?: SocketWatch;
+  /** Called after a member's ssh came back up (the ssh-peer plane restores its forwards). */
+  afterRestart?: (t: Tunnel) => Promise<void>;
 }
 
 function tunnelArgs(ctx: Ctx, t: Tunnel): string[] {
@@ -400,16 +405,23 @@ export function makeCtx(
   };
 }
 
-/** One tunnel per member with forwards (pins the crew's host keys first). */
-export async function makeTunnels(rt: Runtime, plan: MeshPlan): Promise<Tunnel[]> {
+/**
+ * One tunnel per member with forwards — with `everyMember` (the ssh-peer
+ * plane) one per member with an SSH endpoint — pinning the crew's host keys
+ * first.
+ */
+export async function makeTunnels(
+  rt: Runtime,
+  plan: Pick<MeshPlan, "crew" | "members" | "forwards" | "paths">,
+  everyMember = false,
+): Promise<Tunnel[]> {
   const out: Tunnel[] = [];
-  await pinHostKeys(
-    plan.members.filter((m) => m.ports.length > 0).map((m) => m.lease.ssh!),
-    plan.paths.knownHosts,
+  const wanted = plan.members.filter((m) =>
+    m.lease.ssh !== undefined && (everyMember || m.ports.length > 0)
   );
-  for (const m of plan.members) {
+  await pinHostKeys(wanted.map((m) => m.lease.ssh!), plan.paths.knownHosts);
+  for (const m of wanted) {
     const forwards = plan.forwards.filter((f) => f.leaseId === m.lease.id);
-    if (forwards.length === 0) continue;
     out.push({
       crew: plan.crew,
       member: m,

@@ -54,6 +54,8 @@ export function renderSshdConfig(boxDir: string): string {
     // The box dir may sit under a world-writable dir (/tmp); our files are 0600 in a 0700 dir.
     "StrictModes no",
     "AllowTcpForwarding yes",
+    // -R forwards bind the loopback address the client names (the ssh-peer plane's 127.0.0.<n>).
+    "GatewayPorts clientspecified",
     "AllowAgentForwarding no",
     "X11Forwarding no",
     "PermitTunnel no",
@@ -115,7 +117,8 @@ async function preparePrivateSystem(boxDir: string, leaseId: string): Promise<vo
  * copy-on-write overlay over each system directory (arguments after the
  * sshd config: `dir upper work` triples), so what the box writes to `/etc`,
  * `/usr/local`, `/var` and `/run` stays its own (the mounts live in the
- * mount namespace `ip netns exec` made for sshd and never reach the host).
+ * mount namespace `ip netns exec` made for sshd and never reach the host);
+ * otherwise a private tmpfs on `/run/crabbox`.
  */
 export function sshdStartScript(privateSystem: boolean): string {
   const mounts = privateSystem
@@ -123,7 +126,12 @@ export function sshdStartScript(privateSystem: boolean): string {
       'mount -t overlay overlay -o "lowerdir=$1,upperdir=$2,workdir=$3" "$1" || exit 1; ' +
       "shift 3; done; "
     : "";
-  return "h=$1 d=$2 c=$3; " + mounts +
+  // Without the overlays, the box still gets its own /run/crabbox (the ssh-peer env file).
+  const run = privateSystem
+    ? ""
+    : "mkdir -p /run/crabbox && mount -t tmpfs -o mode=0755,size=1m crabbox-box /run/crabbox " +
+      "|| exit 1; ";
+  return "h=$1 d=$2 c=$3; " + mounts + run +
     'printf %s "$h" >/proc/sys/kernel/hostname && exec "$d" -D -e -f "$c"';
 }
 
