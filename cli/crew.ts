@@ -8,7 +8,7 @@
 
 import { Command } from "@commander-js/extra-typings";
 import { CrabboxError } from "../lib/core/mod.ts";
-import type { MeshEvent } from "../lib/mesh/mod.ts";
+import type { MemberPeers, MeshEvent } from "../lib/mesh/mod.ts";
 import { type CliIo, releasedLine, table } from "./output.ts";
 
 const TEARDOWN_SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGTSTP"];
@@ -30,22 +30,42 @@ function describeEvent(e: MeshEvent): string | undefined {
   }
 }
 
+/** One line per member of the ssh-peer plane: where it reaches each peer. */
+function peerLines(tables: readonly MemberPeers[]): string[] {
+  return tables.map((t) => {
+    const reach = t.peers.map((p) =>
+      p.mode === "address"
+        ? `${p.peer}.cbx:${p.remotePort}`
+        : `${p.peer}:${p.remotePort}=${p.address} (${p.reason ?? "fallback"})`
+    );
+    return `ssh-peer ${t.peer}: ${reach.join(" ") || "no peers"}${t.error ? ` — ${t.error}` : ""}`;
+  });
+}
+
 async function connectAction(
   io: CliIo,
   name: string,
-  flags: { provider?: string; export?: boolean; json?: boolean },
+  flags: { provider?: string; export?: boolean; json?: boolean; peers?: boolean },
 ): Promise<void> {
   const { connectCrew, describeCrew, startCrewDaemons } = await import("../lib/mesh/mod.ts");
+  const peers = flags.peers === true;
   if (flags.export && flags.json) {
     throw new CrabboxError("usage", "bad_flags", "give --export or --json, not both");
   }
   const log = (m: string) => io.err(`crabbox: ${m}`);
   if (flags.json) {
-    io.printJson(await describeCrew(name, { ...io.options, provider: flags.provider, log }));
+    io.printJson(
+      await describeCrew(name, { ...io.options, provider: flags.provider, peers, log }),
+    );
     return;
   }
   if (flags.export) {
-    const r = await startCrewDaemons(name, { ...io.options, provider: flags.provider, log });
+    const r = await startCrewDaemons(name, {
+      ...io.options,
+      provider: flags.provider,
+      peers,
+      log,
+    });
     for (const s of r.skipped) {
       log(`warning: skipping ${s.lease.slug} (${s.lease.id}): ${s.reason}`);
     }
@@ -73,6 +93,7 @@ async function connectAction(
     const m = await connectCrew(name, {
       ...io.options,
       provider: flags.provider,
+      peers,
       signal: stop.signal,
       log,
       onEvent: (e) => {
@@ -93,6 +114,7 @@ async function connectAction(
     for (const line of m.exports) io.out(line);
     io.out(`wrote ${m.paths.hosts}`);
     io.out(`wrote ${m.paths.env}`);
+    for (const line of peerLines(m.peers())) io.out(line);
     await m.closed;
     io.err(`crew "${m.crew}" SSH-mesh stopped (${received ?? "closed"})`);
   } finally {
@@ -205,6 +227,7 @@ export function crewCommand(io: CliIo): Command {
     .option("--provider <name>", "only members of this provider")
     .option("--export", "detach the ssh processes and print export lines for eval")
     .option("--json", "print the forward table as JSON; starts nothing")
+    .option("--peers", "also let members reach each other as <peer>.cbx:<port> (ssh-peer plane)")
     .action((name, flags) => connectAction(io, name, flags));
   crew.command("disconnect")
     .description("stop the crew's --export SSH-mesh daemons")

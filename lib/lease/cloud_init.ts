@@ -29,6 +29,15 @@ export const AUTH_KEY_PATH = "/run/crabbox/tailscale-authkey";
 export const TAILSCALE_JOIN_PATH = "/usr/local/lib/crabbox/tailscale-join";
 /** Where the user's `--init` script is written before it runs. */
 export const INIT_SCRIPT_PATH = "/usr/local/lib/crabbox/init";
+/** The sshd drop-in every box gets: `-R` forwards may bind the loopback address the client names. */
+export const SSHD_DROP_IN_PATH = "/etc/ssh/sshd_config.d/60-crabbox.conf";
+/** Its content (the ssh-peer plane binds `127.0.0.<n>:<port>` on members). */
+export const SSHD_DROP_IN =
+  "# written by crabbox: the ssh-peer plane binds -R forwards on 127.0.0.<n>\n" +
+  "GatewayPorts clientspecified\n";
+/** Reloads sshd after the drop-in (the unit is `ssh` on Debian/Ubuntu, `sshd` elsewhere). */
+export const SSHD_RELOAD =
+  "systemctl reload ssh 2>/dev/null || systemctl reload sshd 2>/dev/null || true";
 /** systemd unit name (without suffix) of the refresher service and timer. */
 export const REFRESHER_UNIT = "crabbox-crew-hosts";
 
@@ -339,6 +348,8 @@ function file(path: string, permissions: string, content: Yaml, encoding?: "b64"
 /**
  * Render `#cloud-config` user-data for one box.
  *
+ * - Every box gets {@link SSHD_DROP_IN} (`GatewayPorts clientspecified`, for
+ *   the ssh-peer plane's `127.0.0.<n>` forwards) and an sshd reload first.
  * - The SSH public key is installed for `root` (`disable_root: false`) and for
  *   `sshUser` when that is another user (passwordless sudo, locked password).
  * - With `tailscale`: installs `ca-certificates curl jq` and Tailscale
@@ -371,8 +382,8 @@ function file(path: string, permissions: string, content: Yaml, encoding?: "b64"
  */
 export function renderCloudInit(opts: CloudInitOptions): string {
   const c = checkOptions(opts);
-  const files: Yaml[] = [];
-  const runcmd: Yaml[] = [];
+  const files: Yaml[] = [file(SSHD_DROP_IN_PATH, "0644", { block: SSHD_DROP_IN })];
+  const runcmd: Yaml[] = [SSHD_RELOAD];
   const doc: Record<string, Yaml> = { disable_root: false, users: usersSection(c) };
   if (c.tailscale) {
     doc.package_update = true;
@@ -411,8 +422,8 @@ export function renderCloudInit(opts: CloudInitOptions): string {
     files.push(file(INIT_SCRIPT_PATH, "0700", content, "b64"));
     runcmd.push(guardedStep("init", INIT_SCRIPT_PATH));
   }
-  if (files.length > 0) doc.write_files = files;
-  if (runcmd.length > 0) doc.runcmd = runcmd;
+  doc.write_files = files;
+  doc.runcmd = runcmd;
   const about = `# crabbox box ${c.slug}${
     c.crew ? ` in crew ${c.crew}` : ""
   }; rendered by crabbox\n`;

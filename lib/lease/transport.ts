@@ -32,10 +32,14 @@ export function memberTransport(lease: Lease, features: ReadonlySet<Feature>): T
   return "none";
 }
 
-/** The planes a provider supports, for display (`ssh`, `tailnet`). */
+/**
+ * The planes a provider supports, for display: `ssh` (operator → member
+ * forwards), `ssh-peer` (member → member through the operator, `crew connect
+ * --peers`), `tailnet`.
+ */
 export function providerPlanes(features: ReadonlySet<Feature>): string[] {
   const planes: string[] = [];
-  if (features.has("ssh")) planes.push("ssh");
+  if (features.has("ssh")) planes.push("ssh", "ssh-peer");
   if (features.has("tailscale")) planes.push("tailnet");
   return planes;
 }

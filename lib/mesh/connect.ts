@@ -8,7 +8,14 @@
  */
 
 import { resolveRuntime } from "../runtime.ts";
-import { CrabboxError, dirOf, type MeshPaths, sleep } from "../core/mod.ts";
+import {
+  CrabboxError,
+  dirOf,
+  type MeshPaths,
+  removeFile,
+  sleep,
+  writeJsonAtomic,
+} from "../core/mod.ts";
 import { forwardAddress, type MeshMember, type SkippedMember } from "./forwards.ts";
 import { liveDaemonCount } from "./daemon.ts";
 import { envRecord, exportLines, type MeshForward } from "./files.ts";
@@ -36,11 +43,12 @@ import {
 } from "./tunnel.ts";
 import { startAnchor } from "../process/mod.ts";
 import { watchSockets } from "./socket_watch.ts";
+import type { MemberPeers } from "./peer_table.ts";
 import {
-  type MemberPeers,
   memberPeerTables,
   newPeerPlane,
   type PeerPlane,
+  peersPath,
   removePeerBlocks,
   resyncRestarted,
   syncAllPeers,
@@ -232,6 +240,7 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
       if (plane) {
         await plane.queue.catch(() => {});
         await removePeerBlocks(ctx, tunnels);
+        await removeFile(peersPath(plan.paths)).catch(() => {});
       }
       for (const t of tunnels) t.stopping = true;
       await Promise.all(tunnels.map((t) => stopChild(t)));
@@ -267,9 +276,18 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
   mark = performance.now();
   await writeMeshFiles(plan.paths, crew, forwards);
   lap("files");
-  const syncPeers = () => plane ? syncAllPeers(ctx, tunnels, plane) : Promise.resolve();
+  const peersFile = peersPath(plan.paths);
+  const record = () => writeJsonAtomic(peersFile, { crew, members: memberPeerTables(tunnels) });
+  const syncPeers = async () => {
+    if (!plane) return;
+    await syncAllPeers(ctx, tunnels, plane);
+    await record();
+  };
   if (plane) {
-    ctx.afterRestart = (t) => resyncRestarted(ctx, tunnels, plane, t);
+    ctx.afterRestart = async (t) => {
+      await resyncRestarted(ctx, tunnels, plane, t);
+      await record();
+    };
     await syncPeers();
   }
   const closed = (async () => {

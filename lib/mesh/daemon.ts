@@ -6,7 +6,9 @@
  * @module
  */
 
-import { type CrabboxOptions, resolveRuntime } from "../runtime.ts";
+import { type CrabboxOptions, resolveRuntime, type Runtime } from "../runtime.ts";
+import { memberPeerTables, newPeerPlane, peersPath, syncAllPeers } from "./peer_sync.ts";
+import { runBoxScript } from "./peer_box.ts";
 import {
   CrabboxError,
   joinPath,
@@ -16,6 +18,7 @@ import {
   removeFile,
   withLock,
   writeFileAtomic,
+  writeJsonAtomic,
 } from "../core/mod.ts";
 import type { SkippedMember } from "./forwards.ts";
 import {
@@ -112,7 +115,7 @@ export async function startCrewDaemons(
   const crew = normalizeCrewName(name);
   const paths = meshPaths(rt.home, crew);
   return await withLock(joinPath(paths.dir, ".mesh.lock"), async () => {
-    const replaced = (await stopDaemons(paths)).stopped;
+    const replaced = (await stopDaemons(rt, paths)).stopped;
     const plan = await planCrew(crew, options);
     const taken = new Set(plan.forwards.map((f) => f.localPort));
     const ctx = makeCtx(rt, options, crew, taken);
@@ -131,7 +134,7 @@ export async function startCrewDaemons(
       recorded.set(t.member.lease.id, daemonProcess(t, id));
       await save();
     };
-    const tunnels = await makeTunnels(rt, plan);
+    const tunnels = await makeTunnels(rt, plan, options.peers === true);
     const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
     const abandon = async () => {
       for (const t of tunnels) t.stopping = true;
@@ -163,6 +166,13 @@ export async function startCrewDaemons(
       processes.push(daemonProcess(t, id));
       t.child!.unref?.();
     }
+    if (options.peers) {
+      await syncAllPeers(ctx, tunnels, newPeerPlane());
+      for (const [i, t] of tunnels.entries()) {
+        if (t.peer?.written) processes[i].peerBlock = t.member.lease.ssh;
+      }
+      await writeJsonAtomic(peersPath(paths), { crew, members: memberPeerTables(tunnels) });
+    }
     const state: DaemonState = { version: 1, crew, startedAt, processes };
     await writeFileAtomic(paths.daemon, renderDaemonState(state));
     const forwards = sortForwards(tunnels.flatMap((t) => t.forwards));
@@ -191,9 +201,36 @@ export interface DisconnectResult {
   stopped: number;
 }
 
-async function stopDaemons(paths: MeshPaths): Promise<{ recorded: number; stopped: number }> {
+/** Remove the ssh-peer hosts block a daemon's member got (through its master, else fresh). */
+async function removeDaemonBlock(rt: Runtime, paths: MeshPaths, p: DaemonProcess): Promise<void> {
+  if (!p.peerBlock) return;
+  const link = {
+    target: p.peerBlock,
+    knownHostsFile: paths.knownHosts,
+    env: rt.env,
+    process: rt.process,
+  };
+  const viaMaster = await runBoxScript({ ...link, controlPath: p.controlPath }, "remove", "", {
+    timeoutS: 5,
+  }).catch(() => undefined);
+  if (viaMaster?.code === 0) return;
+  const fresh = await runBoxScript(link, "remove", "", { timeoutS: 5 }).catch((e) => ({
+    code: 255,
+    stderr: (e as Error).message,
+  }));
+  if (fresh.code !== 0) {
+    rt.log(`${p.peer}: could not remove the ssh-peer hosts block: ${fresh.stderr.trim()}`);
+  }
+}
+
+async function stopDaemons(
+  rt: Runtime,
+  paths: MeshPaths,
+): Promise<{ recorded: number; stopped: number }> {
   const state = await readDaemonState(paths);
+  await removeFile(peersPath(paths)).catch(() => {});
   if (!state) return { recorded: 0, stopped: 0 };
+  await Promise.all(state.processes.map((p) => removeDaemonBlock(rt, paths, p)));
   const results = await Promise.all(state.processes.map(async (p) => {
     const expected = { pid: p.pid, startTime: p.startTime, argv: p.argv };
     const ok = await killIfMatches(expected);
@@ -229,6 +266,6 @@ export async function disconnectCrew(
   } catch {
     return { crew, hadState: false, recorded: 0, stopped: 0 };
   }
-  const r = await withLock(joinPath(paths.dir, ".mesh.lock"), () => stopDaemons(paths));
+  const r = await withLock(joinPath(paths.dir, ".mesh.lock"), () => stopDaemons(rt, paths));
   return { crew, hadState: true, ...r };
 }

@@ -7,6 +7,7 @@
  */
 
 import { CrabboxError } from "../core/mod.ts";
+import type { SshTarget } from "../ssh/mod.ts";
 
 /** One forward of the mesh: `127.0.0.1:<localPort>` reaches `<peer>`'s `127.0.0.1:<remotePort>`. */
 export interface MeshForward {
@@ -181,6 +182,11 @@ export interface DaemonProcess {
   logFile: string;
   /** Forwards this process holds (including ones added live with `-O forward`). */
   forwards: { localPort: number; remotePort: number }[];
+  /**
+   * With `--peers`: the member's SSH target, so `disconnect` can remove the
+   * ssh-peer hosts block it wrote there.
+   */
+  peerBlock?: SshTarget;
 }
 
 /** Contents of `daemon.json`. */
@@ -210,6 +216,11 @@ export function renderDaemonState(state: DaemonState): string {
 
 const isPort = (v: unknown) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535;
 const isStr = (v: unknown) => typeof v === "string";
+const isTarget = (v: unknown) => {
+  const t = v as SshTarget;
+  return typeof v === "object" && v !== null && isStr(t.host) && isPort(t.port) && isStr(t.user) &&
+    (t.keyPath === undefined || isStr(t.keyPath)) && (t.hostKey === undefined || isStr(t.hostKey));
+};
 
 /**
  * Parse and validate `daemon.json`; throws a state error naming the path
@@ -242,7 +253,8 @@ export function parseDaemonState(text: string, path: string): DaemonState {
       Number.isInteger(p.pid) && p.pid > 0 && isStr(p.startTime) && Array.isArray(p.argv) &&
       p.argv.length > 0 && p.argv.every(isStr) && isStr(p.controlPath) && isStr(p.logFile) &&
       Array.isArray(p.forwards) &&
-      p.forwards.every((f) => isPort(f?.localPort) && isPort(f?.remotePort));
+      p.forwards.every((f) => isPort(f?.localPort) && isPort(f?.remotePort)) &&
+      (p.peerBlock === undefined || isTarget(p.peerBlock));
     if (!ok) throw bad(`process entry ${i} is malformed`);
   });
   return s as DaemonState;

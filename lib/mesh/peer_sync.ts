@@ -8,9 +8,12 @@
  */
 
 import type { Ctx, Tunnel } from "./tunnel.ts";
+import { joinPath, type MeshPaths } from "../core/mod.ts";
 import {
   assignPeerOctets,
   type MemberCaps,
+  type MemberPeers,
+  memberPeers,
   type PeerEntry,
   peerEnvLines,
   peerHostsLines,
@@ -44,6 +47,11 @@ export interface PeerPlane {
   octets: Map<string, number>;
   /** The running sync (syncs are serialized). */
   queue: Promise<void>;
+}
+
+/** `<crew dir>/peers.json`: the live peer tables of a foreground `connect --peers`. */
+export function peersPath(paths: MeshPaths): string {
+  return joinPath(paths.dir, "peers.json");
 }
 
 /** A new plane. */
@@ -274,41 +282,9 @@ export async function removePeerBlocks(ctx: Ctx, tunnels: readonly Tunnel[]): Pr
   }));
 }
 
-/** One member's peer table as `--json` and `status()` show it. */
-export interface MemberPeers {
-  /** The member. */
-  peer: string;
-  /** Its lease id. */
-  leaseId: string;
-  /** Peers it reaches: name, port, where it connects, and how. */
-  peers: {
-    peer: string;
-    role?: string;
-    remotePort: number;
-    address: string;
-    mode: "address" | "fallback";
-    reason?: string;
-  }[];
-  /** Peers left out. */
-  skipped: { peer: string; reason: string }[];
-  /** The last failure, if any. */
-  error?: string;
-}
-
 /** The peer tables of a mesh's members. */
 export function memberPeerTables(tunnels: readonly Tunnel[]): MemberPeers[] {
-  return tunnels.filter((t) => t.peer).map((t) => ({
-    peer: t.member.name,
-    leaseId: t.member.lease.id,
-    peers: t.peer!.entries.map((e) => ({
-      peer: e.peer,
-      ...(e.role ? { role: e.role } : {}),
-      remotePort: e.remotePort,
-      address: `${e.bindAddress}:${e.bindPort}`,
-      mode: e.mode,
-      ...(e.reason ? { reason: e.reason } : {}),
-    })),
-    skipped: t.peer!.skipped,
-    ...(t.peer!.error ? { error: t.peer!.error } : {}),
-  }));
+  return tunnels.filter((t) => t.peer).map((t) =>
+    memberPeers(t.member, t.peer!.entries, t.peer!.skipped, t.peer!.error)
+  );
 }

@@ -259,3 +259,76 @@ export function procNetAddress(address: string, port: number): string {
   const hex = (n: number, w: number) => n.toString(16).toUpperCase().padStart(w, "0");
   return octets.reverse().map((o) => hex(o, 2)).join("") + ":" + hex(port, 4);
 }
+
+/** One member's peer table as `--json`, `status()` and `peers.json` show it. */
+export interface MemberPeers {
+  /** The member. */
+  peer: string;
+  /** Its lease id. */
+  leaseId: string;
+  /** Peers it reaches: name, port, where it connects, and how. */
+  peers: {
+    peer: string;
+    role?: string;
+    remotePort: number;
+    address: string;
+    mode: PeerMode;
+    reason?: string;
+  }[];
+  /** Peers left out. */
+  skipped: { peer: string; reason: string }[];
+  /** The last failure, if any. */
+  error?: string;
+}
+
+/** The {@link MemberPeers} view of one member's entries. */
+export function memberPeers(
+  member: Pick<MeshMember, "name" | "lease">,
+  entries: readonly PeerEntry[],
+  skipped: readonly { peer: string; reason: string }[],
+  error?: string,
+): MemberPeers {
+  return {
+    peer: member.name,
+    leaseId: member.lease.id,
+    peers: entries.map((e) => ({
+      peer: e.peer,
+      ...(e.role ? { role: e.role } : {}),
+      remotePort: e.remotePort,
+      address: `${e.bindAddress}:${e.bindPort}`,
+      mode: e.mode,
+      ...(e.reason ? { reason: e.reason } : {}),
+    })),
+    skipped: [...skipped],
+    ...(error ? { error } : {}),
+  };
+}
+
+/**
+ * The peer tables a `--peers` connect would set up, without touching a box:
+ * addresses in member order, sshd assumed to allow client-specified binds
+ * (the real answer comes from probing each master), root-ness from the
+ * login. A fallback's port shows as `0` (sshd allocates it).
+ *
+ * @example
+ * ```ts
+ * import { plannedPeerTables } from "./peer_table.ts";
+ * import type { MeshMember } from "./forwards.ts";
+ * declare const members: MeshMember[];
+ * plannedPeerTables(members, []);
+ * ```
+ */
+export function plannedPeerTables(
+  members: readonly MeshMember[],
+  forwards: readonly MeshForward[],
+): MemberPeers[] {
+  const withSsh = members.filter((m) => m.lease.ssh !== undefined);
+  const octets = assignPeerOctets(new Map(), withSsh.map((m) => m.lease.id));
+  return withSsh.map((m) => {
+    const { entries, skipped } = peerTable(m, withSsh, forwards, octets, {
+      clientSpecified: true,
+      root: m.lease.ssh?.user === "root",
+    });
+    return memberPeers(m, entries, skipped);
+  });
+}

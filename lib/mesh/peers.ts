@@ -19,7 +19,9 @@ import {
   planCrew,
   sortForwards,
 } from "./plan.ts";
-import { meshPaths, normalizeCrewName } from "../core/mod.ts";
+import { type MeshPaths, meshPaths, normalizeCrewName, readJsonFile } from "../core/mod.ts";
+import { type MemberPeers, plannedPeerTables } from "./peer_table.ts";
+import { peersPath } from "./peer_sync.ts";
 import { controlForLease } from "../ssh/mod.ts";
 
 /** One member as `crew peers` shows it. */
@@ -114,6 +116,20 @@ export interface CrewDescription {
   exports: string[];
   /** The forward table. */
   forwards: { peer: string; remotePort: number; localPort: number; leaseId: string }[];
+  /**
+   * With `peers`: each member's peer table (the ssh-peer plane) — the live
+   * one of a running `connect --peers`, else the planned one.
+   */
+  peers?: MemberPeers[];
+  /** With `peers`: whether {@link CrewDescription.peers} is planned (nothing runs). */
+  peersPlanned?: boolean;
+}
+
+async function readLivePeers(paths: MeshPaths): Promise<MemberPeers[] | undefined> {
+  const v = await readJsonFile<{ members?: MemberPeers[] }>(peersPath(paths)).catch(() =>
+    undefined
+  );
+  return Array.isArray(v?.members) ? v.members : undefined;
 }
 
 /**
@@ -134,14 +150,27 @@ export async function describeCrew(
   const rt = await resolveRuntime(options);
   const paths = meshPaths(rt.home, normalizeCrewName(name));
   let forwards: MeshForward[];
+  let live = false;
+  let plan: MeshPlan | undefined;
   const state = await readDaemonState(paths).catch(() => undefined);
   if (state && await liveDaemonCount(paths) > 0) {
     forwards = sortForwards(daemonForwards(state));
+    live = true;
   } else {
-    const plan = await planCrew(name, options);
-    forwards = (await liveForegroundForwards(rt, plan, options)) ?? plan.forwards;
+    plan = await planCrew(name, options);
+    const running = await liveForegroundForwards(rt, plan, options);
+    live = running !== undefined;
+    forwards = running ?? plan.forwards;
+  }
+  let peers: MemberPeers[] | undefined;
+  let peersPlanned: boolean | undefined;
+  if (options.peers) {
+    peers = live ? await readLivePeers(paths) : undefined;
+    peersPlanned = peers === undefined;
+    peers ??= plannedPeerTables((plan ?? await planCrew(name, options)).members, forwards);
   }
   return {
+    ...(peers ? { peers, peersPlanned } : {}),
     hostsPath: paths.hosts,
     envPath: paths.env,
     exports: exportLines(forwards),

@@ -198,12 +198,11 @@ Deno.test({
             p.expose,
             p.planes,
           ]),
-          [["api", "ssh", [8080], ["ssh"]], ["db", "ssh", [8080], ["ssh"]], [
-            "web",
-            "ssh",
-            [8080, 9090],
-            ["ssh"],
-          ]],
+          [
+            ["api", "ssh", [8080], ["ssh", "ssh-peer"]],
+            ["db", "ssh", [8080], ["ssh", "ssh-peer"]],
+            ["web", "ssh", [8080, 9090], ["ssh", "ssh-peer"]],
+          ],
         );
         assert.equal(members[0].endpoint, `ssh://${m("api").ssh!.host}:22`);
         const text = await runCli(home, ["peers", CREW]);

@@ -169,6 +169,41 @@ Deno.test({
           assert.equal(await sha256("/etc/hosts"), hostHostsBefore, "host /etc/hosts untouched");
         },
       );
+
+      await t.step(
+        "--export --peers: daemons carry the plane; disconnect removes every block",
+        async () => {
+          const cli = (args: string[]) =>
+            new Deno.Command(Deno.execPath(), {
+              args: [
+                "run",
+                "--allow-all",
+                new URL("../../cli.ts", import.meta.url).pathname,
+                ...args,
+              ],
+              env: { CRABBOX_HOME: home, CRABBOX_OWNER: "tester@example.com", NO_COLOR: "1" },
+              stdin: "null",
+              stdout: "piped",
+              stderr: "piped",
+            }).output();
+          const up = await cli(["crew", "connect", CREW, "--export", "--peers"]);
+          assert.equal(up.code, 0, new TextDecoder().decode(up.stderr));
+          assert.equal(await askFrom(web, kh, "db.cbx", 5432), "db");
+          assert.equal(await askFrom(db, kh, "api.cbx", 8080), "api-1");
+          const json = await cli(["crew", "connect", CREW, "--json", "--peers"]);
+          const d = JSON.parse(new TextDecoder().decode(json.stdout));
+          assert.equal(d.peersPlanned, false, "the live table of the daemons");
+          assert.equal(d.peers.length, 3);
+          const down = await cli(["crew", "disconnect", CREW]);
+          assert.equal(down.code, 0, new TextDecoder().decode(down.stderr));
+          await waitFor("no ssh left", () => Promise.resolve(meshPids(home).length === 0), 5000);
+          for (const m of members) {
+            const r = await boxSsh(m.ssh!, ["cat", "/etc/hosts"], kh);
+            assert.doesNotMatch(r.stdout, /crabbox ssh-peer|\.cbx/, `${m.slug}: ${r.stdout}`);
+          }
+          assert.equal(await sha256("/etc/hosts"), hostHostsBefore, "host /etc/hosts untouched");
+        },
+      );
     } finally {
       await releaseCrew(CREW, opts).catch(() => {});
       await Deno.remove(home, { recursive: true }).catch(() => {});

@@ -11,6 +11,9 @@ import {
   REFRESHER_PATH,
   refresherScript,
   renderCloudInit,
+  SSHD_DROP_IN,
+  SSHD_DROP_IN_PATH,
+  SSHD_RELOAD,
   SYSTEM_HOSTS_PATH,
   TAILSCALE_JOIN_PATH,
 } from "../../lib/lease/cloud_init.ts";
@@ -85,6 +88,7 @@ Deno.test("renderCloudInit: #cloud-config first line, parses back to the expecte
   assert.equal(doc.package_update, true);
   assert.deepEqual(doc.packages, ["ca-certificates", "curl", "jq"]);
   assert.deepEqual(doc.write_files?.map((w) => [w.path, w.permissions, w.owner]), [
+    [SSHD_DROP_IN_PATH, "0644", "root:root"],
     [AUTH_KEY_PATH, "0600", "root:root"],
     [TAILSCALE_JOIN_PATH, "0700", "root:root"],
     [REFRESHER_PATH, "0755", "root:root"],
@@ -93,6 +97,7 @@ Deno.test("renderCloudInit: #cloud-config first line, parses back to the expecte
     [INIT_SCRIPT_PATH, "0700", "root:root"],
   ]);
   assert.deepEqual(doc.runcmd, [
+    SSHD_RELOAD,
     guardedStep(
       "install-tailscale",
       "command -v tailscale >/dev/null 2>&1 || curl -fsSL https://tailscale.com/install.sh | sh",
@@ -177,11 +182,19 @@ Deno.test("renderCloudInit: without tailscale only the key and init, no refreshe
   assert.deepEqual(bare, {
     disable_root: false,
     users: ["default", { name: "root", ssh_authorized_keys: [SSH_KEY] }],
+    write_files: [{
+      path: SSHD_DROP_IN_PATH,
+      owner: "root:root",
+      permissions: "0644",
+      content: SSHD_DROP_IN,
+    }],
+    runcmd: [SSHD_RELOAD],
   });
+  assert.match(SSHD_DROP_IN, /^GatewayPorts clientspecified$/m);
   const text = renderCloudInit({ slug: "api", sshPublicKey: SSH_KEY, crewTag: TAG, init: "true" });
   const doc = parsed(text);
-  assert.deepEqual(doc.write_files?.map((w) => w.path), [INIT_SCRIPT_PATH]);
-  assert.deepEqual(doc.runcmd, [guardedStep("init", INIT_SCRIPT_PATH)]);
+  assert.deepEqual(doc.write_files?.map((w) => w.path), [SSHD_DROP_IN_PATH, INIT_SCRIPT_PATH]);
+  assert.deepEqual(doc.runcmd, [SSHD_RELOAD, guardedStep("init", INIT_SCRIPT_PATH)]);
   assert.equal(doc.packages, undefined);
   assert.ok(!text.includes("tailscale"));
   assert.ok(!text.includes("crabbox-crew-hosts"));
@@ -189,8 +202,12 @@ Deno.test("renderCloudInit: without tailscale only the key and init, no refreshe
 
 Deno.test("renderCloudInit: tailscale without a crew joins but installs no refresher", () => {
   const doc = parsed(renderCloudInit(full({ crew: undefined, crewTag: undefined })));
-  assert.deepEqual(doc.write_files?.map((w) => w.path), [AUTH_KEY_PATH, TAILSCALE_JOIN_PATH]);
-  assert.ok(!doc.runcmd!.some((c) => c.includes("systemctl")));
+  assert.deepEqual(doc.write_files?.map((w) => w.path), [
+    SSHD_DROP_IN_PATH,
+    AUTH_KEY_PATH,
+    TAILSCALE_JOIN_PATH,
+  ]);
+  assert.ok(!doc.runcmd!.some((c) => c.includes("crabbox-crew-hosts")));
 });
 
 const HOSTILE_INIT = [

@@ -284,8 +284,8 @@ Deno.test("planCrew / describeCrew / crewPeers with injected members touch nothi
     assert.deepEqual([...Deno.readDirSync(home)], [], "describeCrew wrote nothing");
     const peers = await crewPeers("t1", opts);
     assert.deepEqual(peers.map((p) => [p.peer, p.transport, p.endpoint, p.planes]), [
-      ["api", "ssh", "ssh://127.77.0.2:22", ["ssh"]],
-      ["db", "ssh", "ssh://[fd00::5]:2222", ["ssh"]],
+      ["api", "ssh", "ssh://127.77.0.2:22", ["ssh", "ssh-peer"]],
+      ["db", "ssh", "ssh://[fd00::5]:2222", ["ssh", "ssh-peer"]],
       ["gpu", "none", "", ["tailnet"]],
     ]);
     await assert.rejects(
