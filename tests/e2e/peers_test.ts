@@ -111,7 +111,7 @@ Deno.test({
         });
 
         await t.step(
-          "hosts block, hosts.cbx rule, env file and peer table on each member",
+          "hosts block, env file and peer table on each member",
           async () => {
             const tables = mesh.peers();
             assert.equal(tables.length, 3);
@@ -164,6 +164,7 @@ Deno.test({
             const r = await boxSsh(m.ssh!, ["sh", "-c", "cat /etc/hosts; ls /run/crabbox"], kh);
             assert.equal(r.code, 0, r.stderr);
             assert.doesNotMatch(r.stdout, /crabbox ssh-peer|\.cbx/, `${m.slug}: ${r.stdout}`);
+            assert.doesNotMatch(r.stdout, /crew\.env/, `${m.slug}: env file left`);
           }
           assert.deepEqual(meshPids(home), []);
           assert.equal(await sha256("/etc/hosts"), hostHostsBefore, "host /etc/hosts untouched");
