@@ -140,9 +140,9 @@ Deno.test({
           "a member whose sshd is killed and restarted gets its peers back",
           async () => {
             await restartBoxSshd(providerLease(db));
-            await waitFor("db up again", async () => {
+            await waitFor("db up again", () => {
               const s = mesh.status().find((x) => x.leaseId === db.id)!;
-              return s.state === "up" && s.restarts > 0;
+              return Promise.resolve(s.state === "up" && s.restarts > 0);
             });
             await waitFor(
               "db reaches api-1.cbx again",
