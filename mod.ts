@@ -101,6 +101,7 @@ export {
   type MeshMember,
   type MeshPlan,
   type PeerInfo,
+  type PeerMode,
   planCrew,
   type SkippedMember,
   startCrewDaemons,

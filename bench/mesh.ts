@@ -7,6 +7,7 @@
  * deno run -A bench/mesh.ts            # 1, 5, 20, 50, 100 members; median of 5; 512 MiB
  * BENCH_REPS=3 BENCH_MIB=256 deno run -A bench/mesh.ts
  * BENCH_SIZES=1 deno run -A bench/mesh.ts  # only the 1-member crew (plus throughput/proxy rows)
+ * BENCH_SECTIONS=peers BENCH_SIZES=5,20 deno run -A bench/mesh.ts   # only the ssh-peer plane rows
  * ```
  *
  * Every connect row has a breakdown of crabbox's own time (`plan` / `spawn`
@@ -19,6 +20,16 @@
  * once straight to its sshd and once the way Sprites/Namespace members are
  * reached — ssh's ProxyCommand `crabbox proxy` → a WebSocket proxy (the fake
  * Sprites API on 127.0.0.1) → sshd.
+ *
+ * Sections (`BENCH_SECTIONS`, comma-separated, default all): `connect`
+ * (connect→ready vs raw ssh), `throughput` (operator→member, run step),
+ * `proxy` (a proxied member vs a direct one: the same box, once straight to
+ * its sshd and once the way Sprites/Namespace members are reached — ssh's
+ * ProxyCommand `crabbox proxy` → a WebSocket proxy (the fake Sprites API on
+ * 127.0.0.1) → sshd), `peers` (the ssh-peer plane: member→member latency and
+ * throughput through the hub vs the same path built by hand with raw
+ * `ssh -L` + `ssh -R`, and connect→ready with `--peers` vs without for the
+ * 5 and 20 member crews).
  *
  * @module
  */
@@ -36,6 +47,11 @@ import { proxyArgv } from "../lib/ssh/proxy_command.ts";
 
 const REPS = Number(Deno.env.get("BENCH_REPS") ?? 5);
 const MIB = Number(Deno.env.get("BENCH_MIB") ?? 512);
+const SECTIONS = new Set(
+  (Deno.env.get("BENCH_SECTIONS") ?? "connect,throughput,proxy,peers").split(",").map((x) =>
+    x.trim()
+  ),
+);
 const SIZES = (Deno.env.get("BENCH_SIZES") ?? "1,5,20,50,100").split(",").map(Number);
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const dec = new TextDecoder();
@@ -241,6 +257,163 @@ async function cliConnect(
 }
 
 // ---------------------------------------------------------------------------
+// the ssh-peer plane: member → operator → member
+
+/** Run inside a member: N connects (lat) or one full read (tp) of host:port; prints "bytes ns". */
+const PEER_PROBE = `set -eu
+h=$1; p=$2; mode=$3; n=$4
+t0=$(date +%s%N)
+if [ "$mode" = lat ]; then
+  i=0
+  while [ $i -lt $n ]; do socat -u TCP:$h:$p - >/dev/null; i=$((i + 1)); done
+  b=0
+else
+  b=$(socat -u TCP:$h:$p - | wc -c)
+fi
+t1=$(date +%s%N)
+echo "$b $((t1 - t0))"
+`;
+
+const LAT_N = 30;
+
+/** Time, from inside `from`, LAT_N connects or one full read of host:port (ms, bytes). */
+async function insideMember(
+  from: Lease,
+  host: string,
+  port: number,
+  mode: "lat" | "tp",
+): Promise<{ ms: number; bytes: number }> {
+  const kh = `${home}/svc_known_hosts`;
+  await prepareKnownHosts(from.ssh!, kh);
+  const r = await runSsh(
+    sshCommandArgs(from.ssh!, ["bash", "-s", "--", host, String(port), mode, String(LAT_N)], {
+      knownHostsFile: kh,
+    }),
+    { stdin: PEER_PROBE },
+  );
+  if (r.code !== 0) throw new Error(`probe ${host}:${port} from ${from.slug}: ${r.stderr}`);
+  const [bytes, ns] = r.stdout.trim().split(" ").map(Number);
+  return { ms: ns / 1e6, bytes };
+}
+
+/** The same path by hand: ssh -L to the server member, ssh -R on the client member onto it. */
+async function rawPeerPath(
+  server: Lease,
+  client: Lease,
+): Promise<{ lat: number; tp: number; stop: () => Promise<void> }> {
+  const [l8080, l9000, r8080, r9000] = [53970, 53971, 53972, 53973];
+  const left = new Deno.Command("ssh", {
+    args: rawArgs(server, [[l8080, 8080], [l9000, 9000]]),
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  while (!(await answers(l8080))) await sleep(5);
+  const rArgs = rawArgs(client, []);
+  const dest = rArgs.pop()!;
+  const right = new Deno.Command("ssh", {
+    args: [
+      ...rArgs,
+      "-R",
+      `127.0.0.1:${r8080}:127.0.0.1:${l8080}`,
+      "-R",
+      `127.0.0.1:${r9000}:127.0.0.1:${l9000}`,
+      dest,
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const deadline = Date.now() + 30_000;
+  while (
+    (await insideMember(client, "127.0.0.1", r8080, "lat").catch(() => undefined)) === undefined
+  ) {
+    if (Date.now() > deadline) throw new Error("raw -R path never answered");
+    await sleep(50);
+  }
+  return {
+    lat: r8080,
+    tp: r9000,
+    stop: async () => {
+      for (const c of [left, right]) {
+        try {
+          c.kill("SIGTERM");
+        } catch { /* exited */ }
+      }
+      await Promise.all([left.status, right.status]);
+    },
+  };
+}
+
+/** The ssh-peer rows: connect→ready with/without --peers, member→member vs raw. */
+async function peerRows(row: (...c: string[]) => void): Promise<void> {
+  for (const n of SIZES.filter((x) => x >= 5)) {
+    const plain: number[] = [], peered: number[] = [];
+    for (let r = 0; r < REPS; r++) {
+      let mesh!: Awaited<ReturnType<typeof connectCrew>>;
+      plain.push(await timeIt(async () => (mesh = await connectCrew(`bench${n}`, opts))));
+      await mesh.close();
+      peered.push(
+        await timeIt(async () => (mesh = await connectCrew(`bench${n}`, { ...opts, peers: true }))),
+      );
+      const bad = mesh.peers().filter((m) => m.error || m.peers.length !== n - 1);
+      await mesh.close();
+      if (bad.length > 0) throw new Error(`peer tables incomplete: ${JSON.stringify(bad[0])}`);
+    }
+    const [mp, mq] = [median(plain), median(peered)];
+    row(`connect→ready ${n} members: connectCrew()`, ms(mp), "", "");
+    row(
+      `  connectCrew({ peers: true }): +${n * (n - 1)} -R, ${n} hosts blocks`,
+      ms(mq),
+      `${(mq / mp).toFixed(2)}×`,
+      `+${ms(mq - mp)}`,
+    );
+  }
+  const server = crews[0].find((x) => x.slug === "bulk")!;
+  const client = crews[0].find((x) => x.slug === "client")!;
+  const mesh = await connectCrew("benchtp", { ...opts, peers: true });
+  const raw = await rawPeerPath(server, client);
+  try {
+    const latRaw: number[] = [], latCbx: number[] = [], tpRaw: number[] = [], tpCbx: number[] = [];
+    const want = MIB * 1024 * 1024;
+    for (let r = 0; r < REPS; r++) {
+      latRaw.push((await insideMember(client, "127.0.0.1", raw.lat, "lat")).ms / LAT_N);
+      latCbx.push((await insideMember(client, "bulk.cbx", 8080, "lat")).ms / LAT_N);
+      const a = await insideMember(client, "127.0.0.1", raw.tp, "tp");
+      if (a.bytes !== want) throw new Error(`raw member→member got ${a.bytes} bytes`);
+      tpRaw.push(a.ms);
+      const b = await insideMember(client, "bulk.cbx", 9000, "tp");
+      if (b.bytes !== want) throw new Error(`ssh-peer member→member got ${b.bytes} bytes`);
+      tpCbx.push(b.ms);
+    }
+    const [lr, lc] = [median(latRaw), median(latCbx)];
+    row(`member→member connect+answer: raw ssh -L + ssh -R by hand`, `${lr.toFixed(1)} ms`, "", "");
+    row(
+      `  ssh-peer plane (client → bulk.cbx:8080)`,
+      `${lc.toFixed(1)} ms`,
+      `${(lc / lr).toFixed(2)}×`,
+      "",
+    );
+    const rawMBs = MIB / (median(tpRaw) / 1000), cbxMBs = MIB / (median(tpCbx) / 1000);
+    row(
+      `member→member ${MIB} MiB: raw ssh -L + ssh -R by hand`,
+      `${rawMBs.toFixed(0)} MiB/s`,
+      "",
+      "",
+    );
+    row(
+      `  ssh-peer plane (client → bulk.cbx:9000)`,
+      `${cbxMBs.toFixed(0)} MiB/s`,
+      `${(cbxMBs / rawMBs).toFixed(2)}×`,
+      "",
+    );
+  } finally {
+    await raw.stop();
+    await mesh.close();
+  }
+}
+
+// ---------------------------------------------------------------------------
 
 const crews: Record<number, Lease[]> = {};
 try {
@@ -277,12 +450,14 @@ try {
     crews[0] = await listLeases({ crew: "benchtp" }, opts);
   } else {
     crews[0] = [
-      ...(await leaseCrew("benchtp", [{ slug: "bulk", provider: "local", expose: [9000] }], opts))
-        .members,
+      ...(await leaseCrew("benchtp", [
+        { slug: "bulk", provider: "local", expose: [9000, 8080] },
+        { slug: "client", provider: "local", expose: [] },
+      ], opts)).members,
     ];
   }
   {
-    const l = crews[0][0];
+    const l = crews[0].find((x) => x.slug === "bulk")!;
     const kh = `${home}/svc_known_hosts`;
     await prepareKnownHosts(l.ssh!, kh);
     const r = await runSsh(
@@ -324,7 +499,7 @@ try {
   // connect → ready
   const PHASES = ["plan", "spawn", "sockets", "probes", "files"] as const;
   const largest = Math.max(...SIZES);
-  for (const n of SIZES) {
+  for (const n of SECTIONS.has("connect") ? SIZES : []) {
     const raw: number[] = [], lib: number[] = [], cli: number[] = [];
     const phases: Record<string, number[]> = Object.fromEntries(PHASES.map((p) => [p, []]));
     const cliUse: { rssMiB: number; cpuMs: number }[] = [];
@@ -417,8 +592,8 @@ try {
   }
 
   // throughput
-  {
-    const member = crews[0][0];
+  if (SECTIONS.has("throughput")) {
+    const member = crews[0].find((x) => x.slug === "bulk")!;
     const mesh = await connectCrew("benchtp", opts);
     const rawStop = await (async () => {
       const port = 53990;
@@ -498,8 +673,8 @@ try {
   }
 
   // proxied member vs direct: the same box through crabbox proxy + a WebSocket proxy
-  {
-    const member = crews[0][0];
+  if (SECTIONS.has("proxy")) {
+    const member = crews[0].find((x) => x.slug === "bulk")!;
     // The fake proxy runs in its own process, as a real provider's proxy is elsewhere.
     const fakeProc = new Deno.Command(Deno.execPath(), {
       args: [
@@ -616,6 +791,8 @@ try {
       ms(median(tpP)),
     );
   }
+
+  if (SECTIONS.has("peers")) await peerRows(row);
 
   rows.unshift(["measurement", "value", "ratio", "goal / note"]);
   const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length)));
