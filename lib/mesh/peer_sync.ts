@@ -11,7 +11,6 @@ import type { Ctx, Tunnel } from "./tunnel.ts";
 import { joinPath, type MeshPaths } from "../core/mod.ts";
 import {
   assignPeerOctets,
-  type MemberCaps,
   type MemberPeers,
   memberPeers,
   type PeerEntry,
@@ -24,22 +23,6 @@ import {
 } from "./peer_table.ts";
 import { applyInput, masterRemoteForward, type MemberLink, runBoxScript } from "./peer_box.ts";
 import { sortForwards } from "./plan.ts";
-
-/** The plane's state on one member (kept on its {@link Tunnel}). */
-export interface PeerState {
-  /** What the member's sshd and login allow (probed once per master). */
-  caps?: MemberCaps;
-  /** Forwards live on the current master, by wanted-entry key. */
-  applied: Map<string, PeerEntry>;
-  /** The member's peer table as last written (bind ports final). */
-  entries: PeerEntry[];
-  /** Peers left out, with the reason. */
-  skipped: { peer: string; reason: string }[];
-  /** The last failure (forwards, or writing the block), if any. */
-  error?: string;
-  /** Whether the block is on the box (so disconnect removes it). */
-  written: boolean;
-}
 
 /** The plane of one mesh: stable addresses and one sync at a time. */
 export interface PeerPlane {

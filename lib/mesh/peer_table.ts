@@ -332,3 +332,19 @@ export function plannedPeerTables(
     return memberPeers(m, entries, skipped);
   });
 }
+
+/** The plane's state on one member (kept on its tunnel). */
+export interface PeerState {
+  /** What the member's sshd and login allow (probed once per master). */
+  caps?: MemberCaps;
+  /** Forwards live on the current master, by wanted-entry key. */
+  applied: Map<string, PeerEntry>;
+  /** The member's peer table as last written (bind ports final). */
+  entries: PeerEntry[];
+  /** Peers left out, with the reason. */
+  skipped: { peer: string; reason: string }[];
+  /** The last failure (forwards, or writing the block), if any. */
+  error?: string;
+  /** Whether the block is on the box (so disconnect removes it). */
+  written: boolean;
+}

@@ -27,7 +27,7 @@ import {
 } from "./forwards.ts";
 import type { MeshForward } from "./files.ts";
 import type { ConnectOptions, MemberState, MeshEvent, MeshPlan } from "./plan.ts";
-import type { PeerState } from "./peer_sync.ts";
+import type { PeerState } from "./peer_table.ts";
 import {
   ADDR_IN_USE,
   lastLogReason,
