@@ -26,7 +26,7 @@ export function renderDoctorReport(report: DoctorReport): string {
       if (from === to) return "-";
       const c = report.matrix!.find((x) => x.from === from && x.to === to)!;
       return c.verdict === "ok"
-        ? "OK"
+        ? c.reason.startsWith("ssh-peer") ? "OK (ssh-peer)" : "OK"
         : c.verdict === "via-operator"
         ? "via operator SSH-mesh"
         : `NO (${c.reason})`;

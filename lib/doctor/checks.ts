@@ -35,6 +35,7 @@ import { processIdentity, sameProcess } from "../process/mod.ts";
 import { sshProgram } from "../ssh/mod.ts";
 import { providerConfigSchemas, providerEntry, providerNames } from "../../providers/mod.ts";
 import { defaultTailnetProbe, type TailnetPolicyProbe } from "./tailnet_probe.ts";
+import { measurePeerPlane } from "./peer_plane.ts";
 import { manualPolicySnippet } from "../tailnet/mod.ts";
 
 /** Outcome of one check. */
@@ -413,6 +414,12 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
     checks.push(await tailnetCheck(rt, options, crew, members));
     report.members = rows;
     report.matrix = reachabilityMatrix(rows);
+    // A live ssh-peer plane is measured from inside each member; its cells replace the static ones.
+    const measured = await measurePeerPlane(rt, crew, members);
+    for (const m of measured ?? []) {
+      const i = report.matrix.findIndex((c) => c.from === m.from && c.to === m.to);
+      if (i >= 0) report.matrix[i] = m;
+    }
   }
   report.ok = !checks.some((c) => c.status === "fail");
   return report;

@@ -6,4 +6,5 @@
  */
 
 export * from "./checks.ts";
+export * from "./peer_plane.ts";
 export * from "./tailnet_probe.ts";

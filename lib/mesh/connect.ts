@@ -43,6 +43,7 @@ import {
 } from "./tunnel.ts";
 import { startAnchor } from "../process/mod.ts";
 import { watchSockets } from "./socket_watch.ts";
+import { followMembers } from "./membership.ts";
 import type { MemberPeers } from "./peer_table.ts";
 import {
   memberPeerTables,
@@ -234,9 +235,14 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
   liveMeshes.set(key, { tunnels, ctx });
   let supervisors: Promise<void>[] = [];
   let closing: Promise<void> | undefined;
+  let follower: Promise<void> | undefined;
+  const joining = new Set<Tunnel>();
   const close = () =>
     closing ??= (async () => {
       stopper.abort();
+      for (const t of joining) t.stopping = true;
+      await Promise.all([...joining].map((t) => stopChild(t)));
+      await follower;
       if (plane) {
         await plane.queue.catch(() => {});
         await removePeerBlocks(ctx, tunnels);
@@ -276,6 +282,7 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
   mark = performance.now();
   await writeMeshFiles(plan.paths, crew, forwards);
   lap("files");
+  const current = () => sortForwards(tunnels.flatMap((t) => t.forwards).map((f) => ({ ...f })));
   const peersFile = peersPath(plan.paths);
   const record = () => writeJsonAtomic(peersFile, { crew, members: memberPeerTables(tunnels) });
   const syncPeers = async () => {
@@ -289,13 +296,33 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
       await record();
     };
     await syncPeers();
+    const every = options.peerPollMs ?? 5000;
+    if (every > 0) {
+      follower = followMembers(
+        {
+          ctx,
+          tunnels,
+          plan,
+          joining,
+          supervise: (t) => void supervisors.push(supervise(ctx, t, stopper.signal)),
+          changed: async (joined, left) => {
+            for (const t of joined) options.log?.(`crew "${crew}": ${t.member.name} joined`);
+            for (const t of left) options.log?.(`crew "${crew}": ${t.member.name} left`);
+            await writeMeshFiles(plan.paths, crew, current());
+            await syncPeers();
+          },
+        },
+        options,
+        every,
+        stopper.signal,
+      );
+    }
   }
   const closed = (async () => {
     await new Promise<void>((r) => stopper.signal.addEventListener("abort", () => r()));
     await close();
     options.signal?.removeEventListener("abort", onAbort);
   })();
-  const current = () => sortForwards(tunnels.flatMap((t) => t.forwards).map((f) => ({ ...f })));
   return {
     crew,
     get forwards() {

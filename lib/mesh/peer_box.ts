@@ -15,6 +15,7 @@ import { HOSTS_BLOCK_AWK, INSTALL_FILE_SH } from "../lease/mod.ts";
 import type { ProcessRunner } from "../process/mod.ts";
 import {
   runSsh,
+  sshCommandArgs,
   sshDestination,
   sshOptionArgs,
   type SshResult,
@@ -42,8 +43,10 @@ const ENV_SEPARATOR = "--env--";
  * - `remove`: drops the block from both files and removes the env file.
  * - `listening`: stdin holds one `/proc/net/tcp` address (`0200007F:1F90`);
  *   prints `yes` when a listener is bound exactly there, else `no`.
+ * - `reach`: stdin holds `<host> <port>` lines; prints `<host> <port> ok|no`
+ *   per line after a TCP connect (3 s timeout, bash's `/dev/tcp` or `nc`).
  *
- * Contains no single quote (it is sent as `'…'`).
+ * Sent as one argv word of `sh -c` (quoted by `sshCommandArgs`).
  */
 export const PEER_BOX_SCRIPT: string = `set -u
 umask 022
@@ -112,16 +115,27 @@ listening)
     echo no
   fi
   ;;
+reach)
+  while IFS=" " read -r h p; do
+    case $h in "" | -* | *[!a-z0-9.-]*) exit 4 ;; esac
+    case $p in "" | *[!0-9]*) exit 4 ;; esac
+    if command -v bash >/dev/null 2>&1; then
+      if timeout 3 bash -c "exec 3<>/dev/tcp/\\$0/\\$1" "$h" "$p" 2>/dev/null; then r=ok; else r=no; fi
+    elif command -v nc >/dev/null 2>&1; then
+      if nc -z -w 3 "$h" "$p" 2>/dev/null; then r=ok; else r=no; fi
+    else
+      echo "$me: neither bash nor nc to measure with" >&2
+      exit 3
+    fi
+    echo "$h $p $r"
+  done
+  ;;
 *)
   echo "$me: unknown mode" >&2
   exit 2
   ;;
 esac
 `;
-
-if (PEER_BOX_SCRIPT.includes("'")) {
-  throw new Error("PEER_BOX_SCRIPT must not contain a single quote");
-}
 
 /** How to reach one member through its live ControlMaster. */
 export interface MemberLink {
@@ -146,7 +160,7 @@ function linkArgs(link: MemberLink, timeoutS = 10): string[] {
 }
 
 /** The box-script modes. */
-export type BoxScriptMode = "apply" | "remove" | "listening";
+export type BoxScriptMode = "apply" | "remove" | "listening" | "reach";
 
 /**
  * Run {@link PEER_BOX_SCRIPT} in `mode` on the member with `stdin` as data
@@ -158,10 +172,13 @@ export function runBoxScript(
   stdin: string,
   options: { timeoutS?: number; signal?: AbortSignal } = {},
 ): Promise<SshResult> {
-  const sudo = link.target.user === "root" ? "" : "sudo -n ";
-  const command = `${sudo}sh -c '${PEER_BOX_SCRIPT}' crabbox-peers ${mode}`;
+  const sudo = link.target.user === "root" ? [] : ["sudo", "-n"];
   return runSsh(
-    [...linkArgs(link, options.timeoutS), "--", sshDestination(link.target), command],
+    sshCommandArgs(link.target, [...sudo, "sh", "-c", PEER_BOX_SCRIPT, "crabbox-peers", mode], {
+      knownHostsFile: link.knownHostsFile,
+      control: link.controlPath ? { master: "no", path: link.controlPath } : { master: "none" },
+      connectTimeout: options.timeoutS ?? 10,
+    }),
     { env: link.env, process: link.process, stdin, signal: options.signal },
   );
 }

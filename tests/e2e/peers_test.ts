@@ -8,8 +8,9 @@
  */
 
 import assert from "node:assert/strict";
-import { releaseCrew } from "../../lib/lease/leases.ts";
-import { leaseCrew } from "../../lib/lease/create.ts";
+import { releaseCrew, releaseLease } from "../../lib/lease/leases.ts";
+import { leaseBox, leaseCrew } from "../../lib/lease/create.ts";
+import { runDoctor } from "../../lib/doctor/checks.ts";
 import { connectCrew } from "../../lib/mesh/connect.ts";
 import type { Lease } from "../../lib/lease/claims.ts";
 import type { ProviderLease } from "../../providers/types.ts";
@@ -90,7 +91,12 @@ Deno.test({
         "web",
         8080,
       ]];
-      const mesh = await connectCrew(CREW, { ...opts, peers: true, backoff: { initialMs: 100 } });
+      const mesh = await connectCrew(CREW, {
+        ...opts,
+        peers: true,
+        peerPollMs: 300,
+        backoff: { initialMs: 100 },
+      });
       try {
         await t.step("every member reaches every other by <slug>.cbx:<port>", async () => {
           for (const from of members) {
@@ -153,6 +159,51 @@ Deno.test({
             assert.equal(await askFrom(api, kh, "db.cbx", 5432), "db");
           },
         );
+
+        await t.step("doctor measures the ssh-peer cells from inside each member", async () => {
+          const report = await runDoctor({ ...opts, crew: CREW });
+          const cells = report.matrix!.filter((c) => c.reason.startsWith("ssh-peer"));
+          assert.equal(cells.length, 6, JSON.stringify(report.matrix));
+          for (const c of cells) assert.equal(c.verdict, "ok", `${c.from}→${c.to}: ${c.reason}`);
+          const apiToDb = cells.find((c) => c.from === "api-1" && c.to === "db")!;
+          assert.match(apiToDb.reason, /measured inside api-1\): db\.cbx:5432 ok/);
+        });
+
+        await t.step("a member joining and leaving updates every other member", async () => {
+          const cache = await leaseBox({ slug: "cache", provider: "local", expose: [6379] }, {
+            ...opts,
+            crew: CREW,
+          });
+          await startNameServer(cache.ssh!, cache.ssh!.keyPath!, 6379, "cache");
+          for (const from of members) {
+            await waitFor(
+              `${from.slug} reaches cache.cbx`,
+              async () => (await askFrom(from, kh, "cache.cbx", 6379)) === "cache",
+            );
+          }
+          assert.equal(
+            await askFrom(cache, kh, "db.cbx", 5432),
+            "db",
+            "the newcomer reaches the others",
+          );
+          assert.equal(await askFrom(cache, kh, "api.cbx", 8080), "api-1");
+          await releaseLease(cache, opts);
+          await waitFor(
+            "cache gone from the mesh",
+            () => Promise.resolve(!mesh.status().some((s) => s.leaseId === cache.id)),
+          );
+          for (const from of members) {
+            await waitFor(`${from.slug} forgets cache.cbx`, async () => {
+              const r = await boxSsh(from.ssh!, ["cat", "/etc/hosts"], kh);
+              return r.code === 0 && !/cache\.cbx/.test(r.stdout);
+            });
+          }
+          assert.equal(
+            await askFrom(web, kh, "db.cbx", 5432),
+            "db",
+            "the others still reach each other",
+          );
+        });
       } finally {
         await mesh.close();
       }
@@ -209,6 +260,65 @@ Deno.test({
       await releaseCrew(CREW, opts).catch(() => {});
       await Deno.remove(home, { recursive: true }).catch(() => {});
       if (logs.length) console.error(logs.join("\n"));
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "e2e: ssh-peer plane without GatewayPorts clientspecified falls back to 127.0.0.1:<allocated> and says so",
+  ignore: !e2e,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const home = await Deno.makeTempDir({ prefix: "cbx-peer-e2e-" });
+    const kh = `${home}/test_known_hosts`;
+    const crewName = "peerfb";
+    const env = (k: string) =>
+      ({ CRABBOX_HOME: home, CRABBOX_OWNER: "tester@example.com" } as Record<string, string>)[k] ??
+        Deno.env.get(k);
+    const logs: string[] = [];
+    const opts = { home, env, log: (m: string) => logs.push(m) };
+    try {
+      const crew = await leaseCrew(crewName, [
+        { slug: "a", provider: "local", expose: [] },
+        { slug: "b", provider: "local", expose: [7070] },
+      ], opts);
+      const [a, b] = [crew.member("a"), crew.member("b")];
+      await startNameServer(b.ssh!, b.ssh!.keyPath!, 7070, "b");
+      // a's sshd as a static host's would be: no GatewayPorts line (sshd's default: no).
+      const cfg = `${a.data!.boxDir}/sshd_config`;
+      const text = await Deno.readTextFile(cfg);
+      assert.match(text, /^GatewayPorts clientspecified$/m);
+      await Deno.writeTextFile(cfg, text.replace(/^GatewayPorts clientspecified\n/m, ""));
+      await restartBoxSshd(providerLease(a));
+      const mesh = await connectCrew(crewName, { ...opts, peers: true, peerPollMs: 0 });
+      try {
+        const table = mesh.peers().find((m) => m.peer === "a")!;
+        assert.equal(table.peers.length, 1);
+        const p = table.peers[0];
+        assert.equal(p.mode, "fallback");
+        assert.match(p.reason!, /GatewayPorts/);
+        assert.match(p.address, /^127\.0\.0\.1:\d+$/);
+        assert.ok(
+          logs.some((l) => /a: sshd lacks GatewayPorts clientspecified/.test(l)),
+          logs.join("\n"),
+        );
+        const r = await boxSsh(a.ssh!, ["cat", "/etc/hosts", "/run/crabbox/crew.env"], kh);
+        assert.doesNotMatch(r.stdout, /b\.cbx/, "no hosts line without an address of its own");
+        assert.match(
+          r.stdout,
+          new RegExp(`^export CRABBOX_CREW_B_7070=${p.address.replace(/\./g, "\\.")}$`, "m"),
+        );
+        const port = Number(p.address.split(":")[1]);
+        assert.equal(await askFrom(a, kh, "127.0.0.1", port), "b");
+      } finally {
+        await mesh.close();
+      }
+      assert.deepEqual(meshPids(home), []);
+    } finally {
+      await releaseCrew(crewName, opts).catch(() => {});
+      await Deno.remove(home, { recursive: true }).catch(() => {});
     }
   },
 });

@@ -134,3 +134,24 @@ Deno.test("box script listening: yes only for a listener bound exactly there", a
     await Deno.remove(b.dir, { recursive: true });
   }
 });
+
+Deno.test("box script reach: ok for a listening port, no for a closed one, refuses odd input", async () => {
+  const b = await box();
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const closedPort = (closed.addr as Deno.NetAddr).port;
+  closed.close();
+  try {
+    const port = (l.addr as Deno.NetAddr).port;
+    const accept = l.accept().then((c) => c.close()).catch(() => {});
+    const r = await b.run("reach", `127.0.0.1 ${port}\n127.0.0.1 ${closedPort}\n`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `127.0.0.1 ${port} ok\n127.0.0.1 ${closedPort} no\n`);
+    await accept;
+    assert.equal((await b.run("reach", "$(id) 80\n")).code, 4);
+    assert.equal((await b.run("reach", "-oProxyCommand 80\n")).code, 4);
+  } finally {
+    l.close();
+    await Deno.remove(b.dir, { recursive: true });
+  }
+});
