@@ -57,27 +57,32 @@ function entryKey(e: PeerEntry): string {
   return `${e.leaseId}:${e.remotePort}:${e.operatorPort}:${e.mode}:${e.bindAddress}`;
 }
 
+/** Where a member's sshd binds a `-R` that names an address (see {@link probeGatewayPorts}). */
+export type GatewayPortsMode = "clientspecified" | "loopback" | "wildcard";
+
 /**
- * Does the member's sshd bind the address a client asks for (`GatewayPorts
- * clientspecified`)? Ask for `127.0.0.254:0` (a port sshd picks, aimed at the
- * operator's closed port 9), look on the box where it is bound, cancel it.
+ * Where does the member's sshd bind a `-R` forward that names an address?
+ * Ask for `127.0.0.254:0` (a port sshd picks, aimed at the operator's closed
+ * port 9), look in the box's `/proc/net/tcp` whether it listens exactly there
+ * (`GatewayPorts clientspecified`) or on every interface (`yes`; else the
+ * default `no`: loopback), then cancel it.
  */
-export async function probeClientSpecified(link: MemberLink): Promise<boolean> {
+export async function probeGatewayPorts(link: MemberLink): Promise<GatewayPortsMode> {
   const spec = `127.0.0.${PROBE_OCTET}:0:127.0.0.1:9`;
   let port: number | undefined;
   try {
     [port] = await masterRemoteForward(link, "forward", [spec]);
   } catch {
-    return false;
+    return "loopback";
   }
   try {
-    if (!port) return false;
-    const r = await runBoxScript(
-      link,
-      "listening",
-      procNetAddress(`127.0.0.${PROBE_OCTET}`, port) + "\n",
-    );
-    return r.code === 0 && r.stdout.trim() === "yes";
+    if (!port) return "loopback";
+    const at = async (address: string) =>
+      (await runBoxScript(link, "listening", procNetAddress(address, port!) + "\n")).stdout
+        .trim() === "yes";
+    if (await at(`127.0.0.${PROBE_OCTET}`)) return "clientspecified";
+    if (await at("0.0.0.0")) return "wildcard";
+    return "loopback";
   } finally {
     await masterRemoteForward(link, "cancel", [spec]);
   }
@@ -131,11 +136,17 @@ export async function syncMemberPeers(
   const log = (m: string) => ctx.options.log?.(`crew "${t.crew}": ${t.member.name}: ${m}`);
   try {
     if (!state.caps) {
+      const mode = await probeGatewayPorts(link);
       state.caps = {
-        clientSpecified: await probeClientSpecified(link),
+        clientSpecified: mode === "clientspecified",
         root: t.member.lease.ssh.user === "root",
+        wildcard: mode === "wildcard",
       };
-      if (!state.caps.clientSpecified) {
+      if (state.caps.wildcard) {
+        log(
+          "sshd has GatewayPorts yes (a -R forward would listen on every interface): no ssh-peer forwards on this member",
+        );
+      } else if (!state.caps.clientSpecified) {
         log(
           "sshd lacks GatewayPorts clientspecified: peers are reachable only as 127.0.0.1:<port> (see CRABBOX_CREW_* in /run/crabbox/crew.env), not by <peer>.cbx",
         );

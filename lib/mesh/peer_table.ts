@@ -60,6 +60,11 @@ export interface MemberCaps {
   clientSpecified: boolean;
   /** The login is root (may bind ports below 1024). */
   root: boolean;
+  /**
+   * sshd binds every `-R` on all interfaces (`GatewayPorts yes`): the plane
+   * stays off on this member rather than expose peers' ports to its network.
+   */
+  wildcard?: boolean;
 }
 
 /**
@@ -126,6 +131,13 @@ export function peerTable(
   const others = [...members].filter((m) => m.lease.id !== self.lease.id)
     .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   for (const m of others) {
+    if (caps.wildcard) {
+      skipped.push({
+        peer: m.name,
+        reason: "sshd has GatewayPorts yes: a -R forward would listen on every interface",
+      });
+      continue;
+    }
     if (!DNS_LABEL.test(m.name)) {
       skipped.push({ peer: m.name, reason: "name is not a DNS label" });
       continue;

@@ -266,7 +266,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "e2e: ssh-peer plane without GatewayPorts clientspecified falls back to 127.0.0.1:<allocated> and says so",
+    "e2e: ssh-peer plane without GatewayPorts clientspecified falls back to 127.0.0.1:<allocated> and says so; GatewayPorts yes keeps the plane off",
   ignore: !e2e,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -316,6 +316,25 @@ Deno.test({
         await mesh.close();
       }
       assert.deepEqual(meshPids(home), []);
+      // GatewayPorts yes would put peers on every interface of a: the plane stays off there.
+      await Deno.writeTextFile(
+        cfg,
+        text.replace(/^GatewayPorts clientspecified$/m, "GatewayPorts yes"),
+      );
+      await restartBoxSshd(providerLease(a));
+      const again = await connectCrew(crewName, { ...opts, peers: true, peerPollMs: 0 });
+      try {
+        const tab = again.peers().find((m) => m.peer === "a")!;
+        assert.deepEqual(tab.peers, []);
+        assert.match(tab.skipped[0].reason, /every interface/);
+        const r = await boxSsh(a.ssh!, ["cat", "/proc/net/tcp"], kh);
+        const wild = r.stdout.split("\n").filter((l) =>
+          / 00000000:[0-9A-F]{4} 00000000:0000 0A /.test(l)
+        );
+        assert.deepEqual(wild, [], "nothing listens on a's wildcard address");
+      } finally {
+        await again.close();
+      }
     } finally {
       await releaseCrew(crewName, opts).catch(() => {});
       await Deno.remove(home, { recursive: true }).catch(() => {});

@@ -149,3 +149,15 @@ Deno.test("procNetAddress: the /proc/net/tcp spelling of an IPv4 listener", () =
   assert.equal(procNetAddress("127.0.0.2", 8080), "0200007F:1F90");
   assert.equal(procNetAddress("127.0.0.254", 22), "FE00007F:0016");
 });
+
+Deno.test("peerTable: sshd with GatewayPorts yes gets no forwards at all (every peer skipped)", () => {
+  const octets = assignPeerOctets(new Map(), ALL.map((m) => m.lease.id));
+  const { entries, skipped } = peerTable(API, ALL, FW, octets, {
+    clientSpecified: false,
+    root: true,
+    wildcard: true,
+  });
+  assert.deepEqual(entries, []);
+  assert.deepEqual(skipped.map((s) => s.peer), ["db", "web"]);
+  assert.ok(skipped.every((s) => /every interface/.test(s.reason)));
+});
