@@ -304,6 +304,7 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
           tunnels,
           plan,
           joining,
+          missingSince: new Map(),
           supervise: (t) => void supervisors.push(supervise(ctx, t, stopper.signal)),
           changed: async (joined, left) => {
             for (const t of joined) options.log?.(`crew "${crew}": ${t.member.name} joined`);

@@ -7,6 +7,7 @@
  */
 
 import { sleep } from "../core/mod.ts";
+import { loadClaim } from "../lease/mod.ts";
 import { allocateForwards, type MeshMember, selectMembers, shortLeaseId } from "./forwards.ts";
 import { type ConnectOptions, crewLeases, hasSshFeature, type MeshPlan } from "./plan.ts";
 import { type Ctx, firstConnect, makeTunnels, stopChild, type Tunnel } from "./tunnel.ts";
@@ -25,7 +26,12 @@ export interface Membership {
   changed: (joined: Tunnel[], left: Tunnel[]) => Promise<void>;
   /** Tunnels of joining members still coming up (close stops them too). */
   joining: Set<Tunnel>;
+  /** When each member first went missing from the crew's list (by lease id). */
+  missingSince: Map<string, number>;
 }
+
+/** A member missing from the list this long has left even if its claim is still here. */
+export const LEFT_AFTER_MS = 60_000;
 
 /** A name for a joining member that no running tunnel has. */
 function freshName(m: MeshMember, tunnels: readonly Tunnel[]): string {
@@ -48,12 +54,26 @@ export async function refreshMembers(m: Membership, options: ConnectOptions): Pr
   const leases = await crewLeases(plan.crew, options);
   const { members } = selectMembers(leases, hasSshFeature(options));
   const present = new Set(members.map((x) => x.lease.id));
-  const left = tunnels.filter((t) => !present.has(t.member.lease.id));
+  // Missing from the list is not enough: a box whose sshd restarts is listed as not running for
+  // a moment. A member has left once its claim is gone (a release), or after LEFT_AFTER_MS missing.
+  const now = Date.now();
+  const left: Tunnel[] = [];
+  for (const t of tunnels) {
+    const id = t.member.lease.id;
+    if (present.has(id)) {
+      m.missingSince.delete(id);
+      continue;
+    }
+    const since = m.missingSince.get(id) ?? now;
+    m.missingSince.set(id, since);
+    if (!(await loadClaim(ctx.rt.home, id)) || now - since >= LEFT_AFTER_MS) left.push(t);
+  }
   for (const t of left) {
     t.stopping = true;
     await stopChild(t);
     if (t.state !== "stopped") ctx.emit(t, "stopped", { reason: "left the crew" });
     tunnels.splice(tunnels.indexOf(t), 1);
+    m.missingSince.delete(t.member.lease.id);
     for (const f of t.forwards) ctx.taken.delete(f.localPort);
   }
   const known = new Set(tunnels.map((t) => t.member.lease.id));

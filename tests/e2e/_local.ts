@@ -19,6 +19,7 @@ import {
 } from "../../providers/local/mod.ts";
 import type { CreateSpec, Provider, ProviderLease, SshTarget } from "../../providers/types.ts";
 import { prepareKnownHosts } from "../../lib/ssh/known_hosts.ts";
+import type { Lease } from "../../lib/lease/claims.ts";
 
 /**
  * Whether e2e tests can run here (root and every local-provider
@@ -258,4 +259,27 @@ export async function netnsNames(): Promise<string[]> {
   return new TextDecoder().decode(out.stdout).split("\n").map((l) => l.split(" ")[0]).filter(
     Boolean,
   );
+}
+
+/** ssh processes crabbox started for `home` (their argv names the crew dir). */
+export function meshPids(home: string): number[] {
+  return pidsMentioning(`${home}/crew/`).filter((pid) => {
+    try {
+      return Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0")[0].endsWith("ssh");
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** The provider-side view of a lease (what `killBoxSshd`/`restartBoxSshd` take). */
+export function providerLease(l: Lease): ProviderLease {
+  return {
+    providerId: l.providerId,
+    leaseId: l.id,
+    labels: l.labels,
+    state: "running",
+    ssh: l.ssh,
+    data: l.data,
+  };
 }

@@ -18,8 +18,8 @@ import { isLoopbackPortFree } from "../../lib/mesh/forwards.ts";
 import { parseDaemonState, parseHostsFile } from "../../lib/mesh/files.ts";
 import { processIdentity } from "../../lib/process/identity.ts";
 import { runSsh, sshCommandArgs } from "../../lib/ssh/args.ts";
-import type { ProviderLease, SshTarget } from "../../providers/types.ts";
-import { killBoxSshd, pidsMentioning, requireE2E, restartBoxSshd } from "./_local.ts";
+import type { SshTarget } from "../../providers/types.ts";
+import { killBoxSshd, meshPids, providerLease, requireE2E, restartBoxSshd } from "./_local.ts";
 import { controlForLease } from "../../lib/ssh/control.ts";
 import { meshPaths } from "../../lib/core/home.ts";
 import { prepareKnownHosts } from "../../lib/ssh/known_hosts.ts";
@@ -67,28 +67,6 @@ async function fetchName(address: string): Promise<string> {
       conn.close();
     } catch { /* closed */ }
   }
-}
-
-/** ssh processes started by crabbox for this home (their argv names the crew dir). */
-function meshPids(home: string): number[] {
-  return pidsMentioning(`${home}/crew/`).filter((pid) => {
-    try {
-      return Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0")[0].endsWith("ssh");
-    } catch {
-      return false;
-    }
-  });
-}
-
-function providerLease(l: Lease): ProviderLease {
-  return {
-    providerId: l.providerId,
-    leaseId: l.id,
-    labels: l.labels,
-    state: "running",
-    ssh: l.ssh,
-    data: l.data,
-  };
 }
 
 /** argv prefix of the crew CLI: `crabbox crew`. */

@@ -13,8 +13,14 @@ import { leaseBox, leaseCrew } from "../../lib/lease/create.ts";
 import { runDoctor } from "../../lib/doctor/checks.ts";
 import { connectCrew } from "../../lib/mesh/connect.ts";
 import type { Lease } from "../../lib/lease/claims.ts";
-import type { ProviderLease } from "../../providers/types.ts";
-import { boxSsh, pidsMentioning, requireE2E, restartBoxSshd, startNameServer } from "./_local.ts";
+import {
+  boxSsh,
+  meshPids,
+  providerLease,
+  requireE2E,
+  restartBoxSshd,
+  startNameServer,
+} from "./_local.ts";
 
 const e2e = requireE2E();
 const CREW = "peere2e";
@@ -38,24 +44,18 @@ async function waitFor(what: string, cond: () => Promise<boolean>, ms = 30_000):
   }
 }
 
-function meshPids(home: string): number[] {
-  return pidsMentioning(`${home}/crew/`).filter((pid) => {
-    try {
-      return Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0")[0].endsWith("ssh");
-    } catch {
-      return false;
-    }
-  });
-}
-
-function providerLease(l: Lease): ProviderLease {
+/** A temp home, a known_hosts for test ssh calls, and library options that collect log lines. */
+async function fixture() {
+  const home = await Deno.makeTempDir({ prefix: "cbx-peer-e2e-" });
+  const env = (k: string) =>
+    ({ CRABBOX_HOME: home, CRABBOX_OWNER: "tester@example.com" } as Record<string, string>)[k] ??
+      Deno.env.get(k);
+  const logs: string[] = [];
   return {
-    providerId: l.providerId,
-    leaseId: l.id,
-    labels: l.labels,
-    state: "running",
-    ssh: l.ssh,
-    data: l.data,
+    home,
+    kh: `${home}/test_known_hosts`,
+    logs,
+    opts: { home, env, log: (m: string) => logs.push(m) },
   };
 }
 
@@ -66,13 +66,7 @@ Deno.test({
   sanitizeOps: false,
   async fn(t) {
     const hostHostsBefore = await sha256("/etc/hosts");
-    const home = await Deno.makeTempDir({ prefix: "cbx-peer-e2e-" });
-    const kh = `${home}/test_known_hosts`;
-    const env = (k: string) =>
-      ({ CRABBOX_HOME: home, CRABBOX_OWNER: "tester@example.com" } as Record<string, string>)[k] ??
-        Deno.env.get(k);
-    const logs: string[] = [];
-    const opts = { home, env, log: (m: string) => logs.push(m) };
+    const { home, kh, logs, opts } = await fixture();
     try {
       const crew = await leaseCrew(CREW, [
         { slug: "api-1", provider: "local", expose: [8080] },
@@ -271,14 +265,8 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const home = await Deno.makeTempDir({ prefix: "cbx-peer-e2e-" });
-    const kh = `${home}/test_known_hosts`;
+    const { home, kh, logs, opts } = await fixture();
     const crewName = "peerfb";
-    const env = (k: string) =>
-      ({ CRABBOX_HOME: home, CRABBOX_OWNER: "tester@example.com" } as Record<string, string>)[k] ??
-        Deno.env.get(k);
-    const logs: string[] = [];
-    const opts = { home, env, log: (m: string) => logs.push(m) };
     try {
       const crew = await leaseCrew(crewName, [
         { slug: "a", provider: "local", expose: [] },
