@@ -61,7 +61,7 @@ Deno.test("reachabilityMatrix: pending and none are unreachable; tailnet pairs a
   assert.equal(verdict("c", "a"), "via-operator");
   assert.equal(verdict("a", "d"), "no");
   assert.equal(verdict("d", "a"), "no");
-  assert.deepEqual(providerPlanes(both), ["ssh", "tailnet"]);
+  assert.deepEqual(providerPlanes(both), ["ssh", "ssh-peer", "tailnet"]);
   assert.equal(sshEndpoint(lease({ ssh })), "ssh://10.0.0.5:2222");
   assert.equal(sshEndpoint(lease({ ssh: { ...ssh, host: "fd00::5" } })), "ssh://[fd00::5]:2222");
   assert.equal(sshEndpoint(lease()), undefined);
