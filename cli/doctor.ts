@@ -39,6 +39,24 @@ export function renderDoctorReport(report: DoctorReport): string {
       ]),
     );
   }
+  if (report.tailnetMatrix && report.tailnetMatrix.length > 0) {
+    const cells = report.tailnetMatrix;
+    const slugs = [...new Set(cells.flatMap((c) => [c.from, c.to]))].sort();
+    const cellFor = (from: string, to: string) => {
+      if (from === to) return "-";
+      const c = cells.find((x) => x.from === from && x.to === to);
+      if (!c) return "?";
+      const ports = c.ports.map((p) => `${p.port}`).join(",");
+      return c.verdict === "ok" ? `OK${ports ? ` tcp ${ports}` : ""}` : `NO (${c.reason})`;
+    };
+    lines.push("", "tailnet, measured from inside each member (row dials column by <slug>.cbx):");
+    lines.push(
+      table([
+        ["from \\ to", ...slugs],
+        ...slugs.map((f) => [f, ...slugs.map((t) => cellFor(f, t))]),
+      ]),
+    );
+  }
   return lines.join("\n");
 }
 
@@ -47,7 +65,10 @@ export function doctorCommand(io: CliIo) {
   return new Command("doctor")
     .description("check ssh, state, providers and (with --crew) every plane of a crew")
     .option("--crew <name>", "also check this crew")
-    .option("--online", "allow network calls for provider credential checks")
+    .option(
+      "--online",
+      "allow network calls: provider credentials, and with --crew a dial test from inside each tailnet member",
+    )
     .option("--json", "print the report as JSON")
     .action(async (flags) => {
       const { runDoctor } = await import("../lib/doctor/mod.ts");

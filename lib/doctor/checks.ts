@@ -37,6 +37,13 @@ import { providerConfigSchemas, providerEntry, providerNames } from "../../provi
 import { defaultTailnetProbe, type TailnetPolicyProbe } from "./tailnet_probe.ts";
 import { measurePeerPlane } from "./peer_plane.ts";
 import { manualPolicySnippet } from "../tailnet/mod.ts";
+import { runOnLease } from "../lease/mod.ts";
+import {
+  DIAL_PROBE_SCRIPT,
+  type DialCell,
+  type DialRunner,
+  measureTailnet,
+} from "./tailnet_dial.ts";
 
 /** Outcome of one check. */
 export type CheckStatus = "ok" | "warn" | "skip" | "fail";
@@ -61,6 +68,8 @@ export interface DoctorReport {
   members?: { slug: string; provider: string; transport: Transport; portForward: boolean }[];
   /** Reachability matrix (with `crew`). */
   matrix?: Reachability[];
+  /** The tailnet matrix as measured from inside each member (with `crew` and `online`). */
+  tailnetMatrix?: DialCell[];
   /** True when no check failed. */
   ok: boolean;
 }
@@ -78,6 +87,61 @@ export interface DoctorOptions extends CrabboxOptions {
   tailnetProbe?: (tag: string, rt: Runtime) => Promise<TailnetPolicyProbe>;
   /** Renders the manual policy snippet for a tag (default `manualPolicySnippet`). */
   manualSnippet?: (tag: string) => string;
+  /** Runs the tailnet dial probe on a member (default: over ssh, bounded). */
+  dialRunner?: DialRunner;
+}
+
+/** How long the dial probe may run on one member. */
+const DIAL_PROBE_TIMEOUT_MS = 60_000;
+
+function sshDialRunner(options: DoctorOptions): DialRunner {
+  return (member, args) =>
+    runOnLease(member, ["bash", "-s", "--", ...args], {
+      ...options,
+      stdin: DIAL_PROBE_SCRIPT,
+      signal: options.signal
+        ? AbortSignal.any([options.signal, AbortSignal.timeout(DIAL_PROBE_TIMEOUT_MS)])
+        : AbortSignal.timeout(DIAL_PROBE_TIMEOUT_MS),
+    });
+}
+
+/** The measured tailnet plane: the check and the matrix. */
+async function tailnetDialCheck(
+  options: DoctorOptions,
+  members: readonly Lease[],
+): Promise<{ check: DoctorCheck; cells?: DialCell[] }> {
+  const joined = members.filter((m) => m.tailscale && m.tailnet?.ipv4);
+  const pending = members.filter((m) => m.tailscale && !m.tailnet?.ipv4);
+  if (joined.length < 2) {
+    return {
+      check: check(
+        "tailnet-dial",
+        "skip",
+        `fewer than two members with a recorded tailnet address${
+          pending.length ? ` (pending: ${pending.map((m) => m.slug).join(", ")})` : ""
+        }`,
+      ),
+    };
+  }
+  const cells = await measureTailnet(joined, options.dialRunner ?? sshDialRunner(options));
+  const bad = cells.filter((c) => c.verdict !== "ok");
+  const dials = cells.reduce((n, c) => n + c.ports.length, 0);
+  return {
+    cells,
+    check: bad.length === 0
+      ? check(
+        "tailnet-dial",
+        "ok",
+        `${cells.length} member→member pair(s) measured from inside the members: hosts.cbx, <slug>.cbx, <role>.cbx and ${dials} TCP dial(s) ok`,
+      )
+      : check(
+        "tailnet-dial",
+        "fail",
+        `${bad.length} of ${cells.length} member→member pair(s) failed: ${
+          bad.map((c) => `${c.from}→${c.to}: ${c.reason}`).join("; ")
+        }`,
+      ),
+  };
 }
 
 function check(
@@ -419,6 +483,11 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
     for (const m of measured ?? []) {
       const i = report.matrix.findIndex((c) => c.from === m.from && c.to === m.to);
       if (i >= 0) report.matrix[i] = m;
+    }
+    if (options.online) {
+      const dial = await tailnetDialCheck(options, members);
+      checks.push(dial.check);
+      if (dial.cells) report.tailnetMatrix = dial.cells;
     }
   }
   report.ok = !checks.some((c) => c.status === "fail");

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { leaveTailnet } from "./tailnet_leave.ts";
 import {
   CrabboxError,
   decodeLabels,
@@ -340,6 +341,7 @@ async function releaseOne(rt: Runtime, lease: Lease): Promise<string[]> {
     : (await provider.list({ crew: lease.crew }, rt.signal)).filter((pl) =>
       pl.leaseId === lease.id || decodeLabels(pl.labels)?.leaseId === lease.id
     );
+  if (boxes.length > 0) await leaveTailnet(rt, lease);
   for (const box of boxes) {
     await provider.delete(box, rt.signal);
     removed.push(`${lease.provider} box ${box.providerId}`);

@@ -15,3 +15,4 @@ export * from "./refresh.ts";
 export * from "./transport.ts";
 export * from "./readiness.ts";
 export * from "./proxy.ts";
+export * from "./tailnet_leave.ts";

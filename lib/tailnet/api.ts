@@ -55,7 +55,12 @@ export interface TailnetPolicy {
 }
 
 /** OAuth scopes the client asks for. */
-export type TailnetScope = "policy_file" | "policy_file:read" | "auth_keys";
+export type TailnetScope =
+  | "policy_file"
+  | "policy_file:read"
+  | "auth_keys"
+  | "devices:core"
+  | "devices:core:read";
 
 const DEFAULT_TIMEOUT_MS = 15_000;
 const DEFAULT_RATE_LIMIT_RETRIES = 3;

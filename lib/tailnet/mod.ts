@@ -16,3 +16,4 @@ export * from "./ops.ts";
 export * from "./policy.ts";
 export * from "./policy_read.ts";
 export * from "./policy_snippet.ts";
+export * from "./devices.ts";

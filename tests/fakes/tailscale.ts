@@ -23,6 +23,15 @@
  *   owned in `tagOwners` (for OAuth: tags required and owned by the client's
  *   tags), else 400 `requested tags [...] are invalid or not permitted`.
  * - `{tailnet}` must be `-` or the configured name, else 404.
+ * - Devices: `GET /api/v2/tailnet/{tailnet}/devices` → `{devices:[…]}` (id,
+ *   nodeId, name, hostname, addresses, tags, …; the API has no tag filter,
+ *   clients filter), `GET /api/v2/device/{id}` and `DELETE
+ *   /api/v2/device/{id}` (`{id}` = the numeric id or the nodeId; 200 with an
+ *   empty body; unknown → 404 `{"message":"not found"}`). Scopes
+ *   `devices:core:read` / `devices:core` (an API key has all). With
+ *   `controlDir`, minted keys are written to `keys/<sha256>.json` and devices
+ *   live in `devices/<nodeId>.json` there, shared with the stand-in
+ *   `tailscale` on e2e boxes (which consumes keys and registers devices).
  *
  * What it does not model: policy `tests`/`sshTests` evaluation, server-side
  * reformatting of saved policies (it stores the bytes as posted), `groups`
@@ -91,6 +100,30 @@ export interface FakeTailscaleOptions {
   };
   /** Tailnet name accepted besides `-` (default `example.com`). */
   tailnet?: string;
+  /**
+   * A directory shared with stand-in `tailscale` commands: minted keys go to
+   * `keys/`, devices are read from and deleted in `devices/` (default: devices
+   * in memory, added with {@link FakeTailscale.addDevice}).
+   */
+  controlDir?: string;
+}
+
+/** A device (node) as the devices API returns it. */
+export interface FakeDevice {
+  /** Legacy numeric id (as a string). */
+  id: string;
+  /** Stable node id. */
+  nodeId: string;
+  /** MagicDNS name without the trailing dot. */
+  name: string;
+  /** Host name. */
+  hostname: string;
+  /** Tailscale addresses. */
+  addresses: string[];
+  /** Tags. */
+  tags: string[];
+  /** Whether it was created with an ephemeral key. */
+  ephemeral?: boolean;
 }
 
 /** A fault to inject. `times` defaults to 1 (`headscale`: until cleared). */
@@ -298,6 +331,9 @@ export class FakeTailscale implements AsyncDisposable {
   readonly requests: FakeRequest[] = [];
   /** Every key minted. */
   readonly keys: FakeMintedKey[] = [];
+  /** Node ids of devices deleted through the API, in order. */
+  readonly deleted: string[] = [];
+  #devices = new Map<string, FakeDevice>();
   /** Every policy text stored by a successful POST, in order. */
   readonly writes: string[] = [];
   /** The accepted API key. */
@@ -343,6 +379,65 @@ export class FakeTailscale implements AsyncDisposable {
   /** The current ETag (quoted). */
   get etag(): string {
     return this.#etag;
+  }
+
+  /** Every device the tailnet holds (from `controlDir/devices/` when set). */
+  async devices(): Promise<FakeDevice[]> {
+    if (!this.#options.controlDir) return [...this.#devices.values()];
+    const dir = `${this.#options.controlDir}/devices`;
+    const out: FakeDevice[] = [];
+    try {
+      for await (const e of Deno.readDir(dir)) {
+        if (!e.name.endsWith(".json")) continue;
+        try {
+          out.push(JSON.parse(await Deno.readTextFile(`${dir}/${e.name}`)) as FakeDevice);
+        } catch {
+          // removed meanwhile
+        }
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    return out.sort((a, b) => a.nodeId < b.nodeId ? -1 : 1);
+  }
+
+  /** Add a device (as if a node joined); returns it. */
+  addDevice(device: Partial<FakeDevice> & { hostname: string }): FakeDevice {
+    const d: FakeDevice = {
+      id: device.id ?? String(Math.floor(Math.random() * 1e12)),
+      nodeId: device.nodeId ?? `n${randomHex(6)}CNTRL`,
+      name: device.name ?? `${device.hostname}.tail0fake.ts.net`,
+      hostname: device.hostname,
+      addresses: device.addresses ?? ["100.64.0.1"],
+      tags: device.tags ?? [],
+      ephemeral: device.ephemeral,
+    };
+    if (this.#options.controlDir) {
+      const dir = `${this.#options.controlDir}/devices`;
+      Deno.mkdirSync(dir, { recursive: true });
+      Deno.writeTextFileSync(`${dir}/${d.nodeId}.json`, JSON.stringify(d));
+    } else {
+      this.#devices.set(d.nodeId, d);
+    }
+    return d;
+  }
+
+  async #device(method: string, id: string, scopes: string[]): Promise<Response> {
+    const need = method === "GET" ? ["devices:core", "devices:core:read"] : ["devices:core"];
+    if (method !== "GET" && method !== "DELETE") {
+      return json(405, { message: "method not allowed" });
+    }
+    if (!scopes.some((x) => need.includes(x))) return this.#forbidden();
+    const found = (await this.devices()).find((d) => d.id === id || d.nodeId === id);
+    if (!found) return json(404, { message: "not found" });
+    if (method === "GET") return json(200, found);
+    if (this.#options.controlDir) {
+      await Deno.remove(`${this.#options.controlDir}/devices/${found.nodeId}.json`).catch(() => {});
+    } else {
+      this.#devices.delete(found.nodeId);
+    }
+    this.deleted.push(found.nodeId);
+    return new Response(null, { status: 200 });
   }
 
   /** Replaces the active faults (none: clears them). */
@@ -460,11 +555,20 @@ export class FakeTailscale implements AsyncDisposable {
     const auth = this.#authenticate(req.headers.get("authorization"));
     if (!auth) return json(401, { message: "API token invalid" });
 
-    const m = /^\/api\/v2\/tailnet\/([^/]+)\/(acl|keys)$/.exec(path);
+    const dev = /^\/api\/v2\/device\/([^/]+)$/.exec(path);
+    if (dev) return await this.#device(method, decodeURIComponent(dev[1]), auth.scopes);
+    const m = /^\/api\/v2\/tailnet\/([^/]+)\/(acl|keys|devices)$/.exec(path);
     if (!m) return json(404, { message: "not found" });
     const tailnet = decodeURIComponent(m[1]);
     if (tailnet !== "-" && tailnet !== (this.#options.tailnet ?? "example.com")) {
       return json(404, { message: "tailnet not found" });
+    }
+    if (m[2] === "devices") {
+      if (method !== "GET") return json(405, { message: "method not allowed" });
+      if (!auth.scopes.some((x) => x === "devices:core" || x === "devices:core:read")) {
+        return this.#forbidden();
+      }
+      return json(200, { devices: await this.devices() });
     }
     if (m[2] === "acl" && method === "GET") {
       if (!auth.scopes.some((s) => s === "policy_file" || s === "policy_file:read")) {
@@ -490,7 +594,13 @@ export class FakeTailscale implements AsyncDisposable {
   }
 
   #authenticate(header: string | null): { by: "api-key" | "oauth"; scopes: string[] } | undefined {
-    const all = ["policy_file", "policy_file:read", "auth_keys"];
+    const all = [
+      "policy_file",
+      "policy_file:read",
+      "auth_keys",
+      "devices:core",
+      "devices:core:read",
+    ];
     if (!header) return undefined;
     const [scheme, value = ""] = header.split(" ", 2);
     if (/^basic$/i.test(scheme)) {
@@ -527,7 +637,12 @@ export class FakeTailscale implements AsyncDisposable {
     }
     const has = oauth.scopes ?? ["policy_file", "auth_keys"];
     const asked = (form.get("scope") ?? "").split(" ").filter(Boolean);
-    const expand = (s: string) => (s === "policy_file" ? ["policy_file", "policy_file:read"] : [s]);
+    const expand = (s: string) =>
+      s === "policy_file"
+        ? ["policy_file", "policy_file:read"]
+        : s === "devices:core"
+        ? ["devices:core", "devices:core:read"]
+        : [s];
     const granted = has.flatMap(expand);
     if (asked.some((s) => !granted.includes(s))) return json(400, { error: "invalid_scope" });
     const scopes = (asked.length ? asked : has).flatMap(expand);
@@ -636,6 +751,22 @@ export class FakeTailscale implements AsyncDisposable {
       by,
     };
     this.keys.push(minted);
+    if (this.#options.controlDir) {
+      const dir = `${this.#options.controlDir}/keys`;
+      Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const sha = createHash("sha256").update(key).digest("hex");
+      Deno.writeTextFileSync(
+        `${dir}/${sha}.json`,
+        JSON.stringify({
+          tags,
+          reusable: minted.reusable,
+          ephemeral: minted.ephemeral,
+          preauthorized: minted.preauthorized,
+          used: false,
+        }),
+        { mode: 0o600 },
+      );
+    }
     const now = new Date();
     return json(200, {
       id,
