@@ -60,6 +60,7 @@ export {
   listLeases,
   type ListSelector,
   type MemberSpec,
+  type NetworkMode,
   type Reachability,
   releaseCrew,
   releaseLease,
@@ -140,6 +141,8 @@ export {
 // doctor
 export {
   type CheckStatus,
+  type DialCell,
+  type DialRunner,
   type DoctorCheck,
   type DoctorOptions,
   type DoctorReport,

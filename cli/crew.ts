@@ -6,6 +6,7 @@
  * @module
  */
 
+import { NETWORK_HELP, networkFlag } from "./lease.ts";
 import { Command } from "@commander-js/extra-typings";
 import { CrabboxError } from "../lib/core/mod.ts";
 import type { MemberPeers, MeshEvent } from "../lib/mesh/mod.ts";
@@ -45,17 +46,18 @@ function peerLines(tables: readonly MemberPeers[]): string[] {
 async function connectAction(
   io: CliIo,
   name: string,
-  flags: { provider?: string; export?: boolean; json?: boolean; peers?: boolean },
+  flags: { provider?: string; export?: boolean; json?: boolean; peers?: boolean; network?: string },
 ): Promise<void> {
   const { connectCrew, describeCrew, startCrewDaemons } = await import("../lib/mesh/mod.ts");
   const peers = flags.peers === true;
+  const network = await networkFlag(flags.network);
   if (flags.export && flags.json) {
     throw new CrabboxError("usage", "bad_flags", "give --export or --json, not both");
   }
   const log = (m: string) => io.err(`crabbox: ${m}`);
   if (flags.json) {
     io.printJson(
-      await describeCrew(name, { ...io.options, provider: flags.provider, peers, log }),
+      await describeCrew(name, { ...io.options, provider: flags.provider, peers, log, network }),
     );
     return;
   }
@@ -65,6 +67,7 @@ async function connectAction(
       provider: flags.provider,
       peers,
       log,
+      network,
     });
     for (const s of r.skipped) {
       log(`warning: skipping ${s.lease.slug} (${s.lease.id}): ${s.reason}`);
@@ -94,6 +97,7 @@ async function connectAction(
       ...io.options,
       provider: flags.provider,
       peers,
+      network,
       signal: stop.signal,
       log,
       onEvent: (e) => {
@@ -228,6 +232,7 @@ export function crewCommand(io: CliIo): Command {
     .option("--export", "detach the ssh processes and print export lines for eval")
     .option("--json", "print the forward table as JSON; starts nothing")
     .option("--peers", "also let members reach each other as <peer>.cbx:<port> (ssh-peer plane)")
+    .option("--network <mode>", NETWORK_HELP)
     .action((name, flags) => connectAction(io, name, flags));
   crew.command("disconnect")
     .description("stop the crew's --export SSH-mesh daemons")

@@ -11,6 +11,17 @@ import { type CliIo, releasedLine, table, withSpinner } from "./output.ts";
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
+/** Help of `--network` (run, ssh, crew connect). */
+export const NETWORK_HELP =
+  "how to reach a tailnet member: auto (its tailnet address when this machine sees it online, else public; default), tailscale or public";
+
+/** The `--network` value, validated (undefined: config `network`, else auto). */
+export async function networkFlag(value: string | undefined) {
+  if (value === undefined) return undefined;
+  const { parseNetworkMode } = await import("../lib/lease/mod.ts");
+  return parseNetworkMode(value);
+}
+
 async function readInit(path: string | undefined): Promise<string | undefined> {
   if (path === undefined) return undefined;
   try {
@@ -233,9 +244,11 @@ function runCommand(io: CliIo) {
     .option("--id <id>", "existing lease id or crew/slug")
     .option("--keep", "keep a box this command created")
     .option("--shell <cmd>", "run this shell string on the box instead of an argv after --")
+    .option("--network <mode>", NETWORK_HELP)
     .argument("[command...]", "command to run on the box (after --); each word is passed intact")
     .action(async (command, flags) => {
       const remote = remoteCommandFrom(command, flags.shell, false);
+      const network = await networkFlag(flags.network);
       const { attachToLease, releaseLease } = await import("../mod.ts");
       let lease: Lease;
       let created = false;
@@ -267,7 +280,7 @@ function runCommand(io: CliIo) {
       requireActive(lease);
       let code: number;
       try {
-        code = await attachToLease(lease, remote, io.options);
+        code = await attachToLease(lease, remote, { ...io.options, network });
       } finally {
         if (created && !flags.keep) {
           await releaseLease(lease, io.options).then(
@@ -287,15 +300,17 @@ function sshCommand(io: CliIo) {
     .option("--crew <name>", "crew of the box")
     .option("--slug <slug>", "member slug")
     .option("--shell <cmd>", "run this shell string on the box instead of an argv after --")
+    .option("--network <mode>", NETWORK_HELP)
     .argument(
       "[command...]",
       "command to run (after --; each word is passed intact); interactive shell when absent",
     )
     .action(async (command, flags) => {
       const remote = remoteCommandFrom(command, flags.shell, true);
+      const network = await networkFlag(flags.network);
       const { attachToLease } = await import("../mod.ts");
       const lease = requireActive(await resolveTarget(io, flags));
-      io.status = await attachToLease(lease, remote, io.options);
+      io.status = await attachToLease(lease, remote, { ...io.options, network });
     });
 }
 

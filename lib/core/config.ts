@@ -29,7 +29,16 @@ export interface Config {
   /** Default provider (`CRABBOX_PROVIDER` overrides; default `local`). */
   provider: string;
   /** Tailscale settings. */
-  tailscale: { tags: string[] };
+  tailscale: {
+    /** Tags every tailnet member advertises (besides the crew tag). */
+    tags: string[];
+    /** A self-hosted control server (Headscale): `tailscale up --login-server=<url>`. */
+    loginServer?: string;
+    /** Tailnet host name template: `{crew}`, `{slug}`, `{owner}` (default `crabbox-{slug}`). */
+    hostname?: string;
+  };
+  /** How ssh/run/crew connect reach tailnet members: `auto` (default), `tailscale`, `public`. */
+  network?: "auto" | "tailscale" | "public";
   /** Per-provider sections, keyed by provider name. */
   providers: Record<string, Record<string, unknown>>;
   /** Where the config was read from (may not exist). */
@@ -137,13 +146,35 @@ export async function parseConfig(
       if (key === "provider") {
         if (typeof value !== "string") throw configError(`${at}: provider must be a string`);
         config.provider = value;
+      } else if (key === "network") {
+        if (value !== "auto" && value !== "tailscale" && value !== "public") {
+          throw configError(`${at}: network must be auto, tailscale or public`);
+        }
+        config.network = value;
       } else if (key === "tailscale") {
-        checkKeys(YAML, pair.value, ["tags"], where, "tailscale");
-        const tags = (value as { tags?: unknown } | null)?.tags ?? [];
+        checkKeys(YAML, pair.value, ["tags", "loginServer", "hostname"], where, "tailscale");
+        const ts = (value ?? {}) as { tags?: unknown; loginServer?: unknown; hostname?: unknown };
+        const tags = ts.tags ?? [];
         if (!Array.isArray(tags) || tags.some((t) => typeof t !== "string" || !isTag(t))) {
           throw configError(`${at}: tailscale.tags must be a list of tags like tag:ci`);
         }
         config.tailscale.tags = tags as string[];
+        if (ts.loginServer !== undefined) {
+          if (typeof ts.loginServer !== "string" || !LOGIN_SERVER.test(ts.loginServer)) {
+            throw configError(
+              `${at}: tailscale.loginServer must be an http(s) URL like https://headscale.example.com`,
+            );
+          }
+          config.tailscale.loginServer = ts.loginServer;
+        }
+        if (ts.hostname !== undefined) {
+          if (typeof ts.hostname !== "string" || !HOSTNAME_TEMPLATE.test(ts.hostname)) {
+            throw configError(
+              `${at}: tailscale.hostname must be a template of [a-z0-9-] and {crew}, {slug}, {owner}`,
+            );
+          }
+          config.tailscale.hostname = ts.hostname;
+        }
       } else if (Object.hasOwn(schemas, key)) {
         const schema = schemas[key];
         checkKeys(YAML, pair.value, Object.keys(schema), where, key);
@@ -167,6 +198,12 @@ export async function parseConfig(
   }
   return config;
 }
+
+/** An http(s) URL safe as one argv word: no spaces, quotes or shell metacharacters. */
+const LOGIN_SERVER = /^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?(\/[A-Za-z0-9._~\/-]*)?$/;
+
+/** A host name template: lowercase letters, digits, `-` and the known placeholders. */
+const HOSTNAME_TEMPLATE = /^([a-z0-9-]|\{(crew|slug|owner)\})+$/;
 
 /** True for a valid tailnet tag name (`tag:` + letter + letters/digits/dashes). */
 export function isTag(value: string): boolean {

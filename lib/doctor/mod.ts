@@ -8,3 +8,4 @@
 export * from "./checks.ts";
 export * from "./peer_plane.ts";
 export * from "./tailnet_probe.ts";
+export * from "./tailnet_dial.ts";

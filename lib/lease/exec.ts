@@ -7,6 +7,7 @@
 
 import type { Lease } from "./claims.ts";
 import { withFreshSsh } from "./refresh.ts";
+import { type NetworkMode, routeLease } from "./network.ts";
 import { CrabboxError, knownHostsPath } from "../core/mod.ts";
 import { type CrabboxOptions, resolveRuntime } from "../runtime.ts";
 import {
@@ -51,10 +52,11 @@ function isInteractive(command: RemoteCommand): boolean {
 export async function leaseSshArgs(
   lease: Lease,
   command: RemoteCommand,
-  options: CrabboxOptions & { tty?: boolean; reuseMaster?: boolean } = {},
+  options: CrabboxOptions & { tty?: boolean; reuseMaster?: boolean; network?: NetworkMode } = {},
 ): Promise<string[]> {
   const rt = await resolveRuntime(options);
   lease = await withFreshSsh(lease, rt);
+  lease = await routeLease(lease, options.network ?? rt.config.network ?? "auto", rt.process);
   const target = requireSsh(lease);
   const knownHostsFile = knownHostsPath(rt.home, lease);
   await prepareKnownHosts(target, knownHostsFile);
@@ -82,7 +84,7 @@ export async function leaseSshArgs(
 export async function runOnLease(
   lease: Lease,
   command: RemoteCommand,
-  options: CrabboxOptions & { stdin?: string } = {},
+  options: CrabboxOptions & { stdin?: string; network?: NetworkMode } = {},
 ): Promise<SshResult> {
   const rt = await resolveRuntime(options);
   const args = await leaseSshArgs(lease, command, { ...options, tty: false });
@@ -108,7 +110,7 @@ export async function runOnLease(
 export async function attachToLease(
   lease: Lease,
   command: RemoteCommand,
-  options: CrabboxOptions = {},
+  options: CrabboxOptions & { network?: NetworkMode } = {},
 ): Promise<number> {
   const rt = await resolveRuntime(options);
   const args = await leaseSshArgs(lease, command, {

@@ -16,3 +16,4 @@ export * from "./transport.ts";
 export * from "./readiness.ts";
 export * from "./proxy.ts";
 export * from "./tailnet_leave.ts";
+export * from "./network.ts";

@@ -16,7 +16,7 @@ import {
   normalizeCrewName,
   writeFileAtomic,
 } from "../core/mod.ts";
-import { listLeases, withFreshSsh } from "../lease/mod.ts";
+import { listLeases, type NetworkMode, routeLease, withFreshSsh } from "../lease/mod.ts";
 import {
   allocateForwards,
   isLoopbackPortFree,
@@ -100,6 +100,8 @@ export interface ConnectOptions extends CrabboxOptions {
   peers?: boolean;
   /** With `peers`: how often a foreground connect looks for members joining or leaving (default 5000 ms; 0: never). */
   peerPollMs?: number;
+  /** How to reach tailnet members (default: config `network`, else `auto`). */
+  network?: NetworkMode;
 }
 
 /** A planned (not started) mesh. */
@@ -132,10 +134,13 @@ export async function crewLeases(crew: string, options: ConnectOptions): Promise
     (await listLeases({ crew, provider: options.provider }, options)).filter((l) =>
       l.state === "active"
     );
-  return leases.filter((l) =>
+  const inCrew = leases.filter((l) =>
     (l.crew === undefined || l.crew === crew) &&
     (options.provider === undefined || l.provider === options.provider)
   );
+  const rt = await resolveRuntime(options);
+  const mode = options.network ?? rt.config.network ?? "auto";
+  return await Promise.all(inCrew.map((l) => routeLease(l, mode, rt.process)));
 }
 
 /**

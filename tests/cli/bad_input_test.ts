@@ -29,6 +29,10 @@ const BAD: string[][] = [
   ["crew", "connect", "t2", "--export", "--json"],
   ["crew", "bogus"],
   ["completions", "fish"],
+  ["warmup", "--crew", "t2", "--slug", "a", "--wait-timeout", "soon"],
+  ["run", "--id", "t2/a", "--network", "vpn", "--", "true"],
+  ["ssh", "--id", "t2/a", "--network", "vpn"],
+  ["crew", "connect", "t2", "--network", "vpn"],
   ["bogus"],
 ];
 
