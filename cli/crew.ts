@@ -6,11 +6,10 @@
  * @module
  */
 
-import { NETWORK_HELP, networkFlag } from "./lease.ts";
 import { Command } from "@commander-js/extra-typings";
 import { CrabboxError } from "../lib/core/mod.ts";
 import type { MemberPeers, MeshEvent } from "../lib/mesh/mod.ts";
-import { type CliIo, releasedLine, table } from "./output.ts";
+import { type CliIo, NETWORK_HELP, networkFlag, releasedLine, table } from "./output.ts";
 
 const TEARDOWN_SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGTSTP"];
 

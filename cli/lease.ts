@@ -7,20 +7,16 @@
 import { Command, Option } from "@commander-js/extra-typings";
 import type { Lease } from "../lib/lease/mod.ts";
 import { CrabboxError, parseDuration, usageError } from "../lib/core/mod.ts";
-import { type CliIo, releasedLine, table, withSpinner } from "./output.ts";
+import {
+  type CliIo,
+  NETWORK_HELP,
+  networkFlag,
+  releasedLine,
+  table,
+  withSpinner,
+} from "./output.ts";
 
 const collect = (value: string, previous: string[]) => [...previous, value];
-
-/** Help of `--network` (run, ssh, crew connect). */
-export const NETWORK_HELP =
-  "how to reach a tailnet member: auto (its tailnet address when this machine sees it online, else public; default), tailscale or public";
-
-/** The `--network` value, validated (undefined: config `network`, else auto). */
-export async function networkFlag(value: string | undefined) {
-  if (value === undefined) return undefined;
-  const { parseNetworkMode } = await import("../lib/lease/mod.ts");
-  return parseNetworkMode(value);
-}
 
 async function readInit(path: string | undefined): Promise<string | undefined> {
   if (path === undefined) return undefined;

@@ -148,3 +148,14 @@ export function releasedLine(id: string, removed: readonly string[] | undefined)
     ? `released ${id} (removed: ${removed.join(", ")})`
     : `released ${id}`;
 }
+
+/** Help of `--network` (run, ssh, crew connect). */
+export const NETWORK_HELP =
+  "how to reach a tailnet member: auto (its tailnet address when this machine sees it online, else public; default), tailscale or public";
+
+/** The `--network` value, validated (undefined: config `network`, else auto). */
+export async function networkFlag(value: string | undefined) {
+  if (value === undefined) return undefined;
+  const { parseNetworkMode } = await import("../lib/lease/mod.ts");
+  return parseNetworkMode(value);
+}

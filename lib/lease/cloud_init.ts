@@ -27,6 +27,12 @@ export const SYSTEM_HOSTS_PATH = "/etc/hosts";
 export const AUTH_KEY_PATH = "/run/crabbox/tailscale-authkey";
 /** The script that joins the tailnet (takes the key file as its argument). */
 export const TAILSCALE_JOIN_PATH = "/usr/local/lib/crabbox/tailscale-join";
+/** The script that installs Tailscale from its signed apt repository. */
+export const TAILSCALE_INSTALL_PATH = "/usr/local/lib/crabbox/tailscale-install";
+/** Where the Tailscale apt keyring is written on the box. */
+export const TAILSCALE_KEYRING_PATH = "/etc/apt/keyrings/tailscale-archive-keyring.gpg";
+/** The apt source for Tailscale on the box. */
+export const TAILSCALE_APT_SOURCE_PATH = "/etc/apt/sources.list.d/tailscale.list";
 /** Where the user's `--init` script is written before it runs. */
 export const INIT_SCRIPT_PATH = "/usr/local/lib/crabbox/init";
 /** The sshd drop-in every box gets: `-R` forwards may bind the loopback address the client names. */
@@ -49,6 +55,13 @@ export interface CloudInitTailscale {
   tags: string[];
   /** Tailnet host name; default `crabbox-<slug>` (the refresher strips `crabbox-`). */
   hostname?: string;
+  /**
+   * The host name with `*` in place of the slug (default `crabbox-*`): how the
+   * refresher turns peers' host names back into slugs.
+   */
+  namePattern?: string;
+  /** A self-hosted control server (Headscale): `tailscale up --login-server=<url>`. */
+  loginServer?: string;
 }
 
 /** Input of {@link renderCloudInit}. */
@@ -74,6 +87,8 @@ const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const USER = /^[a-z_][a-z0-9_-]{0,31}$/;
 const SSH_KEY = /^[A-Za-z0-9@.-]+ [A-Za-z0-9+/]+={0,3}( [\x20-\x7e]*)?$/;
 const AUTH_KEY = /^[A-Za-z0-9][A-Za-z0-9._~:/?&=+-]{0,511}$/;
+const NAME_PATTERN = /^[a-z0-9-]*\*[a-z0-9-]*$/;
+const LOGIN_SERVER = /^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?(\/[A-Za-z0-9._~\/-]*)?$/;
 
 function shown(value: string): string {
   return JSON.stringify(value.length > 60 ? value.slice(0, 60) + "…" : value);
@@ -109,7 +124,13 @@ interface Checked {
   crew?: string;
   key: string;
   users: string[];
-  tailscale?: { authKey: string; tags: string[]; hostname: string };
+  tailscale?: {
+    authKey: string;
+    tags: string[];
+    hostname: string;
+    namePattern?: string;
+    loginServer?: string;
+  };
   crewTag?: string;
   init?: string;
 }
@@ -148,7 +169,7 @@ function checkTailscale(
   slug: string,
   crew: string | undefined,
   crewTag: string | undefined,
-): { authKey: string; tags: string[]; hostname: string } {
+): NonNullable<Checked["tailscale"]> {
   if (typeof ts.authKey !== "string" || !AUTH_KEY.test(ts.authKey)) {
     // Never echo the key.
     throw usageError(
@@ -170,7 +191,31 @@ function checkTailscale(
       `tailscale hostname ${shown(String(hostname))} must be a lowercase DNS label`,
     );
   }
-  return { authKey: ts.authKey, tags, hostname };
+  if (
+    ts.namePattern !== undefined &&
+    (typeof ts.namePattern !== "string" || !NAME_PATTERN.test(ts.namePattern))
+  ) {
+    throw usageError(
+      "bad_tailscale_hostname",
+      `tailscale name pattern ${shown(String(ts.namePattern))} must be [a-z0-9-] around one *`,
+    );
+  }
+  if (
+    ts.loginServer !== undefined &&
+    (typeof ts.loginServer !== "string" || !LOGIN_SERVER.test(ts.loginServer))
+  ) {
+    throw usageError(
+      "bad_login_server",
+      `tailscale login server ${shown(String(ts.loginServer))} must be an http(s) URL`,
+    );
+  }
+  return {
+    authKey: ts.authKey,
+    tags,
+    hostname,
+    namePattern: ts.namePattern === "crabbox-*" ? undefined : ts.namePattern,
+    loginServer: ts.loginServer,
+  };
 }
 
 // ---------------------------------------------------------------- YAML ---
@@ -255,8 +300,9 @@ function base64(bytes: Uint8Array): string {
 
 // ------------------------------------------------------------- scripts ---
 
-function joinScript(hostname: string, tags: string[]): string {
-  const tagFlag = tags.length > 0 ? ` --advertise-tags=${tags.join(",")}` : "";
+function joinScript(hostname: string, tags: string[], loginServer?: string): string {
+  const tagFlag = (tags.length > 0 ? ` --advertise-tags=${tags.join(",")}` : "") +
+    (loginServer ? ` --login-server=${loginServer}` : "");
   return `#!/bin/sh
 # crabbox: join the tailnet as ${hostname}. Usage: tailscale-join KEYFILE
 # The auth key reaches tailscale on stdin from KEYFILE (root-only, 0600), which
@@ -289,14 +335,61 @@ done
 `;
 }
 
-function serviceUnit(crewTag: string): string {
+/**
+ * Install Tailscale from its signed apt repository: the keyring and a
+ * `signed-by` source for this distribution (Debian or Ubuntu, from
+ * `/etc/os-release`), then `apt-get install tailscale` and tailscaled. Does
+ * nothing when tailscale is already installed. Args (for tests): an
+ * os-release file and a root prefix for the apt paths.
+ */
+export const tailscaleInstallScript: string = `#!/bin/sh
+# crabbox: install Tailscale from its signed apt repository (keyring + source
+# for this distribution). Usage: tailscale-install [OS_RELEASE [ROOT]]
+set -eu
+if command -v tailscale >/dev/null 2>&1; then
+  echo "crabbox: tailscale is already installed"
+  exit 0
+fi
+os_release=\${1:-/etc/os-release}
+root=\${2:-}
+id=$(sed -n 's/^ID=//p' "$os_release" | tr -d '"')
+codename=$(sed -n 's/^VERSION_CODENAME=//p' "$os_release" | tr -d '"')
+case $id in
+  debian | ubuntu) ;;
+  *)
+    echo "crabbox: cannot install tailscale on '$id': only the debian and ubuntu apt repositories are supported" >&2
+    exit 1
+    ;;
+esac
+case $codename in
+  '' | *[!a-z0-9]*)
+    echo "crabbox: cannot tell the $id release (VERSION_CODENAME) from $os_release" >&2
+    exit 1
+    ;;
+esac
+base=https://pkgs.tailscale.com/stable/$id
+keyring=$root${TAILSCALE_KEYRING_PATH}
+source_list=$root${TAILSCALE_APT_SOURCE_PATH}
+mkdir -p "$(dirname "$keyring")" "$(dirname "$source_list")"
+curl -fsSL --retry 3 "$base/$codename.noarmor.gpg" -o "$keyring.tmp"
+chmod 644 "$keyring.tmp"
+mv "$keyring.tmp" "$keyring"
+echo "deb [signed-by=${TAILSCALE_KEYRING_PATH}] $base $codename main" >"$source_list"
+apt-get update
+DEBIAN_FRONTEND=noninteractive apt-get install -y tailscale
+systemctl enable --now tailscaled
+`;
+
+function serviceUnit(crewTag: string, namePattern?: string): string {
   return `[Unit]
 Description=crabbox: refresh crew .cbx names from tailscale status
 After=tailscaled.service
 
 [Service]
 Type=oneshot
-ExecStart=${REFRESHER_PATH} ${crewTag} ${CREW_HOSTS_PATH} ${SYSTEM_HOSTS_PATH}
+ExecStart=${REFRESHER_PATH} ${crewTag} ${CREW_HOSTS_PATH} ${SYSTEM_HOSTS_PATH}${
+    namePattern ? ` ${namePattern}` : ""
+  }
 `;
 }
 
@@ -352,8 +445,8 @@ function file(path: string, permissions: string, content: Yaml, encoding?: "b64"
  *   the ssh-peer plane's `127.0.0.<n>` forwards) and an sshd reload first.
  * - The SSH public key is installed for `root` (`disable_root: false`) and for
  *   `sshUser` when that is another user (passwordless sudo, locked password).
- * - With `tailscale`: installs `ca-certificates curl jq` and Tailscale
- *   (official install script), then runs `tailscale up
+ * - With `tailscale`: installs `ca-certificates curl jq` and Tailscale from
+ *   its signed apt repository ({@link tailscaleInstallScript}), then runs `tailscale up
  *   --auth-key=file:/dev/stdin --hostname=crabbox-<slug>
  *   --advertise-tags=<tags + crew tag>` with stdin redirected from
  *   {@link AUTH_KEY_PATH} (0600, root, tmpfs), which is deleted afterwards.
@@ -390,15 +483,13 @@ export function renderCloudInit(opts: CloudInitOptions): string {
     doc.packages = ["ca-certificates", "curl", "jq"];
     files.push(
       file(AUTH_KEY_PATH, "0600", c.tailscale.authKey),
+      file(TAILSCALE_INSTALL_PATH, "0700", { block: tailscaleInstallScript }),
       file(TAILSCALE_JOIN_PATH, "0700", {
-        block: joinScript(c.tailscale.hostname, c.tailscale.tags),
+        block: joinScript(c.tailscale.hostname, c.tailscale.tags, c.tailscale.loginServer),
       }),
     );
     runcmd.push(
-      guardedStep(
-        "install-tailscale",
-        "command -v tailscale >/dev/null 2>&1 || curl -fsSL https://tailscale.com/install.sh | sh",
-      ),
+      guardedStep("install-tailscale", `sh ${TAILSCALE_INSTALL_PATH}`),
       guardedStep("tailscale-join", `sh ${TAILSCALE_JOIN_PATH} ${AUTH_KEY_PATH}`),
       `rm -f ${AUTH_KEY_PATH}`,
     );
@@ -406,7 +497,7 @@ export function renderCloudInit(opts: CloudInitOptions): string {
       files.push(
         file(REFRESHER_PATH, "0755", { block: refresherScript }),
         file(`/etc/systemd/system/${REFRESHER_UNIT}.service`, "0644", {
-          block: serviceUnit(c.crewTag),
+          block: serviceUnit(c.crewTag, c.tailscale.namePattern),
         }),
         file(`/etc/systemd/system/${REFRESHER_UNIT}.timer`, "0644", { block: TIMER_UNIT }),
       );

@@ -15,7 +15,8 @@ export const HOSTS_BLOCK_END = "# crabbox crew hosts end";
  * The jq program that turns `tailscale status --json` into hosts lines.
  * Reads `$tag`. Keeps `Self` and every `Peer` whose `Tags` hold exactly
  * `$tag`; takes the first well-formed IPv4 of `TailscaleIPs`; slug = the
- * lowercased `HostName` without a leading `crabbox-`, every run outside
+ * lowercased `HostName` without `$prefix` and `$suffix` (the text around `*`
+ * in NAME_PATTERN, default `crabbox-*`), every run outside
  * `[a-z0-9]` turned into one `-`, `-` trimmed (like `normalizeName`); empty or
  * longer than 63 (not a DNS label, never a crabbox slug) → skipped. Role = the
  * slug without a trailing `-<digits>`. One line per address (first by slug
@@ -25,7 +26,7 @@ export const HOSTS_BLOCK_END = "# crabbox crew hosts end";
 const JQ_PROGRAM = String.raw`
 def octet: "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
 def ipv4: select(type == "string" and test("^(" + octet + "[.]){3}" + octet + "$"));
-def slug: ascii_downcase | ltrimstr("crabbox-") | gsub("[^a-z0-9]+"; "-")
+def slug: ascii_downcase | ltrimstr($prefix) | rtrimstr($suffix) | gsub("[^a-z0-9]+"; "-")
   | ltrimstr("-") | rtrimstr("-");
 def tagged: [.Tags[]? | select(. == $tag)] | length > 0;
 [ (.Self, .Peer[]?)
@@ -99,7 +100,9 @@ export const HOSTS_BLOCK_AWK: string = String.raw`  { line[++n] = $0 }
 `;
 
 /**
- * `crabbox-crew-hosts TAG OUT SYSTEM_HOSTS`: the POSIX sh refresher (runs
+ * `crabbox-crew-hosts TAG OUT SYSTEM_HOSTS [NAME_PATTERN]`: the POSIX sh
+ * refresher (NAME_PATTERN: the tailnet host name with `*` for the slug,
+ * default `crabbox-*`; runs
  * under dash and bash). Reads `tailscale status --json` (needs `jq`, `awk`,
  * `mktemp`), keeps `Self` and the peers tagged `TAG`, and writes:
  *
@@ -125,7 +128,7 @@ export const HOSTS_BLOCK_AWK: string = String.raw`  { line[++n] = $0 }
  * ```
  */
 export const refresherScript: string = String.raw`#!/bin/sh
-# crabbox-crew-hosts TAG OUT SYSTEM_HOSTS
+# crabbox-crew-hosts TAG OUT SYSTEM_HOSTS [NAME_PATTERN]
 # Installed by crabbox cloud-init; run by crabbox-crew-hosts.timer every 30 s.
 # Turns the tailnet members tagged TAG into "<ip> <slug>.cbx <role>.cbx" lines
 # in OUT and in a managed block of SYSTEM_HOSTS. Changes nothing when
@@ -137,13 +140,25 @@ me=crabbox-crew-hosts
 begin='${HOSTS_BLOCK_BEGIN}'
 end='${HOSTS_BLOCK_END}'
 
-if [ "$#" -ne 3 ]; then
-  echo "usage: $me TAG OUT SYSTEM_HOSTS" >&2
+if [ "$#" -ne 3 ] && [ "$#" -ne 4 ]; then
+  echo "usage: $me TAG OUT SYSTEM_HOSTS [NAME_PATTERN]" >&2
   exit 2
 fi
 tag=$1
 out=$2
 sys=$3
+if [ "$#" -eq 4 ]; then pattern=$4; else pattern='crabbox-*'; fi
+case $pattern in
+  *[!a-z0-9*-]* | *\**\**) pattern_ok=no ;;
+  *\**) pattern_ok=yes ;;
+  *) pattern_ok=no ;;
+esac
+if [ "$pattern_ok" != yes ]; then
+  echo "$me: NAME_PATTERN must be [a-z0-9-] around one * (the slug)" >&2
+  exit 2
+fi
+prefix=$(printf '%s' "$pattern" | sed 's/[*].*//')
+suffix=$(printf '%s' "$pattern" | sed 's/^[^*]*[*]//')
 case $tag in
   *[!A-Za-z0-9:-]* | tag:*:*) tag_ok=no ;;
   tag:[A-Za-z]*) tag_ok=yes ;;
@@ -167,7 +182,7 @@ if [ "$state" != Running ]; then
   echo "$me: tailscale is not running; nothing changed" >&2
   exit 0
 fi
-if ! lines=$(printf '%s\n' "$status" | jq -r --arg tag "$tag" '${JQ_PROGRAM}'); then
+if ! lines=$(printf '%s\n' "$status" | jq -r --arg tag "$tag" --arg prefix "$prefix" --arg suffix "$suffix" '${JQ_PROGRAM}'); then
   echo "$me: cannot read tailscale status; nothing changed" >&2
   exit 1
 fi

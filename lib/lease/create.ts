@@ -26,6 +26,8 @@ import {
   bootstrapCrewPolicy,
   defaultTailnetOps,
   obtainAuthKey,
+  renderTailnetHostname,
+  type TailnetHostname,
   type TailnetJoin,
   type TailnetOps,
 } from "../tailnet/mod.ts";
@@ -152,11 +154,18 @@ interface PreparedMember extends ValidatedMember {
   join?: TailnetJoin;
   /** The crew tag, when the member joins the tailnet in a crew. */
   crewTag?: string;
+  /** The rendered tailnet host name (`tailscale.hostname`), for `--tailscale` members. */
+  tailnetName?: TailnetHostname;
+  /** `tailscale.loginServer` (Headscale), when configured. */
+  loginServer?: string;
 }
 
 /**
- * Everything that can fail without creating anything, in order: policy
- * bootstrap on the crew's first lease, then one auth key per tailnet member.
+ * Everything that can fail without creating anything, in order: the tailnet
+ * host names (template rendered and checked), a key for a self-hosted
+ * control server, a taken slug, the policy bootstrap on the crew's first
+ * lease (skipped with `tailscale.loginServer`), then one auth key per tailnet
+ * member.
  */
 async function prepareMembers(
   rt: Runtime,
@@ -167,6 +176,23 @@ async function prepareMembers(
 ): Promise<PreparedMember[]> {
   const prepared: PreparedMember[] = members.map((m) => ({ ...m, id: newLeaseId() }));
   if (!prepared.some((m) => m.tailscale)) return prepared;
+  const loginServer = rt.config.tailscale.loginServer;
+  for (const m of prepared) {
+    if (!m.tailscale) continue;
+    m.tailnetName = renderTailnetHostname(rt.config.tailscale.hostname, {
+      crew,
+      slug: m.slug,
+      owner,
+    });
+    m.loginServer = loginServer;
+  }
+  if (loginServer && !rt.env("CRABBOX_TAILSCALE_AUTH_KEY")?.trim()) {
+    throw new CrabboxError(
+      "credentials",
+      "no_tailscale_key",
+      `tailscale.loginServer is set (${loginServer}): crabbox cannot mint keys for a self-hosted control server; set CRABBOX_TAILSCALE_AUTH_KEY to a pre-auth key from it`,
+    );
+  }
   if (crew !== undefined) {
     // Fail on a taken slug before touching the tailnet (reserveClaim re-checks atomically).
     const claims = await listClaims(rt.home);
@@ -179,7 +205,11 @@ async function prepareMembers(
   }
   const ops = options.tailnet ?? await defaultTailnetOps(rt);
   const tag = crew === undefined ? undefined : crewTag(owner, crew);
-  if (crew !== undefined && tag !== undefined) {
+  if (crew !== undefined && tag !== undefined && loginServer) {
+    rt.log(
+      `tailnet policy: tailscale.loginServer is set (${loginServer}), not a Tailscale-compatible policy API; add the rows for ${tag} yourself (crabbox doctor --crew ${crew} prints them)`,
+    );
+  } else if (crew !== undefined && tag !== undefined) {
     await bootstrapCrewPolicy(
       rt,
       ops,
@@ -213,7 +243,16 @@ function userDataFor(
     slug: member.slug,
     crew,
     sshPublicKey,
-    tailscale: member.join ? { authKey: member.join.authKey, tags: member.join.tags } : undefined,
+    tailscale: member.join
+      ? {
+        authKey: member.join.authKey,
+        tags: member.join.tags,
+        hostname: member.tailnetName?.hostname,
+        namePattern: member.tailnetName &&
+          `${member.tailnetName.prefix}*${member.tailnetName.suffix}`,
+        loginServer: member.loginServer,
+      }
+      : undefined,
     crewTag: member.crewTag,
     init: member.init,
   });
@@ -280,7 +319,11 @@ async function createMember(
         ? (pl.ssh.identity || pl.ssh.keyPath ? pl.ssh : { ...pl.ssh, keyPath: key.keyPath })
         : undefined,
       tailnet: member.join
-        ? { hostname: `crabbox-${member.slug}`, tags: member.join.tags, ...pl.tailnet }
+        ? {
+          hostname: member.tailnetName?.hostname ?? `crabbox-${member.slug}`,
+          tags: member.join.tags,
+          ...pl.tailnet,
+        }
         : pl.tailnet,
       data: pl.data,
       state: "active",

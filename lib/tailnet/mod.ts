@@ -17,3 +17,4 @@ export * from "./policy.ts";
 export * from "./policy_read.ts";
 export * from "./policy_snippet.ts";
 export * from "./devices.ts";
+export * from "./hostname.ts";

@@ -15,7 +15,9 @@ import {
   SSHD_DROP_IN_PATH,
   SSHD_RELOAD,
   SYSTEM_HOSTS_PATH,
+  TAILSCALE_INSTALL_PATH,
   TAILSCALE_JOIN_PATH,
+  tailscaleInstallScript,
 } from "../../lib/lease/cloud_init.ts";
 import { CrabboxError } from "../../lib/core/errors.ts";
 import { assertTool, skipWithout, toolWorks } from "../_prereq.ts";
@@ -90,6 +92,7 @@ Deno.test("renderCloudInit: #cloud-config first line, parses back to the expecte
   assert.deepEqual(doc.write_files?.map((w) => [w.path, w.permissions, w.owner]), [
     [SSHD_DROP_IN_PATH, "0644", "root:root"],
     [AUTH_KEY_PATH, "0600", "root:root"],
+    [TAILSCALE_INSTALL_PATH, "0700", "root:root"],
     [TAILSCALE_JOIN_PATH, "0700", "root:root"],
     [REFRESHER_PATH, "0755", "root:root"],
     ["/etc/systemd/system/crabbox-crew-hosts.service", "0644", "root:root"],
@@ -98,10 +101,7 @@ Deno.test("renderCloudInit: #cloud-config first line, parses back to the expecte
   ]);
   assert.deepEqual(doc.runcmd, [
     SSHD_RELOAD,
-    guardedStep(
-      "install-tailscale",
-      "command -v tailscale >/dev/null 2>&1 || curl -fsSL https://tailscale.com/install.sh | sh",
-    ),
+    guardedStep("install-tailscale", `sh ${TAILSCALE_INSTALL_PATH}`),
     guardedStep("tailscale-join", `sh ${TAILSCALE_JOIN_PATH} ${AUTH_KEY_PATH}`),
     `rm -f ${AUTH_KEY_PATH}`,
     guardedStep("crew-hosts", "systemctl daemon-reload"),
@@ -205,6 +205,7 @@ Deno.test("renderCloudInit: tailscale without a crew joins but installs no refre
   assert.deepEqual(doc.write_files?.map((w) => w.path), [
     SSHD_DROP_IN_PATH,
     AUTH_KEY_PATH,
+    TAILSCALE_INSTALL_PATH,
     TAILSCALE_JOIN_PATH,
   ]);
   assert.ok(!doc.runcmd!.some((c) => c.includes("crabbox-crew-hosts")));
@@ -423,9 +424,10 @@ async function refresherBox() {
     sys,
     async run(
       shell: string,
-      o: { status?: string; exit?: string; tag?: string } = {},
+      o: { status?: string; exit?: string; tag?: string; pattern?: string } = {},
     ): Promise<RunResult> {
-      return await run(shell, [script, o.tag ?? TAG, out, sys], {
+      const args = [script, o.tag ?? TAG, out, sys, ...(o.pattern ? [o.pattern] : [])];
+      return await run(shell, args, {
         cwd: dir,
         env: {
           PATH: `${dir}/bin:/usr/local/bin:/usr/bin:/bin`,
@@ -557,6 +559,33 @@ for (const shell of SHELLS) {
     }
   });
 
+  Deno.test(`refresher (${shell}): NAME_PATTERN strips a custom host name template; bad patterns refused`, async () => {
+    const box = await refresherBox();
+    try {
+      const status = {
+        BackendState: "Running",
+        Self: { HostName: "pr-42-api-x", TailscaleIPs: ["100.64.0.1"], Tags: [TAG] },
+        Peer: {
+          a: { HostName: "pr-42-worker-2-x", TailscaleIPs: ["100.64.0.2"], Tags: [TAG] },
+        },
+      };
+      const path = `${box.dir}/status-custom.json`;
+      await Deno.writeTextFile(path, JSON.stringify(status));
+      const r = await box.run(shell, { status: path, pattern: "pr-42-*-x" });
+      assert.equal(r.code, 0, r.stderr);
+      const files = await box.snapshot();
+      assert.match(files["hosts.cbx"], /^100\.64\.0\.1 api\.cbx$/m);
+      assert.match(files["hosts.cbx"], /^100\.64\.0\.2 worker-2\.cbx worker\.cbx$/m);
+      for (const pattern of ["nostar", "a*b*c", "A-*", "a;b*", "x *"]) {
+        const bad = await box.run(shell, { status: path, pattern });
+        assert.equal(bad.code, 2, pattern);
+      }
+      await assertNotPwned(box.dir);
+    } finally {
+      await box.close();
+    }
+  });
+
   Deno.test(`refresher (${shell}): a bad TAG argument is refused`, async () => {
     const box = await refresherBox();
     try {
@@ -616,3 +645,93 @@ for (const shell of SHELLS) {
     }
   });
 }
+
+// ------------------------------------------------ install, login server, names ---
+
+Deno.test("renderCloudInit: no curl | sh; the install script, login server and name pattern", () => {
+  const text = renderCloudInit(full({
+    tailscale: {
+      authKey: AUTH_KEY,
+      tags: [],
+      hostname: "pr-42-web",
+      namePattern: "pr-42-*",
+      loginServer: "https://headscale.example.com:8443",
+    },
+  }));
+  assert.ok(!text.includes("install.sh"));
+  assert.ok(!/curl[^\n]*\|\s*sh/.test(text));
+  const doc = parsed(text);
+  assert.equal(fileAt(doc, TAILSCALE_INSTALL_PATH).content, tailscaleInstallScript);
+  const join = fileAt(doc, TAILSCALE_JOIN_PATH).content;
+  assert.match(
+    join,
+    / --hostname=pr-42-web --advertise-tags=tag:cbx-crew-alice-pr-42 --login-server=https:\/\/headscale\.example\.com:8443 </,
+  );
+  const unit = fileAt(doc, "/etc/systemd/system/crabbox-crew-hosts.service").content;
+  assert.match(
+    unit,
+    /^ExecStart=\S+ tag:cbx-crew-alice-pr-42 \/etc\/hosts\.cbx \/etc\/hosts pr-42-\*$/m,
+  );
+  for (const bad of ["http://x y", "https://a.b/'$(id)'", "ftp://a"]) {
+    assert.throws(
+      () => renderCloudInit(full({ tailscale: { authKey: AUTH_KEY, tags: [], loginServer: bad } })),
+      (e) => e instanceof CrabboxError && e.exitStatus === 2,
+    );
+  }
+});
+
+Deno.test("tailscale-install: keyring and signed-by source for the distribution, then apt; refuses other distributions", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cbx-install-" });
+  try {
+    const bin = `${dir}/bin`;
+    await Deno.mkdir(bin);
+    const log = `${dir}/calls`;
+    for (const name of ["curl", "apt-get", "systemctl"]) {
+      const body = name === "curl"
+        ? `echo "curl $*" >>"${log}"; out=; while [ "$#" -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done; printf KEYRING >"$out"`
+        : `echo "${name} $*" >>"${log}"`;
+      await Deno.writeTextFile(`${bin}/${name}`, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+    }
+    const script = `${dir}/tailscale-install`;
+    await Deno.writeTextFile(script, tailscaleInstallScript);
+    const run = async (osRelease: string) => {
+      await Deno.writeTextFile(`${dir}/os-release`, osRelease);
+      const out = await new Deno.Command("dash", {
+        args: [script, `${dir}/os-release`, `${dir}/root`],
+        env: { PATH: `${bin}:/usr/bin:/bin` },
+        clearEnv: true,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+    };
+    const ok = await run('PRETTY_NAME="Ubuntu 24.04"\nID=ubuntu\nVERSION_CODENAME=noble\n');
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(
+      await Deno.readTextFile(`${dir}/root/etc/apt/keyrings/tailscale-archive-keyring.gpg`),
+      "KEYRING",
+    );
+    assert.equal(
+      await Deno.readTextFile(`${dir}/root/etc/apt/sources.list.d/tailscale.list`),
+      "deb [signed-by=/etc/apt/keyrings/tailscale-archive-keyring.gpg] https://pkgs.tailscale.com/stable/ubuntu noble main\n",
+    );
+    const calls = (await Deno.readTextFile(log)).trim().split("\n");
+    assert.match(
+      calls[0],
+      /^curl -fsSL --retry 3 https:\/\/pkgs\.tailscale\.com\/stable\/ubuntu\/noble\.noarmor\.gpg -o /,
+    );
+    assert.deepEqual(calls.slice(1), [
+      "apt-get update",
+      "apt-get install -y tailscale",
+      "systemctl enable --now tailscaled",
+    ]);
+    const fedora = await run("ID=fedora\nVERSION_ID=40\n");
+    assert.equal(fedora.code, 1);
+    assert.match(fedora.stderr, /only the debian and ubuntu apt repositories are supported/);
+    const noCodename = await run("ID=debian\n");
+    assert.equal(noCodename.code, 1);
+    assert.match(noCodename.stderr, /VERSION_CODENAME/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

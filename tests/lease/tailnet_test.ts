@@ -209,3 +209,74 @@ Deno.test("a taken slug fails before the tailnet is touched: no policy edit, no 
   assert.equal(t.fake.keys.length, 0);
   assert.equal(t.provider.creates.length, 1);
 });
+
+Deno.test("tailscale.loginServer (Headscale): policy step skipped with the hint, key from CRABBOX_TAILSCALE_AUTH_KEY, --login-server in the join", async () => {
+  await using t = await setup({ CRABBOX_TAILSCALE_AUTH_KEY: "hskey-auth-0123456789abcdef" });
+  const config = await parseConfig(
+    "tailscale:\n  loginServer: https://hs.example.com\n",
+    `${t.home}/config.yaml`,
+    () => undefined,
+    {},
+  );
+  const lease = await leaseBox(
+    { slug: "api", provider: "cloudy", tailscale: true },
+    { ...t.options, config, crew: "tn", noWait: true },
+  );
+  assert.deepEqual(t.fake.requests, [], "no policy read, no key minted");
+  assert.ok(t.logs.some((l) => l.includes("tailscale.loginServer is set") && l.includes(TAG)));
+  const userData = t.provider.creates[0].userData ?? "";
+  assert.match(userData, /--login-server=https:\/\/hs\.example\.com/);
+  assert.equal(lease.tailnet?.hostname, "crabbox-api");
+  // Without a key there is nothing to join with: credentials error, nothing created.
+  await using u = await setup();
+  await assert.rejects(
+    leaseBox({ slug: "api", provider: "cloudy", tailscale: true }, {
+      ...u.options,
+      config,
+      crew: "tn",
+    }),
+    (e) =>
+      e instanceof CrabboxError && e.exitStatus === 9 &&
+      /CRABBOX_TAILSCALE_AUTH_KEY/.test(e.message),
+  );
+  assert.deepEqual(u.fake.requests, []);
+  assert.equal(u.provider.creates.length, 0);
+});
+
+Deno.test("tailscale.hostname template: rendered into the join and the claim; a bad one fails before any request", async () => {
+  await using t = await setup();
+  const config = await parseConfig(
+    "tailscale:\n  hostname: '{owner}-{crew}-{slug}'\n",
+    `${t.home}/config.yaml`,
+    () => undefined,
+    {},
+  );
+  const lease = await leaseBox(
+    { slug: "api", provider: "cloudy", tailscale: true },
+    { ...t.options, config, crew: "tn", noWait: true },
+  );
+  assert.equal(lease.tailnet?.hostname, "alice-tn-api");
+  const userData = t.provider.creates[0].userData ?? "";
+  assert.match(userData, / --hostname=alice-tn-api /);
+  assert.match(
+    userData,
+    /ExecStart=\S+ tag:cbx-crew-alice-tn \/etc\/hosts\.cbx \/etc\/hosts alice-tn-\*/,
+  );
+  await using u = await setup();
+  const long = await parseConfig(
+    `tailscale:\n  hostname: '${"x".repeat(60)}-{slug}'\n`,
+    `${u.home}/config.yaml`,
+    () => undefined,
+    {},
+  );
+  await assert.rejects(
+    leaseBox({ slug: "api", provider: "cloudy", tailscale: true }, {
+      ...u.options,
+      config: long,
+      crew: "tn",
+    }),
+    (e) => e instanceof CrabboxError && e.code === "bad_tailscale_hostname",
+  );
+  assert.deepEqual(u.fake.requests, []);
+  assert.equal(u.provider.creates.length, 0);
+});
