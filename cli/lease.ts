@@ -130,6 +130,7 @@ function leaseRows(leases: readonly Lease[], me?: string): string {
       "STATE",
       "SSH",
       "EXPOSE",
+      "TAILNET",
       ...(me === undefined ? [] : ["OWNER"]),
     ],
     ...leases.map((l) => [
@@ -140,6 +141,7 @@ function leaseRows(leases: readonly Lease[], me?: string): string {
       l.state,
       l.ssh ? `${l.ssh.user}@${l.ssh.host}:${l.ssh.port}` : "-",
       l.expose.join(",") || "-",
+      l.tailscale ? (l.tailnet?.ipv4 ?? l.tailnet?.fqdn ?? "pending") : "-",
       ...owner(l),
     ]),
   ]);

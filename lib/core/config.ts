@@ -160,7 +160,7 @@ export async function parseConfig(
         }
         config.tailscale.tags = tags as string[];
         if (ts.loginServer !== undefined) {
-          if (typeof ts.loginServer !== "string" || !LOGIN_SERVER.test(ts.loginServer)) {
+          if (typeof ts.loginServer !== "string" || !LOGIN_SERVER_URL.test(ts.loginServer)) {
             throw configError(
               `${at}: tailscale.loginServer must be an http(s) URL like https://headscale.example.com`,
             );
@@ -200,7 +200,8 @@ export async function parseConfig(
 }
 
 /** An http(s) URL safe as one argv word: no spaces, quotes or shell metacharacters. */
-const LOGIN_SERVER = /^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?(\/[A-Za-z0-9._~\/-]*)?$/;
+export const LOGIN_SERVER_URL: RegExp =
+  /^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?(\/[A-Za-z0-9._~\/-]*)?$/;
 
 /** A host name template: lowercase letters, digits, `-` and the known placeholders. */
 const HOSTNAME_TEMPLATE = /^([a-z0-9-]|\{(crew|slug|owner)\})+$/;

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { MAX_NAME_LENGTH, normalizeName, usageError } from "../core/mod.ts";
+import { LOGIN_SERVER_URL, MAX_NAME_LENGTH, normalizeName, usageError } from "../core/mod.ts";
 import { HOSTS_BLOCK_BEGIN, HOSTS_BLOCK_END, refresherScript } from "./cloud_init_refresher.ts";
 
 export { HOSTS_BLOCK_BEGIN, HOSTS_BLOCK_END, refresherScript };
@@ -88,7 +88,6 @@ const USER = /^[a-z_][a-z0-9_-]{0,31}$/;
 const SSH_KEY = /^[A-Za-z0-9@.-]+ [A-Za-z0-9+/]+={0,3}( [\x20-\x7e]*)?$/;
 const AUTH_KEY = /^[A-Za-z0-9][A-Za-z0-9._~:/?&=+-]{0,511}$/;
 const NAME_PATTERN = /^[a-z0-9-]*\*[a-z0-9-]*$/;
-const LOGIN_SERVER = /^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?(\/[A-Za-z0-9._~\/-]*)?$/;
 
 function shown(value: string): string {
   return JSON.stringify(value.length > 60 ? value.slice(0, 60) + "…" : value);
@@ -202,7 +201,7 @@ function checkTailscale(
   }
   if (
     ts.loginServer !== undefined &&
-    (typeof ts.loginServer !== "string" || !LOGIN_SERVER.test(ts.loginServer))
+    (typeof ts.loginServer !== "string" || !LOGIN_SERVER_URL.test(ts.loginServer))
   ) {
     throw usageError(
       "bad_login_server",

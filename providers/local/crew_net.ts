@@ -27,6 +27,7 @@ import {
   requireLeaseId,
 } from "./box.ts";
 import { run } from "./procs.ts";
+import { netnsExists } from "./netns.ts";
 
 export type { CrewNetAddress };
 
@@ -163,21 +164,12 @@ export async function allocateCrewAddress(
   };
 }
 
-async function nsExists(ns: string): Promise<boolean> {
-  try {
-    await Deno.stat(`/run/netns/${ns}`);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Create the crew namespace and its bridge unless they exist. Call under the home lock. */
 async function ensureCrewNamespace(ns: string): Promise<void> {
   if (!CREW_NS.test(ns)) {
     throw new CrabboxError("state", "local_bad_crew_net", `bad crew namespace ${ns}`);
   }
-  if (await nsExists(ns)) return;
+  if (netnsExists(ns)) return;
   await run("ip", ["netns", "add", ns], "creating the crew namespace");
   await run("ip", ["-n", ns, "link", "set", "lo", "up"], "bringing up the crew loopback");
   await run(
@@ -273,14 +265,14 @@ export async function releaseCrewNet(home: string, leaseId: string, ns: string):
       if (id === leaseId) continue;
       if ((await readBox(localBoxDir(home, id)))?.crewNet?.ns === ns) return;
     }
-    if (!(await nsExists(ns))) return;
+    if (!netnsExists(ns)) return;
     const out = await output("ip", {
       args: ["netns", "del", ns],
       stdin: "null",
       stdout: "null",
       stderr: "piped",
     });
-    if (!out.success && await nsExists(ns)) {
+    if (!out.success && netnsExists(ns)) {
       throw new CrabboxError(
         "provider",
         "local_netns_del_failed",

@@ -212,6 +212,32 @@ Deno.test({
         ) => [p.peer, p.transport, p.endpoint]),
         ["api", "db", "worker-1"].map((s) => [s, "tailnet", crewIp(s)]),
       );
+      const listText = await crabbox(home, ["list", "--crew", CREW], env);
+      assert.match(listText.stdout, /\bTAILNET$/m);
+      assert.match(listText.stdout, new RegExp(`\\s${crewIp("db").replaceAll(".", "\\.")}$`, "m"));
+      // This machine is not on the tailnet: --network tailscale says so (exit 5); public works.
+      const insist = await crabbox(home, [
+        "run",
+        "--id",
+        `${CREW}/api`,
+        "--network",
+        "tailscale",
+        "--",
+        "true",
+      ], env);
+      assert.equal(insist.code, 5, insist.stderr);
+      assert.match(insist.stderr, /this machine is not on the tailnet/);
+      const pub = await crabbox(home, [
+        "run",
+        "--id",
+        `${CREW}/api`,
+        "--network",
+        "public",
+        "--",
+        "hostname",
+      ], env);
+      assert.equal(pub.code, 0, pub.stderr);
+      assert.equal(pub.stdout.trim(), "crabbox-api");
       const doctor = await crabbox(home, ["doctor", "--crew", CREW, "--online", "--json"], env);
       const report = JSON.parse(doctor.stdout);
       const dialCheck = report.checks.find((c: { name: string }) => c.name === "tailnet-dial");
