@@ -139,6 +139,12 @@ export interface Provider {
    * (e.g. a new gateway token). Only providers with expiring targets.
    */
   refreshSsh?(lease: ProviderLease, signal?: AbortSignal): Promise<SshTarget>;
+  /**
+   * Replace the labels of a box (providers whose labels can change after
+   * create): crabbox records the tailnet address there so other machines
+   * listing the crew see it.
+   */
+  updateLabels?(lease: ProviderLease, labels: Labels, signal?: AbortSignal): Promise<void>;
 }
 
 /** What a provider factory receives. */

@@ -20,6 +20,7 @@ export const LabelKey = {
   expose: "crabbox-expose",
   owner: "crabbox-owner",
   tailscale: "crabbox-tailscale",
+  tailnetIpv4: "crabbox-tailnet-ipv4",
 } as const;
 
 /** Labels as a plain string map. */
@@ -52,6 +53,8 @@ export interface LeaseLabelFacts {
   owner?: string;
   /** Whether the lease joins the tailnet. */
   tailscale?: boolean;
+  /** The member's tailnet IPv4, once recorded (label `crabbox-tailnet-ipv4`). */
+  tailnetIpv4?: string;
 }
 
 /**
@@ -99,5 +102,37 @@ export function decodeLabels(labels: Labels | undefined): LeaseLabelFacts | unde
     expose: parseExposeLabel(labels[LabelKey.expose]),
     owner: labels[LabelKey.owner] || undefined,
     tailscale: labels[LabelKey.tailscale] === "true",
+    tailnetIpv4: tailnetIpv4FromLabel(labels[LabelKey.tailnetIpv4]),
   };
+}
+
+const IPV4_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+const IPV4_LABEL = new RegExp(`^${IPV4_OCTET}(-${IPV4_OCTET}){3}$`);
+
+/**
+ * A tailnet IPv4 as a label value (dots are not allowed in label values on
+ * every provider, so they become `-`); `undefined` for anything else.
+ *
+ * @example
+ * ```ts
+ * import { tailnetIpv4Label } from "./labels.ts";
+ * tailnetIpv4Label("100.64.0.7"); // "100-64-0-7"
+ * ```
+ */
+export function tailnetIpv4Label(ip: string): string | undefined {
+  const v = ip.replaceAll(".", "-");
+  return IPV4_LABEL.test(v) ? v : undefined;
+}
+
+/**
+ * The tailnet IPv4 back from its label value; `undefined` for junk.
+ *
+ * @example
+ * ```ts
+ * import { tailnetIpv4FromLabel } from "./labels.ts";
+ * tailnetIpv4FromLabel("100-64-0-7"); // "100.64.0.7"
+ * ```
+ */
+export function tailnetIpv4FromLabel(value: string | undefined): string | undefined {
+  return value !== undefined && IPV4_LABEL.test(value) ? value.replaceAll("-", ".") : undefined;
 }

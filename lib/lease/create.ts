@@ -9,6 +9,7 @@ import {
   CrabboxError,
   crewTag,
   encodeLabels,
+  LabelKey,
   newLeaseId,
   normalizeCrewName,
   normalizeSlug,
@@ -16,6 +17,7 @@ import {
   parseExposedPorts,
   roleOf,
   runBounded,
+  tailnetIpv4Label,
   usageError,
 } from "../core/mod.ts";
 import { type Lease, listClaims, removeClaim, reserveClaim, saveClaim } from "./claims.ts";
@@ -380,8 +382,25 @@ async function recordReadiness(
     },
   );
   if (!ready.tailnet) return lease;
-  const updated: Lease = { ...lease, tailnet: { ...lease.tailnet, ...ready.tailnet } };
+  const label = ready.tailnet.ipv4 ? tailnetIpv4Label(ready.tailnet.ipv4) : undefined;
+  const labels = label ? { ...lease.labels, [LabelKey.tailnetIpv4]: label } : lease.labels;
+  const updated: Lease = { ...lease, labels, tailnet: { ...lease.tailnet, ...ready.tailnet } };
   await saveClaim(rt.home, updated);
+  const provider = await rt.provider(lease.provider);
+  if (label && provider.updateLabels) {
+    // So another machine listing the crew sees the address too; best effort.
+    await provider.updateLabels(
+      { providerId: lease.providerId, leaseId: lease.id, labels: lease.labels, state: "running" },
+      labels,
+      rt.signal,
+    ).catch((e) =>
+      rt.log(
+        `${lease.slug}: could not record the tailnet address in the ${lease.provider} labels: ${
+          (e as Error).message.split("\n")[0]
+        }`,
+      )
+    );
+  }
   rt.log(`${lease.slug}: on the tailnet as ${ready.tailnet.fqdn ?? ready.tailnet.ipv4}`);
   return updated;
 }

@@ -66,7 +66,7 @@ export function leaseFromProvider(provider: string, pl: ProviderLease): Lease | 
     expose: [...(facts.expose ?? [])],
     ssh: pl.ssh,
     tailscale: facts.tailscale ?? false,
-    tailnet: pl.tailnet,
+    tailnet: pl.tailnet ?? (facts.tailnetIpv4 ? { ipv4: facts.tailnetIpv4 } : undefined),
     createdAt: pl.createdAt ?? new Date(0).toISOString(),
     state: pl.state === "running" ? "active" : pl.state === "creating" ? "creating" : "orphaned",
     data: pl.data,

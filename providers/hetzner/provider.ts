@@ -369,6 +369,17 @@ export function createHetznerProvider(
       return server ? serverToLease(server, settings(), ctx.home) : undefined;
     },
 
+    async updateLabels(lease, labels, signal): Promise<void> {
+      if (!/^[1-9][0-9]{0,18}$/.test(lease.providerId)) {
+        throw new CrabboxError(
+          "usage",
+          "bad_provider_id",
+          `${JSON.stringify(lease.providerId)} is not a Hetzner server id`,
+        );
+      }
+      await call("PUT", `/servers/${lease.providerId}`, { body: { labels }, signal });
+    },
+
     async delete(lease, signal): Promise<void> {
       if (!/^[1-9][0-9]{0,18}$/.test(lease.providerId)) {
         throw new CrabboxError(

@@ -80,3 +80,26 @@ Deno.test('decodeLabels: crabbox-tailscale reads true only for "true"; a missing
   assert.equal(decodeLabels({ ...base, slug: "" })?.slug, "cbx-0123456789ab");
   assert.equal(decodeLabels({ ...base, slug: "--" })?.slug, "cbx-0123456789ab");
 });
+
+Deno.test("tailnet IPv4 label: dots become dashes and back; junk is ignored", async () => {
+  const { tailnetIpv4Label, tailnetIpv4FromLabel, decodeLabels, isValidLabelValue } = await import(
+    "../../lib/core/labels.ts"
+  );
+  assert.equal(tailnetIpv4Label("100.64.0.7"), "100-64-0-7");
+  assert.ok(isValidLabelValue(tailnetIpv4Label("100.64.0.7")!));
+  assert.equal(tailnetIpv4Label("100.64.0.256"), undefined);
+  assert.equal(tailnetIpv4Label("fd7a::1"), undefined);
+  assert.equal(tailnetIpv4FromLabel("100-64-0-7"), "100.64.0.7");
+  for (const junk of ["", "100-64-0", "a-b-c-d", "100-64-0-7-8", "300-1-1-1"]) {
+    assert.equal(tailnetIpv4FromLabel(junk), undefined, junk);
+  }
+  assert.equal(
+    decodeLabels({
+      crabbox: "true",
+      "crabbox-lease": "cbx-0123456789ab",
+      slug: "api",
+      "crabbox-tailnet-ipv4": "100-64-0-7",
+    })?.tailnetIpv4,
+    "100.64.0.7",
+  );
+});

@@ -129,6 +129,34 @@ Deno.test({
         assert.ok(!r.stderr.includes("tskey-auth") && !r.stdout.includes("tskey-auth"));
       }
       assert.equal(fakeTs.keys.length, 3, "one key minted per member");
+      // The address is in the Hetzner labels too: a machine without the claims sees it.
+      for (const srv of fakeHz.servers.values()) {
+        assert.equal(
+          srv.labels["crabbox-tailnet-ipv4"],
+          crewIp(srv.labels.slug).replaceAll(".", "-"),
+        );
+      }
+      const elsewhere = await Deno.makeTempDir({ prefix: "cbx-tn-elsewhere-" });
+      try {
+        await Deno.copyFile(`${home}/config.yaml`, `${elsewhere}/config.yaml`);
+        const seen = await crabbox(elsewhere, [
+          "list",
+          "--crew",
+          CREW,
+          "--provider",
+          "hetzner",
+          "--json",
+        ], env);
+        assert.equal(seen.code, 0, seen.stderr);
+        assert.deepEqual(
+          JSON.parse(seen.stdout).map((
+            l: { slug: string; tailnet: { ipv4: string } | null },
+          ) => [l.slug, l.tailnet?.ipv4]).sort(),
+          ["api", "db", "worker-1"].map((s) => [s, crewIp(s)]),
+        );
+      } finally {
+        await Deno.remove(elsewhere, { recursive: true });
+      }
       assert.equal((await fakeTs.devices()).length, 3);
 
       // The key arrived on stdin only: never in tailscale's argv.
