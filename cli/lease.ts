@@ -361,6 +361,8 @@ function statusCommand(io: CliIo) {
       } else {
         throw usageError("missing_target", "status needs --id ID or --crew NAME");
       }
+      const { refreshPendingTailnet } = await import("../lib/lease/mod.ts");
+      leases = await refreshPendingTailnet(leases, io.options);
       if (flags.json) {
         io.printJson(flags.id !== undefined ? leaseJson(leases[0]) : leases.map(leaseJson));
       } else if (leases.length > 0) {
@@ -383,7 +385,7 @@ function releaseCommand(io: CliIo) {
           throw usageError("conflicting_target", "give --id or --crew, not both");
         }
         const lease = await resolveTarget(io, { id: flags.id }, flags.allOwners);
-        const removed = await releaseLease(lease, io.options);
+        const removed = await releaseLease(lease, { ...io.options, log: (m) => io.err(m) });
         io.out(releasedLine(lease.id, removed));
         return;
       }

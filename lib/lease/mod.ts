@@ -17,3 +17,4 @@ export * from "./readiness.ts";
 export * from "./proxy.ts";
 export * from "./tailnet_leave.ts";
 export * from "./network.ts";
+export * from "./tailnet_refresh.ts";

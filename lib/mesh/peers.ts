@@ -7,7 +7,13 @@
  */
 
 import { providerFeaturesOrNone, resolveRuntime, type Runtime } from "../runtime.ts";
-import { memberTransport, providerPlanes, sshEndpoint, type Transport } from "../lease/mod.ts";
+import {
+  memberTransport,
+  providerPlanes,
+  refreshPendingTailnet,
+  sshEndpoint,
+  type Transport,
+} from "../lease/mod.ts";
 import { selectMembers } from "./forwards.ts";
 import { liveDaemonCount, readDaemonState } from "./daemon.ts";
 import { daemonForwards, exportLines, type MeshForward, parseHostsFile } from "./files.ts";
@@ -56,7 +62,7 @@ export interface PeerInfo {
  */
 export async function crewPeers(name: string, options: ConnectOptions = {}): Promise<PeerInfo[]> {
   const crew = normalizeCrewName(name);
-  const leases = await crewLeases(crew, options);
+  const leases = await refreshPendingTailnet(await crewLeases(crew, options), options);
   const features = (p: string) => providerFeaturesOrNone(options, p);
   const { members } = selectMembers(leases, hasSshFeature(options));
   const names = new Map(members.map((m) => [m.lease.id, m.name]));

@@ -48,7 +48,7 @@ Deno.test({
       fetch,
       log: () => {},
     });
-    const slugs = ["api", "db", "worker-1", "badinit", "badjoin"];
+    const slugs = ["api", "db", "worker-1", "badinit", "badjoin", "late"];
     // Every lease of crew tn uses the crew's client key; the backing boxes authorize it.
     const key = await ensureClientKey(home, { crew: CREW, leaseId: newLeaseId() });
     const backing = new Map<string, ProviderLease>();
@@ -284,6 +284,51 @@ Deno.test({
       assert.match(text.stdout, /tailnet, measured from inside each member/);
       assert.match(text.stdout, /OK tcp 5432/);
 
+      // --no-wait: returns while the box boots; pending until the join is done, then recorded.
+      const late = await crabbox(home, [
+        "warmup",
+        "--crew",
+        CREW,
+        "--slug",
+        "late",
+        "--provider",
+        "hetzner",
+        "--tailscale",
+        "--no-wait",
+        "--json",
+      ], env);
+      assert.equal(late.code, 0, late.stderr);
+      assert.match(late.stderr, /not waiting for its first boot \(--no-wait\)/);
+      assert.equal(JSON.parse(late.stdout).tailnet.ipv4, undefined);
+      const pendingPeers = await crabbox(home, ["crew", "peers", CREW, "--json"], env);
+      assert.deepEqual(
+        JSON.parse(pendingPeers.stdout).members.find((p: { peer: string }) => p.peer === "late")
+          ?.transport,
+        "pending",
+      );
+      // The box finishes its first boot (the stand-in boots when asked to wait for it).
+      const boot = await crabbox(home, [
+        "run",
+        "--id",
+        `${CREW}/late`,
+        "--",
+        "cloud-init",
+        "status",
+        "--wait",
+      ], env);
+      assert.equal(boot.code, 0, boot.stderr);
+      const joinedPeers = await crabbox(home, ["crew", "peers", CREW, "--json"], env);
+      const lateRow = JSON.parse(joinedPeers.stdout).members.find((p: { peer: string }) =>
+        p.peer === "late"
+      );
+      assert.equal(lateRow?.transport, "tailnet");
+      assert.equal(lateRow?.endpoint, crewIp("late"));
+      const lateStatus = await crabbox(home, ["status", "--id", `${CREW}/late`, "--json"], env);
+      assert.equal(JSON.parse(lateStatus.stdout).tailnet.ipv4, crewIp("late"));
+      const relLate = await crabbox(home, ["release", "--id", `${CREW}/late`], env);
+      assert.equal(relLate.code, 0, relLate.stderr);
+      assert.match(relLate.stderr, /tailnet: tn\/late: device n[0-9a-f]{12}CNTRL deleted/);
+
       // A failing --init: exit 4, the step, the log tail; the box is kept.
       await Deno.writeTextFile(`${home}/bad-init.sh`, "#!/bin/sh\necho boom-from-init\nexit 3\n");
       const badInit = await crabbox(home, [
@@ -338,10 +383,10 @@ Deno.test({
         );
       }
       assert.deepEqual(await fakeTs.devices(), []);
-      assert.deepEqual(
-        [...fakeTs.deleted].sort(),
-        ["api", "db", "worker-1"].map((s) => leases[s].tailnet.nodeId).sort(),
-      );
+      assert.equal(fakeTs.deleted.length, 4, "api, db, worker-1 and late left the tailnet");
+      for (const s of ["api", "db", "worker-1"]) {
+        assert.ok(fakeTs.deleted.includes(leases[s].tailnet.nodeId), s);
+      }
       assert.deepEqual([...fakeHz.servers.values()].map((s) => s.name), []);
     } finally {
       await crabbox(home, ["crew", "release", CREW], env).catch(() => {});
