@@ -115,7 +115,7 @@ Deno.test({
           "--tailscale",
           ...expose.flatMap((p) => ["--expose", p]),
           "--wait-timeout",
-          "2m",
+          "5m",
           "--json",
         ], env);
         assert.equal(r.code, 0, r.stderr);
