@@ -96,7 +96,7 @@ const DIAL_PROBE_TIMEOUT_MS = 60_000;
 
 function sshDialRunner(options: DoctorOptions): DialRunner {
   return (member, args) =>
-    runOnLease(member, ["bash", "-s", "--", ...args], {
+    runOnLease(member, ["bash", "--norc", "-s", "--", ...args], {
       ...options,
       stdin: DIAL_PROBE_SCRIPT,
       signal: options.signal

@@ -57,6 +57,10 @@ export async function installStandins(
       `chmod 755 /usr/local/bin/${name}`,
     );
   }
+  // A fresh VM's root has no rc files of this machine's root (pyenv's rehash
+  // in ~/.bashrc can block every ssh session for a minute): give root /bin/sh
+  // as its shell in the box's own /etc/passwd.
+  parts.push(`sed -i 's#^\\(root:[^:]*:0:0:[^:]*:[^:]*:\\)/bin/bash$#\\1/bin/sh#' /etc/passwd`);
   const conf = b64(new TextEncoder().encode(JSON.stringify(config)));
   parts.push(`echo '${conf}' | base64 -d > /etc/crabbox-standin.json`);
   const r = await boxSsh(target, ["sh", "-s"], knownHostsFile, parts.join("\n") + "\n");
