@@ -142,6 +142,27 @@ export const MUTATIONS: readonly Mutation[] = [
     new: `"accept-new"`,
     tests: SSH,
   },
+  {
+    name: "ssh-args/remote-words-quoted",
+    file: "lib/ssh/args.ts",
+    old: `return words.map(shellQuote).join(" ");`,
+    new: `return words.join(" ");`,
+    tests: [...SSH, "tests/cli/lease_visibility_test.ts"],
+  },
+  {
+    name: "ssh-args/proxy-command-percent-escaped",
+    file: "lib/ssh/args.ts",
+    old: `shellQuote(w.replaceAll("%", "%%"))`,
+    new: "shellQuote(w)",
+    tests: ["tests/ssh/proxy_command_test.ts"],
+  },
+  {
+    name: "ssh-args/proxy-command-control-chars",
+    file: "lib/ssh/args.ts",
+    old: 'argv.some((w) => w === "" || /[\\x00-\\x1f\\x7f]/.test(w))',
+    new: 'argv.some((w) => w === "")',
+    tests: ["tests/ssh/proxy_command_test.ts"],
+  },
   // process identity and kill safety
   {
     name: "kill/recheck-before-sigkill",
@@ -406,6 +427,13 @@ export const MUTATIONS: readonly Mutation[] = [
     file: "lib/lease/leases.ts",
     old: `if (listed === undefined) return claimed === "releasing" ? "releasing" : "orphaned";`,
     new: "if (listed === undefined) return claimed;",
+    tests: LEASES,
+  },
+  {
+    name: "lease/list-scoped-to-owner",
+    file: "lib/lease/leases.ts",
+    old: "const owner = selector.allOwners ? undefined : await ownerFor({ env: rt.env });",
+    new: "const owner = undefined;",
     tests: LEASES,
   },
   {
