@@ -138,7 +138,7 @@ export const MUTATIONS: readonly Mutation[] = [
   {
     name: "ssh-args/strict-when-pinned",
     file: "lib/ssh/args.ts",
-    old: `target.hostKey ? "yes" : "accept-new"`,
+    old: `hostKeyPolicyOf(target) === "pinned" ? "yes" : "accept-new"`,
     new: `"accept-new"`,
     tests: SSH,
   },
