@@ -16,10 +16,12 @@ import { Command, CommanderError, type OutputConfiguration } from "@commander-js
 import { leaseCommands } from "./cli/lease.ts";
 import { doctorCommand } from "./cli/doctor.ts";
 import { crewCommand } from "./cli/crew.ts";
+import { lifetimeCommands } from "./cli/lifetime.ts";
 import { completionsCommand } from "./cli/completions.ts";
 import { proxyCommand } from "./cli/proxy.ts";
 import { VERSION } from "./cli/version.ts";
-import { type CliIo, type CliStreams, makeIo, reportError } from "./cli/output.ts";
+import { type CliIo, type CliStreams, makeIo, reportError, wantsJson } from "./cli/output.ts";
+import { CrabboxError } from "./lib/core/mod.ts";
 import type { CrabboxOptions } from "./lib/runtime.ts";
 
 /**
@@ -36,8 +38,11 @@ export function buildProgram(io: CliIo = makeIo({}, {})): Command {
   const output: OutputConfiguration = {
     writeOut: (text: string) => io.writeOut(text),
     writeErr: (text: string) => io.writeErr(text),
-    outputError: (text: string, write: (text: string) => void) =>
-      write(`crabbox: ${text.replace(/^error: /, "").trim()}\n`),
+    outputError: (text: string, write: (text: string) => void) => {
+      const message = text.replace(/^error: /, "").trim();
+      if (io.json) io.commanderError = message;
+      else write(`crabbox: ${message}\n`);
+    },
   };
   const width = io.helpWidth;
   if (width !== undefined) {
@@ -53,6 +58,7 @@ export function buildProgram(io: CliIo = makeIo({}, {})): Command {
   for (
     const c of [
       ...leaseCommands(io),
+      ...lifetimeCommands(io),
       crewCommand(io),
       doctorCommand(io),
       proxyCommand(io),
@@ -102,6 +108,7 @@ export type MainOptions = CliStreams & CrabboxOptions;
 export async function main(args: string[], options: MainOptions = {}): Promise<number> {
   const { stdout, stderr, ...library } = options;
   const io = makeIo({ stdout, stderr }, library);
+  io.json = wantsJson(args);
   const program = buildProgram(io);
   try {
     if (needsHome(args)) {
@@ -114,6 +121,13 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
     if (e instanceof CommanderError) {
       if (e.code === "commander.helpDisplayed" || e.code === "commander.version") return 0;
       if (e.code === "commander.help") return 0;
+      if (io.json) {
+        const code = e.code.replace(/^commander\./, "").replace(
+          /[A-Z]/g,
+          (c) => `_${c.toLowerCase()}`,
+        );
+        return reportError(io, new CrabboxError("usage", code, io.commanderError ?? e.message));
+      }
       return 2;
     }
     return reportError(io, e);

@@ -12,6 +12,16 @@ import type { MemberPeers, MeshEvent } from "../lib/mesh/mod.ts";
 import { type CliIo, NETWORK_HELP, networkFlag, releasedLine, table } from "./output.ts";
 
 const TEARDOWN_SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGTSTP"];
+/** How often a foreground `crew connect` marks the crew as used (idle timeouts are minutes). */
+const TOUCH_INTERVAL_MS = 5 * 60_000;
+
+/** Mark every member of the crew as used; failures are warnings. */
+async function touchCrewOnUse(io: CliIo, name: string): Promise<void> {
+  const { touchCrew } = await import("../mod.ts");
+  await touchCrew(name, io.options).catch((e) =>
+    io.err(`crabbox: warning: could not touch crew ${name}: ${(e as Error).message}`)
+  );
+}
 
 function describeEvent(e: MeshEvent): string | undefined {
   const who = `crew "${e.crew}": ${e.peer}`;
@@ -60,6 +70,7 @@ async function connectAction(
     );
     return;
   }
+  await touchCrewOnUse(io, name);
   if (flags.export) {
     const r = await startCrewDaemons(name, {
       ...io.options,
@@ -91,6 +102,7 @@ async function connectAction(
     return [sig, h] as const;
   });
   let ready = false;
+  const toucher = setInterval(() => void touchCrewOnUse(io, name), TOUCH_INTERVAL_MS);
   try {
     const m = await connectCrew(name, {
       ...io.options,
@@ -121,13 +133,18 @@ async function connectAction(
     await m.closed;
     io.err(`crew "${m.crew}" SSH-mesh stopped (${received ?? "closed"})`);
   } finally {
+    clearInterval(toucher);
     for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
   }
 }
 
-async function disconnectAction(io: CliIo, name: string): Promise<void> {
+async function disconnectAction(io: CliIo, name: string, json = false): Promise<void> {
   const { disconnectCrew } = await import("../lib/mesh/mod.ts");
   const r = await disconnectCrew(name, io.options);
+  if (json) {
+    io.printJson({ crew: r.crew, recorded: r.recorded, stopped: r.stopped });
+    return;
+  }
   if (!r.hadState) {
     io.out(`crew "${r.crew}" has no recorded SSH-mesh daemons`);
     return;
@@ -178,6 +195,7 @@ export async function releaseCrewAction(
   io: CliIo,
   name: string,
   allOwners?: boolean,
+  json = false,
 ): Promise<void> {
   const { disconnectAndReleaseCrew } = await import("../lib/mesh/mod.ts");
   const r = await disconnectAndReleaseCrew(name, {
@@ -186,18 +204,29 @@ export async function releaseCrewAction(
     log: (m) => io.err(`crabbox: ${m}`),
   });
   const d = r.disconnected;
-  if (d.stopped > 0) io.err(`crew "${d.crew}" disconnected ${d.stopped} SSH-mesh daemon(s)`);
+  if (json) {
+    io.printJson({
+      crew: d.crew,
+      disconnected: d.stopped,
+      released: r.released,
+      failed: r.failed,
+    });
+  } else if (d.stopped > 0) {
+    io.err(`crew "${d.crew}" disconnected ${d.stopped} SSH-mesh daemon(s)`);
+  }
   if (r.released.length === 0 && r.failed.length === 0) {
     if (r.badClaims?.length) {
       const { badClaimsError } = await import("../lib/lease/mod.ts");
       throw badClaimsError(r.badClaims);
     }
-    io.out(`crew "${d.crew}" has no leases`);
+    if (!json) io.out(`crew "${d.crew}" has no leases`);
     return;
   }
-  for (const id of r.released) io.out(releasedLine(id, r.removed[id]));
+  if (!json) { for (const id of r.released) io.out(releasedLine(id, r.removed[id])); }
   if (r.failed.length > 0) {
-    for (const f of r.failed) io.err(`crabbox: failed to release ${f.id}: ${f.error}`);
+    if (!json) {
+      for (const f of r.failed) io.err(`crabbox: failed to release ${f.id}: ${f.error}`);
+    }
     throw new CrabboxError(
       "failure",
       "release_failed",
@@ -210,6 +239,62 @@ export async function releaseCrewAction(
     const { badClaimsError } = await import("../lib/lease/mod.ts");
     throw badClaimsError(r.badClaims);
   }
+}
+
+async function upAction(
+  io: CliIo,
+  flags: { file: string; replace?: boolean; connect?: boolean; json?: boolean },
+): Promise<void> {
+  const { crewUp, loadCrewManifest, startCrewDaemons } = await import("../lib/mesh/mod.ts");
+  const { leaseJson } = await import("./lease_json.ts");
+  const log = (m: string) => io.err(`crabbox: ${m}`);
+  const manifest = await loadCrewManifest(flags.file, io.options);
+  const up = await crewUp(manifest, { ...io.options, replace: flags.replace, log });
+  let exports: string[] | null = null;
+  if (flags.connect) {
+    const r = await startCrewDaemons(manifest.crew, { ...io.options, log });
+    for (const s of r.skipped) {
+      log(`warning: skipping ${s.lease.slug} (${s.lease.id}): ${s.reason}`);
+    }
+    exports = r.exports;
+  }
+  if (flags.json) {
+    io.printJson({
+      crew: up.crew,
+      created: up.created.map(leaseJson),
+      kept: up.kept.map((l) => l.id),
+      drift: up.drift.map((d) => ({
+        id: d.lease.id,
+        slug: d.lease.slug,
+        differences: d.differences,
+      })),
+      replaced: up.replaced,
+      extra: up.extra.map((l) => l.id),
+      exports,
+    });
+    return;
+  }
+  for (const l of up.created) io.err(`created ${l.slug} ${l.id}`);
+  for (const l of up.kept) io.err(`unchanged ${l.slug} ${l.id}`);
+  for (const id of up.replaced) io.err(`replaced ${id}`);
+  for (const d of up.drift) {
+    io.err(
+      `crabbox: warning: ${d.lease.slug} (${d.lease.id}) differs from ${d.member.at}: ${
+        d.differences.join("; ")
+      } (left as is; --replace re-creates it)`,
+    );
+  }
+  for (const l of up.extra) io.err(`not in the file (left alone): ${l.slug} ${l.id}`);
+  io.err(
+    `crew "${up.crew}": ${up.created.length} created, ${up.kept.length} unchanged, ${up.drift.length} drifted`,
+  );
+  for (const line of exports ?? []) io.out(line);
+}
+
+async function downAction(io: CliIo, flags: { file: string; json?: boolean }): Promise<void> {
+  const { loadCrewManifest } = await import("../lib/mesh/mod.ts");
+  const manifest = await loadCrewManifest(flags.file, io.options);
+  await releaseCrewAction(io, manifest.crew, false, flags.json);
 }
 
 /**
@@ -236,7 +321,8 @@ export function crewCommand(io: CliIo): Command {
   crew.command("disconnect")
     .description("stop the crew's --export SSH-mesh daemons")
     .argument("<name>", "crew name")
-    .action((name) => disconnectAction(io, name));
+    .option("--json", "print JSON: {crew, recorded, stopped}")
+    .action((name, flags) => disconnectAction(io, name, flags.json));
   crew.command("peers")
     .description("list members with transport, endpoint, exposed ports and planes")
     .argument("<name>", "crew name")
@@ -247,6 +333,22 @@ export function crewCommand(io: CliIo): Command {
     .description("disconnect the crew and release every lease across providers")
     .argument("<name>", "crew name")
     .option("--all-owners", "also release other owners' members (never without this flag)")
-    .action((name, flags) => releaseCrewAction(io, name, flags.allOwners));
+    .option("--json", "print JSON")
+    .action((name, flags) => releaseCrewAction(io, name, flags.allOwners, flags.json));
+  crew.command("up")
+    .description("create the members a crew file declares that are missing (idempotent)")
+    .requiredOption("-f, --file <path>", "crew file (YAML)")
+    .option("--replace", "release and re-create members that differ from the file")
+    .option(
+      "--connect",
+      "then start the SSH-mesh daemons and print export lines (crew connect --export)",
+    )
+    .option("--json", "print JSON")
+    .action((flags) => upAction(io, flags));
+  crew.command("down")
+    .description("disconnect and release the crew a crew file names")
+    .requiredOption("-f, --file <path>", "crew file (YAML)")
+    .option("--json", "print JSON")
+    .action((flags) => downAction(io, flags));
   return crew;
 }

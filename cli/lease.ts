@@ -6,7 +6,15 @@
 
 import { Command, Option } from "@commander-js/extra-typings";
 import type { Lease } from "../lib/lease/mod.ts";
-import { CrabboxError, parseDuration, usageError } from "../lib/core/mod.ts";
+import {
+  CrabboxError,
+  describeLifetime,
+  parseDuration,
+  readLifetime,
+  readShape,
+  unixNow,
+  usageError,
+} from "../lib/core/mod.ts";
 import {
   type CliIo,
   NETWORK_HELP,
@@ -15,6 +23,7 @@ import {
   table,
   withSpinner,
 } from "./output.ts";
+import { leaseJson } from "./lease_json.ts";
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -33,18 +42,27 @@ async function readInit(path: string | undefined): Promise<string | undefined> {
 interface CreateFlags {
   crew?: string;
   slug?: string;
+  role?: string;
   provider?: string;
   expose: string[];
   init?: string;
   tailscale?: boolean;
   wait?: boolean;
   waitTimeout?: string;
+  ttl?: string;
+  idleTimeout?: string;
+  type?: string;
+  location?: string;
+  region?: string;
+  image?: string;
+  arch?: string;
 }
 
 function createCommand(name: string) {
   return new Command(name)
     .option("--crew <name>", "lease into this crew (label crew=<name>)")
-    .option("--slug <slug>", "member name within the crew")
+    .option("--slug <slug>", "member name within the crew (default: a generated name)")
+    .option("--role <role>", "instead of --slug: the next free <role>-<n> (worker-1, worker-2, …)")
     .option("--provider <name>", "provider (default: config provider, else local)")
     .option(
       "--expose <ports>",
@@ -59,68 +77,98 @@ function createCommand(name: string) {
       "--wait-timeout <duration>",
       "how long to wait for the box's first boot (cloud-init) and tailnet join (default 10m)",
     )
-    .option("--no-wait", "return as soon as ssh answers (no first-boot wait, no tailnet read)");
+    .option("--no-wait", "return as soon as ssh answers (no first-boot wait, no tailnet read)")
+    .option(
+      "--ttl <duration>",
+      "lifetime, e.g. 90m or 2h (0 = none; default: config, else provider)",
+    )
+    .option(
+      "--idle-timeout <duration>",
+      "release when unused this long, e.g. 30m (0 = none; default: config, else provider)",
+    )
+    .option(
+      "--type <type>",
+      "machine type for this box (providers that take it, e.g. hetzner cpx32)",
+    )
+    .option("--location <where>", "location/region for this box (e.g. hetzner fsn1)")
+    .addOption(new Option("--region <where>", "alias of --location").hideHelp())
+    .option("--image <image>", "image for this box (e.g. hetzner ubuntu-24.04)")
+    .option("--arch <arch>", "CPU architecture for this box (e.g. hetzner x86 or arm)");
 }
 
 async function createFromFlags(
   io: CliIo,
   flags: CreateFlags & { userData?: string },
-): Promise<Lease> {
-  const { leaseBox, normalizeCrewName } = await import("../mod.ts");
+  count = 1,
+): Promise<Lease[]> {
+  const { leaseBox, leaseCrew, normalizeCrewName } = await import("../mod.ts");
   if (flags.init !== undefined && flags.userData !== undefined) {
     throw usageError("bad_init", "give --init or --user-data, not both");
   }
   const crew = flags.crew === undefined ? undefined : normalizeCrewName(flags.crew);
-  if (crew !== undefined && flags.slug === undefined) {
-    throw usageError("missing_slug", "--slug is required with --crew");
+  if (count > 1 && crew === undefined) {
+    throw usageError("missing_crew", "--count needs --crew");
+  }
+  if (count > 1 && flags.slug !== undefined) {
+    throw usageError("conflicting_slug", "--count takes --role (or nothing), not --slug");
   }
   const init = await readInit(flags.init ?? flags.userData);
   const waitTimeoutMs = flags.waitTimeout === undefined
     ? undefined
     : parseDuration(flags.waitTimeout, "--wait-timeout");
+  if (flags.location !== undefined && flags.region !== undefined) {
+    throw usageError("conflicting_location", "give --location or --region, not both");
+  }
+  const spec = {
+    shape: {
+      type: flags.type,
+      location: flags.location ?? flags.region,
+      image: flags.image,
+      arch: flags.arch,
+    },
+    slug: flags.slug,
+    role: flags.role,
+    provider: flags.provider,
+    expose: flags.expose,
+    init,
+    tailscale: flags.tailscale,
+    ttl: flags.ttl,
+    idleTimeout: flags.idleTimeout,
+  };
+  const options = {
+    ...io.options,
+    log: (m: string) => io.err(m),
+    noWait: flags.wait === false,
+    waitTimeoutMs,
+  };
+  const what = flags.slug ?? (flags.role ? `${flags.role}-…` : "a box");
   return await withSpinner(
     io,
-    `leasing ${crew ? `${crew}/` : ""}${flags.slug ?? "box"}`,
-    () =>
-      leaseBox({
-        slug: flags.slug ?? "box",
-        provider: flags.provider,
-        expose: flags.expose,
-        init,
-        tailscale: flags.tailscale,
-      }, {
-        ...io.options,
-        crew,
-        log: (m) => io.err(m),
-        noWait: flags.wait === false,
-        waitTimeoutMs,
-      }),
+    `leasing ${crew ? `${crew}/` : ""}${count > 1 ? `${count} × ${what}` : what}`,
+    async () =>
+      count > 1
+        ? [...(await leaseCrew(crew!, Array.from({ length: count }, () => spec), options)).members]
+        : [await leaseBox(spec, { ...options, crew })],
   );
 }
 
-function leaseJson(l: Lease) {
-  return {
-    id: l.id,
-    crew: l.crew ?? null,
-    slug: l.slug,
-    role: l.role,
-    provider: l.provider,
-    providerId: l.providerId,
-    state: l.state,
-    expose: l.expose,
-    ssh: l.ssh ? { host: l.ssh.host, port: l.ssh.port, user: l.ssh.user } : null,
-    tailscale: l.tailscale,
-    tailnet: l.tailnet ?? null,
-    owner: l.owner,
-    createdAt: l.createdAt,
-    labels: l.labels,
-  };
+function expiresText(l: Lease, now: number): string {
+  const created = Math.floor(Date.parse(l.createdAt) / 1000);
+  return describeLifetime(readLifetime(l.labels), now, Number.isFinite(created) ? created : 0);
 }
 
-/** The lease table; with `me` (`--all-owners`), an OWNER column marks other owners' rows. */
-function leaseRows(leases: readonly Lease[], me?: string): string {
+/**
+ * The lease table; with `me` (`--all-owners`), an OWNER column marks other
+ * owners' rows; `wide` adds each box's type, location, image and arch.
+ */
+function leaseRows(leases: readonly Lease[], me?: string, wide = false): string {
+  const now = unixNow();
   const owner = (l: Lease) =>
     me === undefined ? [] : [l.owner === me ? l.owner : `${l.owner} (other)`];
+  const shapeCols = (l: Lease) => {
+    const sh = readShape(l.labels);
+    return [sh.type ?? "-", sh.location ?? "-", sh.image ?? "-", sh.arch ?? "-"];
+  };
   return table([
     [
       "ID",
@@ -129,9 +177,11 @@ function leaseRows(leases: readonly Lease[], me?: string): string {
       "PROVIDER",
       "STATE",
       "SSH",
+      "EXPIRES",
       "EXPOSE",
       "TAILNET",
       ...(me === undefined ? [] : ["OWNER"]),
+      ...(wide ? ["TYPE", "LOCATION", "IMAGE", "ARCH"] : []),
     ],
     ...leases.map((l) => [
       l.id,
@@ -140,9 +190,11 @@ function leaseRows(leases: readonly Lease[], me?: string): string {
       l.provider,
       l.state,
       l.ssh ? `${l.ssh.user}@${l.ssh.host}:${l.ssh.port}` : "-",
+      expiresText(l, now),
       l.expose.join(",") || "-",
       l.tailscale ? (l.tailnet?.ipv4 ?? l.tailnet?.fqdn ?? "pending") : "-",
       ...owner(l),
+      ...(wide ? shapeCols(l) : []),
     ]),
   ]);
 }
@@ -174,15 +226,33 @@ async function resolveTarget(
   throw usageError("missing_target", "give --id ID (or crew/slug) or --crew NAME --slug SLUG");
 }
 
+/** Mark a lease as used (last-touched = now); a failure is a warning, not an error. */
+export async function touchOnUse(io: CliIo, lease: Lease): Promise<void> {
+  const { touchLease } = await import("../mod.ts");
+  await touchLease(lease, io.options).catch((e) =>
+    io.err(`crabbox: warning: could not touch ${lease.id}: ${(e as Error).message}`)
+  );
+}
+
 function warmupCommand(io: CliIo) {
   return createCommand("warmup")
     .description("lease a box (into a crew) and print its lease id")
-    .option("--json", "print the lease as JSON")
+    .option("--count <n>", "lease n members at once (with --crew; --role names them)")
+    .option("--json", "print the lease as JSON (a list with --count)")
     .action(async (flags) => {
-      const lease = await createFromFlags(io, flags);
-      if (flags.json) io.printJson(leaseJson(lease));
-      else io.out(lease.id);
+      const count = flags.count === undefined ? 1 : parseCount(flags.count);
+      const leases = await createFromFlags(io, flags, count);
+      if (flags.json) {
+        io.printJson(flags.count === undefined ? leaseJson(leases[0]) : leases.map(leaseJson));
+      } else for (const l of leases) io.out(l.id);
     });
+}
+
+function parseCount(text: string): number {
+  if (!/^[0-9]{1,3}$/.test(text.trim()) || Number(text) < 1 || Number(text) > 100) {
+    throw usageError("bad_count", `--count ${JSON.stringify(text)} must be a number from 1 to 100`);
+  }
+  return Number(text);
 }
 
 /**
@@ -223,10 +293,18 @@ function newBoxOnlyFlags(flags: CreateFlags & { userData?: string; keep?: boolea
   const given: [string, unknown][] = [
     ["--crew", flags.crew],
     ["--slug", flags.slug],
+    ["--role", flags.role],
     ["--provider", flags.provider],
     ["--init", flags.init],
     ["--user-data", flags.userData],
     ["--tailscale", flags.tailscale],
+    ["--ttl", flags.ttl],
+    ["--type", flags.type],
+    ["--location", flags.location],
+    ["--region", flags.region],
+    ["--image", flags.image],
+    ["--arch", flags.arch],
+    ["--idle-timeout", flags.idleTimeout],
     ["--keep", flags.keep],
     ["--wait-timeout", flags.waitTimeout],
     ["--no-wait", flags.wait === false ? true : undefined],
@@ -243,6 +321,7 @@ function runCommand(io: CliIo) {
     .option("--keep", "keep a box this command created")
     .option("--shell <cmd>", "run this shell string on the box instead of an argv after --")
     .option("--network <mode>", NETWORK_HELP)
+    .option("--json", "errors as one JSON object on stderr (stdout is the command's)")
     .argument("[command...]", "command to run on the box (after --); each word is passed intact")
     .action(async (command, flags) => {
       const remote = remoteCommandFrom(command, flags.shell, false);
@@ -271,11 +350,12 @@ function runCommand(io: CliIo) {
           lease = await resolveTarget(io, { id: flags.id });
         }
       } else {
-        lease = await createFromFlags(io, flags);
+        [lease] = await createFromFlags(io, flags);
         created = true;
         io.err(`leased ${lease.id}`);
       }
       requireActive(lease);
+      if (!created) await touchOnUse(io, lease);
       let code: number;
       try {
         code = await attachToLease(lease, remote, { ...io.options, network });
@@ -299,6 +379,7 @@ function sshCommand(io: CliIo) {
     .option("--slug <slug>", "member slug")
     .option("--shell <cmd>", "run this shell string on the box instead of an argv after --")
     .option("--network <mode>", NETWORK_HELP)
+    .option("--json", "errors as one JSON object on stderr (stdout is the command's)")
     .argument(
       "[command...]",
       "command to run (after --; each word is passed intact); interactive shell when absent",
@@ -308,6 +389,7 @@ function sshCommand(io: CliIo) {
       const network = await networkFlag(flags.network);
       const { attachToLease } = await import("../mod.ts");
       const lease = requireActive(await resolveTarget(io, flags));
+      await touchOnUse(io, lease);
       io.status = await attachToLease(lease, remote, { ...io.options, network });
     });
 }
@@ -318,6 +400,7 @@ function listCommand(io: CliIo) {
     .option("--crew <name>", "only this crew")
     .option("--provider <name>", "only this provider")
     .option("--all-owners", "include other owners' leases (marked in the OWNER column)")
+    .option("--wide", "also show each box's type, location, image and arch")
     .option("--json", "print JSON")
     .action(async (flags) => {
       const { listLeasesReport, badClaimsError } = await import("../lib/lease/mod.ts");
@@ -327,7 +410,7 @@ function listCommand(io: CliIo) {
       );
       if (flags.json) io.printJson(leases.map(leaseJson));
       else if (leases.length === 0) io.err("no leases");
-      else io.out(leaseRows(leases, flags.allOwners ? await myOwner(io) : undefined));
+      else io.out(leaseRows(leases, flags.allOwners ? await myOwner(io) : undefined, flags.wide));
       if (badClaims.length > 0) throw badClaimsError(badClaims);
     });
 }
@@ -366,7 +449,7 @@ function statusCommand(io: CliIo) {
       if (flags.json) {
         io.printJson(flags.id !== undefined ? leaseJson(leases[0]) : leases.map(leaseJson));
       } else if (leases.length > 0) {
-        io.out(leaseRows(leases, flags.allOwners ? await myOwner(io) : undefined));
+        io.out(leaseRows(leases, flags.allOwners ? await myOwner(io) : undefined, true));
       }
       if (bad.length > 0) throw badClaimsError(bad);
     });
@@ -378,6 +461,7 @@ function releaseCommand(io: CliIo) {
     .option("--id <id>", "lease id or crew/slug")
     .option("--crew <name>", "crew name")
     .option("--all-owners", "also release other owners' leases (never without this flag)")
+    .option("--json", "print JSON: {crew, disconnected, released, failed}")
     .action(async (flags) => {
       const { releaseLease } = await import("../mod.ts");
       if (flags.id !== undefined) {
@@ -386,14 +470,21 @@ function releaseCommand(io: CliIo) {
         }
         const lease = await resolveTarget(io, { id: flags.id }, flags.allOwners);
         const removed = await releaseLease(lease, { ...io.options, log: (m) => io.err(m) });
-        io.out(releasedLine(lease.id, removed));
+        if (flags.json) {
+          io.printJson({
+            crew: lease.crew ?? null,
+            disconnected: 0,
+            released: [lease.id],
+            failed: [],
+          });
+        } else io.out(releasedLine(lease.id, removed));
         return;
       }
       if (flags.crew === undefined) {
         throw usageError("missing_target", "release needs --id ID or --crew NAME");
       }
       const { releaseCrewAction } = await import("./crew.ts");
-      await releaseCrewAction(io, flags.crew, flags.allOwners);
+      await releaseCrewAction(io, flags.crew, flags.allOwners, flags.json);
     });
 }
 

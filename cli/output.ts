@@ -36,6 +36,10 @@ export interface CliIo {
   spinner: boolean;
   /** Help text width for given streams (80); `undefined`: the terminal's. */
   helpWidth?: number;
+  /** `--json` was given: errors go to stderr as one JSON object. */
+  json?: boolean;
+  /** With `json`: commander's last error message, reported by `main` as JSON. */
+  commanderError?: string;
 }
 
 /** Output sinks of {@link makeIo}; each receives whole chunks of text. */
@@ -100,12 +104,59 @@ export function table(rows: string[][]): string {
     .join("\n");
 }
 
+/** The `--json` error object: `{"error":{"kind","code","message","hint"}}`. */
+export interface JsonError {
+  /** The error. */
+  error: {
+    /** Failure class (`usage`, `notFound`, `provider`, …; see the exit status table). */
+    kind: string;
+    /** Stable machine-readable code (`bad_expose`, `slug_taken`, …). */
+    code: string;
+    /** The one-line message (the same text as without `--json`). */
+    message: string;
+    /** How to fix it, or `null`. */
+    hint: string | null;
+  };
+}
+
 /**
- * Print an error as one line (plus a hint line) on stderr and return the exit
- * status for it. Unexpected errors exit 1 with their message, no stack trace
- * unless `CRABBOX_DEBUG` is set.
+ * The `--json` error object for `e` (unexpected errors are kind `failure`,
+ * code `internal`).
+ *
+ * @example
+ * ```ts
+ * import { jsonError } from "./output.ts";
+ * import { usageError } from "../lib/core/mod.ts";
+ * jsonError(usageError("bad_expose", "--expose \"x\" must be a TCP port")).error.kind; // "usage"
+ * ```
+ */
+export function jsonError(e: unknown): JsonError {
+  if (e instanceof CrabboxError) {
+    return { error: { kind: e.kind, code: e.code, message: e.message, hint: e.hint ?? null } };
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  return {
+    error: { kind: "failure", code: "internal", message: message.split("\n")[0], hint: null },
+  };
+}
+
+/** True when `args` ask for `--json` (before a `--` that starts a remote command). */
+export function wantsJson(args: readonly string[]): boolean {
+  const end = args.indexOf("--");
+  return (end === -1 ? args : args.slice(0, end)).includes("--json");
+}
+
+/**
+ * Print an error as one line (plus a hint line) on stderr — with `--json`,
+ * as one {@link JsonError} object on one line — and return the exit status
+ * for it. Unexpected errors exit 1 with their message, no stack trace unless
+ * `CRABBOX_DEBUG` is set.
  */
 export function reportError(io: CliIo, e: unknown): number {
+  if (io.json) {
+    io.writeErr(JSON.stringify(jsonError(e)) + "\n");
+    return e instanceof CrabboxError ? e.exitStatus : 1;
+  }
   if (e instanceof CrabboxError) {
     io.err(`crabbox: ${e.message}`);
     if (e.hint) io.err(`hint: ${e.hint}`);

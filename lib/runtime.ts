@@ -6,13 +6,21 @@
  * @module
  */
 
-import { type Config, crabboxHome, type EnvReader, loadConfig, processEnv } from "./core/mod.ts";
+import {
+  type Config,
+  crabboxHome,
+  type EnvReader,
+  loadConfig,
+  processEnv,
+  type ShapeRules,
+} from "./core/mod.ts";
 import {
   type Feature,
   loadProvider,
   type Provider,
   providerConfigSchemas,
   providerEntry,
+  providerRegistry,
 } from "../providers/mod.ts";
 import { type ProcessRunner, systemProcess } from "./process/mod.ts";
 
@@ -149,4 +157,42 @@ export function providerFeaturesOrNone(
   } catch {
     return new Set();
   }
+}
+
+/**
+ * The lifetime a new lease of provider `name` gets when its spec sets none:
+ * config (`ttl`, `idleTimeout`, env `CRABBOX_TTL`/`CRABBOX_IDLE_TIMEOUT`)
+ * first, then the provider's registry default (cloud providers: 90m and 30m),
+ * else none (0). Seconds.
+ *
+ * @example
+ * ```ts
+ * import { lifetimeDefaults, resolveRuntime } from "./runtime.ts";
+ * const rt = await resolveRuntime({ home: "/tmp/cbx-example" });
+ * lifetimeDefaults(rt.config, "hetzner"); // { ttl: 5400, idleTimeout: 1800 } unless configured
+ * ```
+ */
+export function lifetimeDefaults(
+  config: Config,
+  name: string,
+): { ttl: number; idleTimeout: number } {
+  const entry = Object.hasOwn(providerRegistry, name) ? providerRegistry[name] : undefined;
+  return {
+    ttl: config.lifetime.ttl ?? entry?.lifetime?.ttl ?? 0,
+    idleTimeout: config.lifetime.idleTimeout ?? entry?.lifetime?.idleTimeout ?? 0,
+  };
+}
+
+/**
+ * The shape rules of provider `name` from the registry (`undefined`: it takes
+ * no `--type`/`--location`/`--image`/`--arch`).
+ *
+ * @example
+ * ```ts
+ * import { providerShapeRules } from "./runtime.ts";
+ * providerShapeRules("local"); // undefined
+ * ```
+ */
+export function providerShapeRules(name: string): ShapeRules | undefined {
+  return Object.hasOwn(providerRegistry, name) ? providerRegistry[name].shape : undefined;
 }

@@ -12,7 +12,12 @@
  */
 
 import { CrabboxError } from "../lib/core/mod.ts";
-import type { ConfigKeyType, EnvReader, ProviderConfigSchemas } from "../lib/core/mod.ts";
+import type {
+  ConfigKeyType,
+  EnvReader,
+  ProviderConfigSchemas,
+  ShapeRules,
+} from "../lib/core/mod.ts";
 import type { Feature, Provider, ProviderContext, ProviderFactory } from "./types.ts";
 
 /** What a provider is missing on this machine, as `doctor` reports it. */
@@ -36,6 +41,17 @@ export interface ProviderEntry {
   /** Loads the module lazily. */
   load: () => Promise<ProviderFactory>;
   /**
+   * Default lease lifetime in seconds (`--ttl`, `--idle-timeout`) when neither
+   * the flag nor config sets one; absent: none (the box lives until released).
+   */
+  lifetime?: { ttl: number; idleTimeout: number };
+  /**
+   * What `--type`, `--location`, `--image` and `--arch` accept (checked before
+   * anything is created; the provider receives them in `CreateSpec.shape`);
+   * absent: the provider takes none of them.
+   */
+  shape?: ShapeRules;
+  /**
    * What is missing to use the provider (credentials, inventory), judged from
    * the environment and its config section without any network call;
    * `undefined` when nothing is.
@@ -49,6 +65,23 @@ export interface ProviderEntry {
 }
 
 const f = (...features: Feature[]): ReadonlySet<Feature> => new Set(features);
+
+/** Hetzner's documented locations and server type families (cax = Arm64, the rest x86). */
+const HETZNER_SHAPE: ShapeRules = {
+  flags: {
+    type: { pattern: /^(cx|cpx|cax|ccx)[0-9]{2}$/, example: "cpx22" },
+    location: { known: ["fsn1", "nbg1", "hel1", "ash", "hil", "sin"], example: "fsn1" },
+    image: { pattern: /^[a-z0-9][a-z0-9.-]{0,62}$/, example: "ubuntu-24.04" },
+    arch: { known: ["x86", "arm"], example: "arm" },
+  },
+  consistent: ({ type, arch }) =>
+    type && arch && (type.startsWith("cax") ? "arm" : "x86") !== arch
+      ? `--type ${type} is ${type.startsWith("cax") ? "arm" : "x86"}, not --arch ${arch}`
+      : undefined,
+};
+
+/** Cloud boxes bill by the hour: 90 minutes of life, 30 idle, unless told otherwise. */
+const CLOUD_LIFETIME = { ttl: 90 * 60, idleTimeout: 30 * 60 };
 
 /** The built-in providers, keyed by name. */
 export const providerRegistry: Readonly<Record<string, ProviderEntry>> = {
@@ -88,6 +121,8 @@ export const providerRegistry: Readonly<Record<string, ProviderEntry>> = {
       sshPort: "port",
       sshUser: "string",
     },
+    lifetime: CLOUD_LIFETIME,
+    shape: HETZNER_SHAPE,
     load: async () => (await import("./hetzner/mod.ts")).createHetznerProvider,
     credentials: (env) => env("HCLOUD_TOKEN")?.trim() ? undefined : "HCLOUD_TOKEN is not set",
   },
@@ -103,6 +138,7 @@ export const providerRegistry: Readonly<Record<string, ProviderEntry>> = {
       sshPort: "port",
       subnetId: "string",
     },
+    lifetime: CLOUD_LIFETIME,
     load: async () => (await import("./aws/mod.ts")).createAwsProvider,
     credentials: (env) => {
       if ((env("AWS_ACCESS_KEY_ID") && env("AWS_SECRET_ACCESS_KEY")) || env("AWS_PROFILE")) {
@@ -132,6 +168,7 @@ export const providerRegistry: Readonly<Record<string, ProviderEntry>> = {
       sshPort: "port",
       credentialsFile: "string",
     },
+    lifetime: CLOUD_LIFETIME,
     load: async () => (await import("./gcp/mod.ts")).createGcpProvider,
     credentials: (env, config) => {
       const creds = env("GOOGLE_OAUTH_ACCESS_TOKEN")?.trim() ||
@@ -160,6 +197,7 @@ export const providerRegistry: Readonly<Record<string, ProviderEntry>> = {
       sshUser: "string",
       sshPort: "port",
     },
+    lifetime: CLOUD_LIFETIME,
     load: async () => (await import("./azure/mod.ts")).createAzureProvider,
     credentials: (env, config) => {
       const missing = ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"]

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { EnvReader, Labels } from "../lib/core/mod.ts";
+import type { EnvReader, Labels, Shape } from "../lib/core/mod.ts";
 import type { SshTarget } from "../lib/ssh/mod.ts";
 import type { ProcessRunner } from "../lib/process/mod.ts";
 
@@ -69,6 +69,8 @@ export interface CreateSpec {
   userData?: string;
   /** Whether the box joins the tailnet. */
   tailscale?: boolean;
+  /** Machine type, location, image, arch for this box (validated against the registry's rules). */
+  shape?: Shape;
 }
 
 /** A box as the provider sees it. */

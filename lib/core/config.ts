@@ -7,6 +7,7 @@
 
 import { CrabboxError } from "./errors.ts";
 import { type EnvReader, joinPath } from "./fs.ts";
+import { parseSeconds } from "./duration.ts";
 
 /** One entry of a config key of type `hosts` (a static host inventory). */
 export interface StaticHost {
@@ -39,6 +40,11 @@ export interface Config {
   };
   /** How ssh/run/crew connect reach tailnet members: `auto` (default), `tailscale`, `public`. */
   network?: "auto" | "tailscale" | "public";
+  /**
+   * Lease lifetime defaults in seconds (`ttl`, `idleTimeout`; env
+   * `CRABBOX_TTL`, `CRABBOX_IDLE_TIMEOUT`); unset: the provider's default, 0: none.
+   */
+  lifetime: { ttl?: number; idleTimeout?: number };
   /** Per-provider sections, keyed by provider name. */
   providers: Record<string, Record<string, unknown>>;
   /** Where the config was read from (may not exist). */
@@ -124,21 +130,15 @@ export async function parseConfig(
   env: EnvReader,
   schemas: ProviderConfigSchemas,
 ): Promise<Config> {
-  const config: Config = { provider: "local", tailscale: { tags: [] }, providers: {}, path };
+  const config: Config = {
+    provider: "local",
+    tailscale: { tags: [] },
+    lifetime: {},
+    providers: {},
+    path,
+  };
   if (text.trim() !== "") {
-    // Lazy on purpose: the CLI loads core for every command, yaml only when
-    // there is a config file (tools/layers.ts allows exactly this one).
-    const YAML = await import("yaml");
-    const lines = new YAML.LineCounter();
-    const doc = YAML.parseDocument(text, { lineCounter: lines, uniqueKeys: true });
-    const where = (offset: number | undefined) =>
-      `${path}:${offset === undefined ? 1 : lines.linePos(offset).line}`;
-    if (doc.errors.length > 0) {
-      const err = doc.errors[0];
-      throw configError(`${where(err.pos[0])}: ${err.message.split("\n")[0]}`);
-    }
-    const root = doc.contents;
-    if (root !== null && !YAML.isMap(root)) throw configError(`${where(0)}: must be a mapping`);
+    const { YAML, root, where } = await parseYamlSource(text, path, configError);
     for (const pair of root?.items ?? []) {
       const key = YAML.isScalar(pair.key) ? String(pair.key.value) : "";
       const at = where(YAML.isNode(pair.key) ? pair.key.range?.[0] : undefined);
@@ -151,6 +151,11 @@ export async function parseConfig(
           throw configError(`${at}: network must be auto, tailscale or public`);
         }
         config.network = value;
+      } else if (key === "ttl" || key === "idleTimeout") {
+        if (typeof value !== "string" && typeof value !== "number") {
+          throw configError(`${at}: ${key} must be a duration like 90m (0 = none)`);
+        }
+        config.lifetime[key] = durationIn(String(value), `${at}: ${key}`);
       } else if (key === "tailscale") {
         checkKeys(YAML, pair.value, ["tags", "loginServer", "hostname"], where, "tailscale");
         const ts = (value ?? {}) as { tags?: unknown; loginServer?: unknown; hostname?: unknown };
@@ -189,6 +194,12 @@ export async function parseConfig(
   }
   const envProvider = env("CRABBOX_PROVIDER")?.trim();
   if (envProvider) config.provider = envProvider;
+  for (
+    const [name, key] of [["CRABBOX_TTL", "ttl"], ["CRABBOX_IDLE_TIMEOUT", "idleTimeout"]] as const
+  ) {
+    const v = env(name)?.trim();
+    if (v) config.lifetime[key] = durationIn(v, name);
+  }
   const envTags = env("CRABBOX_TAILSCALE_TAGS")?.trim();
   if (envTags) {
     const tags = envTags.split(",").map((t) => t.trim()).filter(Boolean);
@@ -205,6 +216,49 @@ export const LOGIN_SERVER_URL: RegExp =
 
 /** A host name template: lowercase letters, digits, `-` and the known placeholders. */
 const HOSTNAME_TEMPLATE = /^([a-z0-9-]|\{(crew|slug|owner)\})+$/;
+/** A YAML document parsed with positions (see {@link parseYamlSource}). */
+export interface YamlSource {
+  /** The `yaml` module (loaded lazily). */
+  YAML: YamlModule;
+  /** The root mapping (`null` for an empty document). */
+  root: import("yaml").YAMLMap | null;
+  /** `file:line` of a source offset (line 1 when unknown). */
+  where(offset: number | undefined): string;
+}
+
+/**
+ * Parse YAML text whose root must be a mapping, keeping positions so errors
+ * can name `file:line`. Syntax errors, duplicate keys and a non-mapping root
+ * are thrown through `fail`. Loads the `yaml` module lazily (the CLI loads
+ * core for every command, yaml only when a YAML file is read; tools/layers.ts
+ * allows exactly this one lazy import).
+ *
+ * @example
+ * ```ts
+ * import { parseYamlSource } from "./config.ts";
+ * import { usageError } from "./errors.ts";
+ * const { root } = await parseYamlSource("crew: pr-42\n", "crew.yaml", (m) => usageError("bad", m));
+ * root?.get("crew"); // "pr-42"
+ * ```
+ */
+export async function parseYamlSource(
+  text: string,
+  path: string,
+  fail: (message: string) => Error,
+): Promise<YamlSource> {
+  const YAML = await import("yaml");
+  const lines = new YAML.LineCounter();
+  const doc = YAML.parseDocument(text, { lineCounter: lines, uniqueKeys: true });
+  const where = (offset: number | undefined) =>
+    `${path}:${offset === undefined ? 1 : lines.linePos(offset).line}`;
+  if (doc.errors.length > 0) {
+    const err = doc.errors[0];
+    throw fail(`${where(err.pos[0])}: ${err.message.split("\n")[0]}`);
+  }
+  const root = doc.contents;
+  if (root !== null && !YAML.isMap(root)) throw fail(`${where(0)}: must be a mapping`);
+  return { YAML, root: root as import("yaml").YAMLMap | null, where };
+}
 
 /** True for a valid tailnet tag name (`tag:` + letter + letters/digits/dashes). */
 export function isTag(value: string): boolean {
@@ -267,6 +321,14 @@ function checkStaticHosts(
     ) {
       throw configError(`${line}: ${at} port must be 1..65535`);
     }
+  }
+}
+
+function durationIn(text: string, what: string): number {
+  try {
+    return parseSeconds(text, what);
+  } catch (e) {
+    throw configError((e as Error).message);
   }
 }
 

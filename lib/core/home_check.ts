@@ -34,7 +34,8 @@ export async function homeProblem(home: string): Promise<string | undefined> {
     return `cannot be read (${(e as Error).message.split("\n")[0]})`;
   }
   if (!info.isDirectory) return "is not a directory";
-  const probe = joinPath(home, `.write-probe-${Deno.pid}`);
+  // Unique per call: runs in one process (the CLI in tests, scripts) probe concurrently.
+  const probe = joinPath(home, `.write-probe-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
   try {
     await Deno.writeTextFile(probe, "", { mode: 0o600 });
     await Deno.remove(probe);

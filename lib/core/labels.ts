@@ -9,6 +9,7 @@
 
 import { exposeLabelValue, parseExposeLabel } from "./expose.ts";
 import { isLeaseId, normalizeName, roleOf } from "./names.ts";
+import { type Lifetime, LifetimeLabel, lifetimeLabels, readLifetime } from "./lifetime.ts";
 
 /** Reserved label keys. */
 export const LabelKey = {
@@ -21,6 +22,9 @@ export const LabelKey = {
   owner: "crabbox-owner",
   tailscale: "crabbox-tailscale",
   tailnetIpv4: "crabbox-tailnet-ipv4",
+  expires: LifetimeLabel.expiresAt,
+  idle: LifetimeLabel.idleTimeout,
+  touched: LifetimeLabel.touchedAt,
 } as const;
 
 /** Labels as a plain string map. */
@@ -55,6 +59,8 @@ export interface LeaseLabelFacts {
   tailscale?: boolean;
   /** The member's tailnet IPv4, once recorded (label `crabbox-tailnet-ipv4`). */
   tailnetIpv4?: string;
+  /** Expiry, idle timeout and last use (unix seconds; see `lifetime.ts`). */
+  lifetime?: Lifetime;
 }
 
 /**
@@ -77,6 +83,7 @@ export function encodeLabels(facts: LeaseLabelFacts): Labels {
   }
   if (facts.owner) labels[LabelKey.owner] = facts.owner;
   if (facts.tailscale) labels[LabelKey.tailscale] = "true";
+  if (facts.lifetime) Object.assign(labels, lifetimeLabels(facts.lifetime));
   return labels;
 }
 
@@ -103,6 +110,7 @@ export function decodeLabels(labels: Labels | undefined): LeaseLabelFacts | unde
     owner: labels[LabelKey.owner] || undefined,
     tailscale: labels[LabelKey.tailscale] === "true",
     tailnetIpv4: tailnetIpv4FromLabel(labels[LabelKey.tailnetIpv4]),
+    lifetime: readLifetime(labels),
   };
 }
 

@@ -214,23 +214,42 @@ export function updateClaim(
  * lease of the same crew already uses. Check and write happen under one
  * lock, so concurrent processes cannot both take a slug.
  */
-export function reserveClaim(home: string, lease: Lease): Promise<void> {
-  const path = claimPath(home, lease.id);
-  return withLock(lockPath(home), async () => {
-    if (lease.crew !== undefined) {
-      const taken = (await listClaims(home)).find((c) =>
-        c.crew === lease.crew && c.slug === lease.slug && c.state !== "failed"
+export async function reserveClaim(home: string, lease: Lease): Promise<void> {
+  await reserveClaims(home, lease.crew, (taken, holders) => {
+    const holder = holders.get(lease.slug);
+    if (taken.has(lease.slug)) {
+      throw new CrabboxError(
+        "usage",
+        "slug_taken",
+        `crew ${lease.crew} already has a member ${lease.slug} (${holder})`,
+        { hint: "pick another --slug or release that lease first" },
       );
-      if (taken) {
-        throw new CrabboxError(
-          "usage",
-          "slug_taken",
-          `crew ${lease.crew} already has a member ${lease.slug} (${taken.id})`,
-          { hint: "pick another --slug or release that lease first" },
-        );
+    }
+    return [lease];
+  });
+}
+
+/**
+ * Save new claims for one crew under the store lock: `build` receives the
+ * slugs unreleased leases of `crew` already use (and slug → lease id), and
+ * returns the claims to write. Slugs chosen there (next free `worker-<n>`,
+ * generated names) cannot be taken by a concurrent process.
+ */
+export function reserveClaims(
+  home: string,
+  crew: string | undefined,
+  build: (taken: ReadonlySet<string>, holders: ReadonlyMap<string, string>) => Lease[],
+): Promise<Lease[]> {
+  return withLock(lockPath(home), async () => {
+    const holders = new Map<string, string>();
+    if (crew !== undefined) {
+      for (const c of await listClaims(home)) {
+        if (c.crew === crew && c.state !== "failed") holders.set(c.slug, c.id);
       }
     }
-    await writeJsonAtomic(path, lease);
+    const leases = build(new Set(holders.keys()), holders);
+    for (const l of leases) await writeJsonAtomic(claimPath(home, l.id), l);
+    return leases;
   });
 }
 

@@ -14,6 +14,15 @@
 
 import { LOGIN_SERVER_URL, MAX_NAME_LENGTH, normalizeName, usageError } from "../core/mod.ts";
 import { HOSTS_BLOCK_BEGIN, HOSTS_BLOCK_END, refresherScript } from "./cloud_init_refresher.ts";
+import {
+  LIFETIME_CONF_PATH,
+  LIFETIME_SCRIPT_PATH,
+  LIFETIME_SERVICE,
+  LIFETIME_TIMER,
+  LIFETIME_UNIT,
+  lifetimeConf,
+  lifetimeScript,
+} from "./cloud_init_lifetime.ts";
 
 export { HOSTS_BLOCK_BEGIN, HOSTS_BLOCK_END, refresherScript };
 
@@ -80,6 +89,8 @@ export interface CloudInitOptions {
   crewTag?: string;
   /** `--init` script content; written as a file and run last. */
   init?: string;
+  /** Box-side lifetime: expiry (unix seconds) and idle timeout (seconds); unset or 0 = none. */
+  lifetime?: { expiresAt?: number; idleTimeout?: number };
 }
 
 const TAG = /^tag:[A-Za-z][A-Za-z0-9-]*$/;
@@ -132,6 +143,15 @@ interface Checked {
   };
   crewTag?: string;
   init?: string;
+  lifetime?: { expiresAt: number; idleTimeout: number };
+}
+
+function checkSeconds(what: string, v: number | undefined): number {
+  if (v === undefined) return 0;
+  if (!Number.isSafeInteger(v) || v < 0) {
+    throw usageError("bad_lifetime", `${what} must be whole seconds >= 0`);
+  }
+  return v;
 }
 
 function checkOptions(opts: CloudInitOptions): Checked {
@@ -160,7 +180,17 @@ function checkOptions(opts: CloudInitOptions): Checked {
     tailscale: opts.tailscale && checkTailscale(opts.tailscale, slug, crew, crewTag),
     crewTag,
     init: opts.init === "" ? undefined : opts.init,
+    lifetime: checkLifetime(opts.lifetime),
   };
+}
+
+function checkLifetime(
+  l: CloudInitOptions["lifetime"],
+): { expiresAt: number; idleTimeout: number } | undefined {
+  if (l === undefined) return undefined;
+  const expiresAt = checkSeconds("lifetime expiry", l.expiresAt);
+  const idleTimeout = checkSeconds("lifetime idle timeout", l.idleTimeout);
+  return expiresAt > 0 || idleTimeout > 0 ? { expiresAt, idleTimeout } : undefined;
 }
 
 function checkTailscale(
@@ -452,6 +482,10 @@ function file(path: string, permissions: string, content: Yaml, encoding?: "b64"
  * - With `tailscale` and `crewTag`: installs {@link refresherScript} at
  *   {@link REFRESHER_PATH} with a oneshot service and a 30 s timer (also at
  *   boot), started right away.
+ * - With `lifetime` (an expiry or idle timeout): installs the
+ *   `crabbox-lifetime` script, its settings and a one-minute systemd timer
+ *   that powers the box off at the expiry or when no ssh connection was seen
+ *   for the idle timeout (see `cloud_init_lifetime.ts`).
  * - With `init`: writes it base64-encoded to {@link INIT_SCRIPT_PATH} (so any
  *   bytes survive) and runs it last (its `#!` line if any, else `sh`).
  *
@@ -506,6 +540,20 @@ export function renderCloudInit(opts: CloudInitOptions): string {
         guardedStep("crew-hosts", `systemctl start ${REFRESHER_UNIT}.service`),
       );
     }
+  }
+  if (c.lifetime) {
+    files.push(
+      file(LIFETIME_CONF_PATH, "0644", {
+        block: lifetimeConf(c.lifetime.expiresAt, c.lifetime.idleTimeout),
+      }),
+      file(LIFETIME_SCRIPT_PATH, "0755", { block: lifetimeScript }),
+      file(`/etc/systemd/system/${LIFETIME_UNIT}.service`, "0644", { block: LIFETIME_SERVICE }),
+      file(`/etc/systemd/system/${LIFETIME_UNIT}.timer`, "0644", { block: LIFETIME_TIMER }),
+    );
+    runcmd.push(
+      guardedStep("lifetime", "systemctl daemon-reload"),
+      guardedStep("lifetime", `systemctl enable --now ${LIFETIME_UNIT}.timer`),
+    );
   }
   if (c.init !== undefined) {
     const content = base64(new TextEncoder().encode(c.init));

@@ -6,6 +6,7 @@
  */
 
 import {
+  chooseSlugs,
   CrabboxError,
   crewTag,
   encodeLabels,
@@ -15,13 +16,28 @@ import {
   normalizeSlug,
   ownerFor,
   parseExposedPorts,
+  parseSeconds,
+  readLifetime,
   roleOf,
   runBounded,
+  type Shape,
+  shapeLabels,
+  type SlugRequest,
   tailnetIpv4Label,
+  unixNow,
   usageError,
+  validateShape,
 } from "../core/mod.ts";
-import { type Lease, listClaims, removeClaim, reserveClaim, saveClaim } from "./claims.ts";
-import { type CrabboxOptions, providerFeatures, resolveRuntime, type Runtime } from "../runtime.ts";
+import type { Lifetime } from "../core/mod.ts";
+import { type Lease, listClaims, removeClaim, reserveClaims, saveClaim } from "./claims.ts";
+import {
+  type CrabboxOptions,
+  lifetimeDefaults,
+  providerFeatures,
+  providerShapeRules,
+  resolveRuntime,
+  type Runtime,
+} from "../runtime.ts";
 import { clientKeyDir, ensureClientKey } from "../ssh/mod.ts";
 import { procStartTime } from "../process/mod.ts";
 import {
@@ -41,8 +57,14 @@ import { runOnLease } from "./exec.ts";
 
 /** One member to lease. */
 export interface MemberSpec {
-  /** Member name within the crew (normalized like a crew name). */
-  slug: string;
+  /**
+   * Member name within the crew (normalized like a crew name). Without it:
+   * the next free `<role>-<n>` when `role` is given, else a readable
+   * generated name (`brisk-otter`), chosen under the claim store lock.
+   */
+  slug?: string;
+  /** With no `slug`: take the next free `<role>-<n>` (`worker` → `worker-3`). */
+  role?: string;
   /** Provider name (default: config `provider`, else `local`). */
   provider?: string;
   /** Ports to expose over the SSH-mesh: numbers or `--expose` strings (`"80,443"`). */
@@ -51,14 +73,22 @@ export interface MemberSpec {
   tailscale?: boolean;
   /** Shell script to run on the box once it is up. */
   init?: string;
+  /** Lifetime: a duration (`"90m"`) or seconds; 0 = none; default: config, else the provider's. */
+  ttl?: string | number;
+  /** Idle timeout: a duration or seconds; 0 = none; default: config, else the provider's. */
+  idleTimeout?: string | number;
+  /** Machine type, location, image, arch (providers whose registry entry lists them). */
+  shape?: Shape;
 }
 
 /** A member spec after validation. */
 export interface ValidatedMember {
-  /** Normalized slug. */
+  /** Normalized slug (empty until chosen when `pick` is set). */
   slug: string;
-  /** Role derived from the slug. */
+  /** Role derived from the slug (the requested role when `pick` is set). */
   role: string;
+  /** How the slug is chosen when none was given. */
+  pick?: Exclude<SlugRequest, { slug: string }>;
   /** Provider name. */
   provider: string;
   /** Sorted distinct ports. */
@@ -67,6 +97,12 @@ export interface ValidatedMember {
   tailscale: boolean;
   /** Init script. */
   init?: string;
+  /** TTL in seconds (0 = none); undefined: the default. */
+  ttl?: number;
+  /** Idle timeout in seconds (0 = none); undefined: the default. */
+  idleTimeout?: number;
+  /** Validated shape (empty: the provider's configured defaults). */
+  shape: Shape;
 }
 
 /** Options of {@link leaseCrew} and {@link leaseBox}. */
@@ -122,7 +158,11 @@ export function validateMember(
   defaultProvider: string,
   options: CrabboxOptions = {},
 ): ValidatedMember {
-  const slug = normalizeSlug(spec.slug ?? "");
+  if (spec.slug !== undefined && spec.role !== undefined) {
+    throw usageError("conflicting_slug", "give --slug or --role, not both");
+  }
+  const slug = spec.slug === undefined ? "" : normalizeSlug(spec.slug);
+  const role = spec.role === undefined ? undefined : normalizeSlug(spec.role);
   const provider = (spec.provider ?? defaultProvider).trim();
   const features = providerFeatures(options, provider);
   const expose = parseExposedPorts((spec.expose ?? []).map(String));
@@ -138,13 +178,46 @@ export function validateMember(
   if (spec.init !== undefined && spec.init.includes("\0")) {
     throw usageError("bad_init", "--init script contains a NUL byte");
   }
+  const shape = validateShape(spec.shape ?? {}, providerShapeRules(provider), provider);
+  const ttl = secondsOf(spec.ttl, "--ttl");
+  const idleTimeout = secondsOf(spec.idleTimeout, "--idle-timeout");
   return {
     slug,
-    role: roleOf(slug),
+    role: role ?? (slug ? roleOf(slug) : ""),
+    ...(slug ? {} : { pick: role !== undefined ? { role } : { generated: true as const } }),
     provider,
     expose,
     tailscale: spec.tailscale ?? false,
     init: spec.init,
+    shape,
+    ...(ttl === undefined ? {} : { ttl }),
+    ...(idleTimeout === undefined ? {} : { idleTimeout }),
+  };
+}
+
+function secondsOf(value: string | number | undefined, what: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === "number") {
+    if (!Number.isSafeInteger(value) || value < 0) {
+      throw usageError("bad_duration", `${what} ${value} must be whole seconds >= 0`);
+    }
+    return value;
+  }
+  return parseSeconds(value, what);
+}
+
+/**
+ * The lifetime labels of a member created at `now`: its TTL and idle timeout,
+ * else config's, else the provider's default (0 = none).
+ */
+export function memberLifetime(rt: Runtime, member: ValidatedMember, now: number): Lifetime {
+  const defaults = lifetimeDefaults(rt.config, member.provider);
+  const ttl = member.ttl ?? defaults.ttl;
+  const idle = member.idleTimeout ?? defaults.idleTimeout;
+  return {
+    ...(ttl > 0 ? { expiresAt: now + ttl } : {}),
+    ...(idle > 0 ? { idleTimeout: idle } : {}),
+    touchedAt: now,
   };
 }
 
@@ -152,6 +225,8 @@ export function validateMember(
 interface PreparedMember extends ValidatedMember {
   /** Lease id, chosen up front. */
   id: string;
+  /** The reserved claim (state `creating`), once the slug is chosen. */
+  draft?: Lease;
   /** Auth key and tags, for `--tailscale` members (secret; never stored). */
   join?: TailnetJoin;
   /** The crew tag, when the member joins the tailnet in a crew. */
@@ -177,7 +252,38 @@ async function prepareMembers(
   owner: string,
 ): Promise<PreparedMember[]> {
   const prepared: PreparedMember[] = members.map((m) => ({ ...m, id: newLeaseId() }));
+  const now = unixNow();
+  await reserveClaims(rt.home, crew, (taken, holders) => {
+    const slugs = chooseSlugs(prepared.map((m) => m.pick ?? { slug: m.slug }), taken, {
+      holders,
+      scope: crew === undefined ? "this machine" : `crew ${crew}`,
+    });
+    return prepared.map((m, i) => {
+      m.slug = slugs[i];
+      m.role = roleOf(slugs[i]);
+      m.draft = draftFor(rt, crew, m, owner, now);
+      return m.draft;
+    });
+  });
   if (!prepared.some((m) => m.tailscale)) return prepared;
+  try {
+    await prepareTailnet(rt, options, crew, prepared, owner);
+  } catch (e) {
+    for (const m of prepared) await removeClaim(rt.home, m.id).catch(() => {});
+    throw e;
+  }
+  return prepared;
+}
+
+/** Policy bootstrap on the crew's first lease, then one auth key per tailnet member. */
+async function prepareTailnet(
+  rt: Runtime,
+  options: LeaseOptions,
+  crew: string | undefined,
+  prepared: PreparedMember[],
+  owner: string,
+): Promise<void> {
+  const ours = new Set(prepared.map((m) => m.id));
   const loginServer = rt.config.tailscale.loginServer;
   for (const m of prepared) {
     if (!m.tailscale) continue;
@@ -195,16 +301,6 @@ async function prepareMembers(
       `tailscale.loginServer is set (${loginServer}): crabbox cannot mint keys for a self-hosted control server; set CRABBOX_TAILSCALE_AUTH_KEY to a pre-auth key from it`,
     );
   }
-  if (crew !== undefined) {
-    // Fail on a taken slug before touching the tailnet (reserveClaim re-checks atomically).
-    const claims = await listClaims(rt.home);
-    const taken = prepared.find((m) =>
-      claims.some((c) => c.crew === crew && c.slug === m.slug && c.state !== "failed")
-    );
-    if (taken) {
-      throw usageError("slug_taken", `crew ${crew} already has a member ${taken.slug}`);
-    }
-  }
   const ops = options.tailnet ?? await defaultTailnetOps(rt);
   const tag = crew === undefined ? undefined : crewTag(owner, crew);
   if (crew !== undefined && tag !== undefined && loginServer) {
@@ -218,10 +314,11 @@ async function prepareMembers(
       crew,
       tag,
       // Rows exist once a --tailscale member was created: a crew whose earlier
-      // members are local/ssh boxes (no tailnet) still gets them now.
+      // members are local/ssh boxes (no tailnet) still gets them now. The
+      // claims this call reserved a moment ago do not count.
       async () =>
         (await listClaims(rt.home)).some((c) =>
-          c.crew === crew && c.tailscale && c.state !== "failed"
+          c.crew === crew && c.tailscale && c.state !== "failed" && !ours.has(c.id)
         ),
     );
   }
@@ -231,7 +328,44 @@ async function prepareMembers(
     m.join = { authKey: await obtainAuthKey(rt, ops, tags, m.slug), tags };
     m.crewTag = tag;
   }
-  return prepared;
+}
+
+/** The claim of a member about to be created (state `creating`). */
+function draftFor(
+  rt: Runtime,
+  crew: string | undefined,
+  member: PreparedMember,
+  owner: string,
+  now: number,
+): Lease {
+  const lifetime = memberLifetime(rt, member, now);
+  return {
+    id: member.id,
+    provider: member.provider,
+    providerId: "",
+    crew,
+    slug: member.slug,
+    role: member.role,
+    owner,
+    labels: {
+      ...encodeLabels({
+        leaseId: member.id,
+        crew,
+        slug: member.slug,
+        expose: member.expose,
+        owner,
+        tailscale: member.tailscale,
+        lifetime,
+      }),
+      ...shapeLabels(member.shape),
+    },
+    expose: member.expose,
+    tailscale: member.tailscale,
+    createdAt: new Date(now * 1000).toISOString(),
+    state: "creating",
+    // Who creates it: a claim left in `creating` by a dead creator is a failed create.
+    creator: { pid: Deno.pid, startTime: procStartTime(Deno.pid) ?? "" },
+  };
 }
 
 function userDataFor(
@@ -239,6 +373,7 @@ function userDataFor(
   member: PreparedMember,
   crew: string | undefined,
   sshPublicKey: string,
+  lifetime: Lifetime,
 ): string | undefined {
   if (!providerFeatures(rt, member.provider).has("cloud-init")) return undefined;
   return renderCloudInit({
@@ -257,6 +392,7 @@ function userDataFor(
       : undefined,
     crewTag: member.crewTag,
     init: member.init,
+    lifetime: { expiresAt: lifetime.expiresAt, idleTimeout: lifetime.idleTimeout },
   });
 }
 
@@ -265,40 +401,17 @@ async function createMember(
   options: LeaseOptions,
   crew: string | undefined,
   member: PreparedMember,
-  owner: string,
 ): Promise<Lease> {
   const id = member.id;
-  const labels = encodeLabels({
-    leaseId: id,
-    crew,
-    slug: member.slug,
-    expose: member.expose,
-    owner,
-    tailscale: member.tailscale,
-  });
-  const draft: Lease = {
-    id,
-    provider: member.provider,
-    providerId: "",
-    crew,
-    slug: member.slug,
-    role: member.role,
-    owner,
-    labels,
-    expose: member.expose,
-    tailscale: member.tailscale,
-    createdAt: new Date().toISOString(),
-    state: "creating",
-    // Who creates it: a claim left in `creating` by a dead creator is a failed create.
-    creator: { pid: Deno.pid, startTime: procStartTime(Deno.pid) ?? "" },
-  };
-  await reserveClaim(rt.home, draft);
+  const draft = member.draft!;
+  const labels = draft.labels;
+  const lifetime = readLifetime(labels);
   let created: Lease;
   let userData: string | undefined;
   try {
     const provider = await rt.provider(member.provider);
     const key = await ensureClientKey(rt.home, { crew, leaseId: id }, { process: rt.process });
-    userData = userDataFor(options, member, crew, key.publicKey);
+    userData = userDataFor(options, member, crew, key.publicKey, lifetime);
     rt.log(`leasing ${crew ? `${crew}/` : ""}${member.slug} on ${member.provider}…`);
     const pl = await provider.create({
       leaseId: id,
@@ -312,6 +425,7 @@ async function createMember(
       init: userData === undefined ? member.init : undefined,
       userData,
       tailscale: member.tailscale,
+      ...(Object.keys(member.shape).length > 0 ? { shape: member.shape } : {}),
     }, rt.signal);
     const lease: Lease = {
       ...draft,
@@ -424,7 +538,7 @@ export async function leaseBox(
   const member = validateMember(spec, rt.config.provider, options);
   const owner = await ownerFor({ env: rt.env });
   const [prepared] = await prepareMembers(rt, options, crew, [member], owner);
-  const lease = await createMember(rt, options, crew, prepared, owner);
+  const lease = await createMember(rt, options, crew, prepared);
   options.onLeased?.(lease);
   return lease;
 }
@@ -454,13 +568,14 @@ export async function leaseCrew(
   const validated = members.map((m) => validateMember(m, rt.config.provider, options));
   const seen = new Set<string>();
   for (const m of validated) {
+    if (m.pick) continue;
     if (seen.has(m.slug)) throw usageError("duplicate_slug", `slug ${m.slug} is given twice`);
     seen.add(m.slug);
   }
   const owner = await ownerFor({ env: rt.env });
   const prepared = await prepareMembers(rt, options, crewName, validated, owner);
   const results = await runBounded(prepared, options.concurrency ?? 4, async (m) => {
-    const lease = await createMember(rt, options, crewName, m, owner);
+    const lease = await createMember(rt, options, crewName, m);
     options.onLeased?.(lease);
     return lease;
   });

@@ -12,6 +12,7 @@ import {
   decodeLabels,
   isLeaseId,
   joinPath,
+  latestLifetime,
   meshPaths,
   normalizeCrewName,
   normalizeSlug,
@@ -73,7 +74,8 @@ export function leaseFromProvider(provider: string, pl: ProviderLease): Lease | 
   };
 }
 
-function toProviderLease(lease: Lease): ProviderLease {
+/** The {@link ProviderLease} a provider's `delete`/`updateLabels` receive for a lease. */
+export function toProviderLease(lease: Lease): ProviderLease {
   return {
     providerId: lease.providerId,
     leaseId: lease.id,
@@ -218,6 +220,7 @@ export async function listLeasesReport(
           ? {
             ...claim,
             providerId: pl.providerId || claim.providerId,
+            labels: latestLifetime(claim.labels, pl.labels),
             ssh: pl.ssh ?? claim.ssh,
             tailnet: pl.tailnet ?? claim.tailnet,
             state,

@@ -6,12 +6,15 @@
  */
 
 export * from "./claims.ts";
+export * from "./cleanup.ts";
 export * from "./cloud_init.ts";
+export * from "./cloud_init_lifetime.ts";
 export * from "./cloud_init_refresher.ts";
 export * from "./create.ts";
 export * from "./exec.ts";
 export * from "./leases.ts";
 export * from "./refresh.ts";
+export * from "./touch.ts";
 export * from "./transport.ts";
 export * from "./readiness.ts";
 export * from "./proxy.ts";

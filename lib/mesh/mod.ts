@@ -6,6 +6,8 @@
  */
 
 export * from "./connect.ts";
+export * from "./crew_plan.ts";
+export * from "./crew_up.ts";
 export * from "./daemon.ts";
 export * from "./expose.ts";
 export * from "./files.ts";
@@ -14,6 +16,7 @@ export * from "./live.ts";
 export * from "./peer_box.ts";
 export * from "./peer_sync.ts";
 export * from "./peer_table.ts";
+export * from "./manifest.ts";
 export * from "./peers.ts";
 export * from "./plan.ts";
 export * from "./probe.ts";

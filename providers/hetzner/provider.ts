@@ -39,6 +39,7 @@ import {
 } from "../cloud/mod.ts";
 import {
   createServerBody,
+  HETZNER_DEFAULT_SERVER_TYPE,
   hetznerError,
   hetznerKeyName,
   type HetznerServer,
@@ -185,8 +186,23 @@ export function createHetznerProvider(
     }
   }
 
-  async function postServer(spec: CreateSpec, signal?: AbortSignal) {
+  /** Settings with this box's `--type`/`--location`/`--image`/`--arch` applied. */
+  function shapedSettings(spec: CreateSpec) {
     const s = settings();
+    const shape = spec.shape ?? {};
+    const armDefault = shape.arch === "arm" && !s.serverType.startsWith("cax");
+    const x86Default = shape.arch === "x86" && s.serverType.startsWith("cax");
+    return {
+      ...s,
+      serverType: shape.type ??
+        (armDefault ? "cax11" : x86Default ? HETZNER_DEFAULT_SERVER_TYPE : s.serverType),
+      location: shape.location ?? s.location,
+      image: shape.image ?? s.image,
+    };
+  }
+
+  async function postServer(spec: CreateSpec, signal?: AbortSignal) {
+    const s = shapedSettings(spec);
     const owner = { crew: spec.crew, leaseId: spec.leaseId };
     const opts = { signal, serverType: s.serverType, location: s.location };
     for (let attempt = 0;; attempt++) {
@@ -293,7 +309,7 @@ export function createHetznerProvider(
     features: new Set(["ssh", "tailscale", "cloud-init"]),
 
     async create(spec: CreateSpec, signal?: AbortSignal): Promise<ProviderLease> {
-      const s = settings();
+      const s = shapedSettings(spec);
       const name = hetznerServerName(spec);
       createServerBody(spec, s, 0); // validates user data size before anything is created
       sshKeyFingerprint(spec.sshPublicKey);

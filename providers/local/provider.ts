@@ -13,7 +13,7 @@
  * @module
  */
 
-import { CrabboxError, isLeaseId } from "../../lib/core/mod.ts";
+import { CrabboxError, isLeaseId, type Labels } from "../../lib/core/mod.ts";
 import type {
   CreateSpec,
   Feature,
@@ -23,7 +23,7 @@ import type {
   ProviderLease,
   SshTarget,
 } from "../types.ts";
-import { absolutePath, boxIds, localBoxDir, readBox, requireLeaseId } from "./box.ts";
+import { absolutePath, boxIds, localBoxDir, readBox, requireLeaseId, writeBox } from "./box.ts";
 import { checkLocalPrerequisites, localPrerequisiteError } from "./prerequisites.ts";
 import { createBox, destroyBox, leaseOf, validateSpec, wrapError } from "./lifecycle.ts";
 import { netnsExists } from "./netns.ts";
@@ -107,6 +107,19 @@ export function createLocalProvider(ctx: ProviderContext): Provider {
         state: "stopped",
         data: { netns: providerId, boxDir },
       };
+    },
+
+    async updateLabels(lease: ProviderLease, labels: Labels): Promise<void> {
+      const boxDir = localBoxDir(home, requireLeaseId(lease.providerId));
+      const box = await readBox(boxDir);
+      if (!box) {
+        throw new CrabboxError(
+          "notFound",
+          "local_box_gone",
+          `local box ${lease.providerId} is gone`,
+        );
+      }
+      await writeBox(boxDir, { ...box, labels: { ...labels } });
     },
 
     async delete(lease: ProviderLease): Promise<void> {

@@ -14,7 +14,9 @@ const BAD: string[][] = [
   ["warmup", "--crew", "t2", "--slug", "a", "--provider", "local", "--tailscale"],
   ["warmup", "--crew", "t2", "--slug", "a", "--init", "/nonexistent/script.sh"],
   ["warmup", "--crew", "t2", "--slug", "a", "--init", "/dev/null", "--user-data", "/dev/null"],
-  ["warmup", "--crew", "t2"],
+  ["warmup", "--crew", "t2", "--slug", "a", "--role", "w"],
+  ["warmup", "--crew", "t2", "--role", "w", "--count", "101"],
+  ["warmup", "--crew", "t2", "--slug", "a", "--ttl", "soon"],
   ["warmup", "--no-such-flag"],
   ["run", "--id", "t2/a"],
   ["run", "--id", "nota-lease-ref", "--", "true"],
@@ -28,6 +30,8 @@ const BAD: string[][] = [
   ["crew", "connect"],
   ["crew", "connect", "t2", "--export", "--json"],
   ["crew", "bogus"],
+  ["crew", "up", "--json"],
+  ["list", "--bogus", "--json"],
   ["completions", "fish"],
   ["warmup", "--crew", "t2", "--slug", "a", "--wait-timeout", "soon"],
   ["run", "--id", "t2/a", "--network", "vpn", "--", "true"],
@@ -43,7 +47,11 @@ for (const args of BAD) {
       const r = await world.run(args);
       assert.equal(r.code, 2, `${args.join(" ")} → ${r.code}: ${r.stderr}`);
       const lines = r.stderr.trimEnd().split("\n");
-      assert.match(lines[0], /^crabbox: \S/, r.stderr);
+      if (args.includes("--json")) {
+        // With --json the one line is the JSON error object.
+        assert.equal(lines.length, 1, r.stderr);
+        assert.equal(JSON.parse(lines[0]).error.kind, "usage");
+      } else assert.match(lines[0], /^crabbox: \S/, r.stderr);
       assert.ok(
         lines.length === 1 || (lines.length === 2 && lines[1].startsWith("hint: ")),
         `one line (plus a hint): ${JSON.stringify(r.stderr)}`,

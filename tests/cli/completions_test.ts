@@ -11,6 +11,8 @@ Deno.test("completion entries come from the real command tree", () => {
     "disconnect",
     "peers",
     "release",
+    "up",
+    "down",
   ]);
   assert.ok(at("crew connect").includes("--export"));
   assert.ok(at("warmup").includes("--expose"));
@@ -29,5 +31,5 @@ Deno.test("the bash script completes subcommands and flags in a real bash", asyn
   ]
     .join("\n");
   const out = await new Deno.Command("bash", { args: ["-c", cmd], stdout: "piped" }).output();
-  assert.equal(new TextDecoder().decode(out.stdout), "disconnect\n--json\n");
+  assert.equal(new TextDecoder().decode(out.stdout), "disconnect down\n--json\n");
 });

@@ -26,6 +26,8 @@ const HELP: Array<[string, string[]]> = [
   ["list.help.txt", ["list", "--help"]],
   ["status.help.txt", ["status", "--help"]],
   ["release.help.txt", ["release", "--help"]],
+  ["touch.help.txt", ["touch", "--help"]],
+  ["cleanup.help.txt", ["cleanup", "--help"]],
   ["crew.help.txt", ["crew", "--help"]],
   ["crew_connect.help.txt", ["crew", "connect", "--help"]],
   ["doctor.help.txt", ["doctor", "--help"]],

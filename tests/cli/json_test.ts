@@ -8,10 +8,12 @@ const LEASE_KEYS = [
   "expose",
   "id",
   "labels",
+  "lifetime",
   "owner",
   "provider",
   "providerId",
   "role",
+  "shape",
   "slug",
   "ssh",
   "state",
@@ -98,8 +100,11 @@ Deno.test("list without leases says so on stderr; the table has a header", async
     const r = await world.run(["list"]);
     assert.equal(r.code, 0, r.stderr);
     const [header, row] = r.stdout.trimEnd().split("\n");
-    assert.match(header, /^ID\s+CREW\s+SLUG\s+PROVIDER\s+STATE\s+SSH\s+EXPOSE\s+TAILNET$/);
-    assert.match(row, /^cbx-[0-9a-f]{12}\s+c1\s+db\s+memory\s+active\s+-\s+-\s+-$/);
+    assert.match(
+      header,
+      /^ID\s+CREW\s+SLUG\s+PROVIDER\s+STATE\s+SSH\s+EXPIRES\s+EXPOSE\s+TAILNET$/,
+    );
+    assert.match(row, /^cbx-[0-9a-f]{12}\s+c1\s+db\s+memory\s+active\s+-\s+-\s+-\s+-$/);
   } finally {
     await world.close();
   }

@@ -170,7 +170,9 @@ Deno.test("a wrong-typed claim is named with exit 7 while list still shows the o
     assert.ok(ids.includes(a.stdout.trim()), "the good crew is still listed");
     assert.ok(ids.includes(bad), "the provider still lists the box of the bad claim");
     assert.ok(
-      list.stderr.includes(`crabbox: unusable claim file: ${path} (expose is not a list of ports)`),
+      // --json: the error is the JSON error object on stderr.
+      JSON.parse(list.stderr.trim().split("\n").at(-1)!).error.message ===
+        `unusable claim file: ${path} (expose is not a list of ports)`,
       list.stderr,
     );
     assert.ok(!list.stderr.includes("join is not a function"));

@@ -77,3 +77,25 @@ Deno.test("bad YAML and unknown keys name file:line", async () => {
     );
   }
 });
+
+Deno.test("ttl and idleTimeout: config durations, env overrides, file:line on a bad value", async () => {
+  const schemas = providerConfigSchemas();
+  const c = await parseConfig("ttl: 2h\nidleTimeout: 0\n", "c.yaml", noEnv, schemas);
+  assert.deepEqual(c.lifetime, { ttl: 7200, idleTimeout: 0 });
+  const n = await parseConfig("ttl: 600\n", "c.yaml", noEnv, schemas);
+  assert.deepEqual(n.lifetime, { ttl: 600 });
+  assert.deepEqual((await parseConfig("", "c.yaml", noEnv, schemas)).lifetime, {});
+  const env = (k: string) => ({ CRABBOX_TTL: "45m", CRABBOX_IDLE_TIMEOUT: "10m" })[k];
+  assert.deepEqual((await parseConfig("ttl: 2h\n", "c.yaml", env, schemas)).lifetime, {
+    ttl: 2700,
+    idleTimeout: 600,
+  });
+  for (const text of ["provider: local\nttl: 5w\n", "provider: local\nttl: [1]\n"]) {
+    await assert.rejects(parseConfig(text, "c.yaml", noEnv, schemas), (e) => {
+      assert.ok(e instanceof CrabboxError);
+      assert.equal(e.exitStatus, 11);
+      assert.match(e.message, /^c\.yaml:2: ttl /);
+      return true;
+    });
+  }
+});

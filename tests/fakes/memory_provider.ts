@@ -60,6 +60,12 @@ export function memoryProvider(
     get(id) {
       return Promise.resolve(boxes.get(id));
     },
+    updateLabels(lease, labels) {
+      const box = boxes.get(lease.providerId);
+      if (!box) return Promise.reject(new Error(`memory box ${lease.providerId} is gone`));
+      box.labels = { ...labels };
+      return Promise.resolve();
+    },
     delete(lease) {
       boxes.delete(lease.providerId);
       return Promise.resolve();

@@ -642,3 +642,51 @@ Deno.test("hetzner: registered lazily with the features it reports", async () =>
   assert.deepEqual([...p.features].sort(), ["cloud-init", "ssh", "tailscale"]);
   assert.match(providerEntry("hetzner").credentials?.(envOf({}), {}) ?? "", /HCLOUD_TOKEN/);
 });
+
+Deno.test("hetzner: updateLabels replaces the server's whole label set (PUT /servers/{id})", async () => {
+  const { fake, provider } = setup({ onCreate: () => ({ ipv4: "127.77.0.9" }) });
+  await using _ = fake;
+  const spec = specFor("api", "pr-42", fakePublicKey());
+  const lease = await provider.create(spec);
+  const labels = {
+    ...spec.labels,
+    "crabbox-expires": "1767225600",
+    "crabbox-touched": "1767220000",
+  };
+  await provider.updateLabels!(lease, labels);
+  assert.deepEqual(fake.servers.get(Number(lease.providerId))!.labels, labels);
+  const put = fake.requests.find((r) => r.method === "PUT")!;
+  assert.equal(put.path, `/servers/${lease.providerId}`);
+  assert.deepEqual(put.body, { labels });
+  // The fake enforces Hetzner's label rules: a bad value is a provider error, nothing changes.
+  await assert.rejects(provider.updateLabels!(lease, { ...labels, crew: "Not Valid!" }));
+  assert.deepEqual(fake.servers.get(Number(lease.providerId))!.labels, labels);
+  await assert.rejects(
+    provider.updateLabels!({ ...lease, providerId: "x1" }, labels),
+    /not a Hetzner server id/,
+  );
+});
+
+Deno.test("hetzner: the box's shape replaces the configured type, location and image", async () => {
+  const { fake, provider } = setup(
+    { onCreate: () => ({ ipv4: "127.77.0.9" }) },
+    {},
+    { serverType: "cpx22", location: "nbg1" },
+  );
+  await using _ = fake;
+  const a = await provider.create(
+    specFor("a", "pr-42", fakePublicKey(), {
+      shape: { type: "cpx32", location: "hel1", image: "debian-12" },
+    }),
+  );
+  const sa = fake.servers.get(Number(a.providerId))!;
+  assert.deepEqual([sa.serverType, sa.location, sa.image], ["cpx32", "hel1", "debian-12"]);
+  // --arch alone picks the smallest type of that architecture.
+  const b = await provider.create(
+    specFor("b", "pr-42", fakePublicKey(), { shape: { arch: "arm" } }),
+  );
+  assert.equal(fake.servers.get(Number(b.providerId))!.serverType, "cax11");
+  const c = await provider.create(specFor("c", "pr-42", fakePublicKey()));
+  const sc = fake.servers.get(Number(c.providerId))!;
+  assert.deepEqual([sc.serverType, sc.location], ["cpx22", "nbg1"]);
+});
