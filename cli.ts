@@ -80,8 +80,21 @@ function withOutput<C extends AnyCommand>(c: C, output: OutputConfiguration): C 
 // deno-lint-ignore no-explicit-any
 type AnyCommand = Command<any, any, any>;
 
-/** Commands that only print (help, version, completions) or diagnose the home (doctor). */
-const HOMELESS = new Set(["doctor", "completions", "help", "--help", "-h", "--version", "-V"]);
+/**
+ * Commands that only print (help, version, completions), diagnose the home
+ * (doctor), or only read it as ssh's ProxyCommand (proxy: it runs with read,
+ * env and net permissions only, under an ssh that a checked command started).
+ */
+const HOMELESS = new Set([
+  "doctor",
+  "completions",
+  "proxy",
+  "help",
+  "--help",
+  "-h",
+  "--version",
+  "-V",
+]);
 
 /** Whether `args` run a command that reads or writes CRABBOX_HOME (checked first: exit 7). */
 function needsHome(args: readonly string[]): boolean {
