@@ -21,7 +21,7 @@
  * @module
  */
 
-import { CrabboxError, decodeLabels, knownHostsPath, retryAfterMs } from "../../lib/core/mod.ts";
+import { CrabboxError, decodeLabels, retryAfterMs } from "../../lib/core/mod.ts";
 import { clientKeyPath, proxyArgv } from "../../lib/ssh/mod.ts";
 import {
   assertSelectorValue,
@@ -29,6 +29,7 @@ import {
   type CloudProviderOptions,
   cloudRuntime,
   fetchWithRetry,
+  finishCreate,
   parseJsonAnswer,
   timeoutError,
   WsConnection,
@@ -226,32 +227,29 @@ export function createNamespaceProvider(
       const body = createInstanceBody(spec, settings(), rt.now());
       ctx.log(`namespace: creating an instance for ${spec.leaseId} (deadline ${body.deadline})`);
       const created = parseInstance(await call("CreateInstance", body, { signal, retry: false }));
-      try {
-        const inst = await waitReady(created.instanceId, signal);
-        const lease = toLease(inst, spec.sshKeyPath);
-        if (!lease?.ssh) {
-          throw new CrabboxError(
-            "provider",
-            "namespace_bad_response",
-            `Namespace instance ${inst.instanceId} lost its crabbox labels`,
-          );
-        }
-        if (rt.waitForSsh) {
-          ctx.log(`namespace: ${inst.instanceId} is running; waiting for ssh through its ingress`);
-          await rt.waitForSsh(lease.ssh, {
-            knownHostsFile: knownHostsPath(ctx.home, spec),
-            timeoutMs: rt.sshTimeoutMs,
-            signal,
-          });
-        }
-        return lease;
-      } catch (e) {
-        ctx.log(`namespace: create of ${created.instanceId} failed; destroying it`);
-        await destroy(created.instanceId).catch((d) =>
-          ctx.log(`namespace: could not destroy ${created.instanceId}: ${(d as Error).message}`)
-        );
-        throw e;
-      }
+      return await finishCreate({
+        provider: "namespace",
+        what: `instance ${created.instanceId}`,
+        ctx,
+        rt,
+        spec,
+        signal,
+        ready: async () => {
+          const inst = await waitReady(created.instanceId, signal);
+          const lease = toLease(inst, spec.sshKeyPath);
+          if (!lease?.ssh) {
+            throw new CrabboxError(
+              "provider",
+              "namespace_bad_response",
+              `Namespace instance ${inst.instanceId} lost its crabbox labels`,
+            );
+          }
+          return lease;
+        },
+        remove: async () => {
+          await destroy(created.instanceId);
+        },
+      });
     },
 
     async list(selector, signal): Promise<ProviderLease[]> {
