@@ -17,7 +17,7 @@
  * @module
  */
 
-import { CrabboxError, knownHostsPath } from "../../lib/core/mod.ts";
+import { CrabboxError } from "../../lib/core/mod.ts";
 import { clientKeyPath, proxyArgv } from "../../lib/ssh/mod.ts";
 import {
   assertSelectorValue,
@@ -25,6 +25,7 @@ import {
   type CloudProviderOptions,
   cloudRuntime,
   fetchWithRetry,
+  finishCreate,
   parseJsonAnswer,
   WsConnection,
 } from "../cloud/mod.ts";
@@ -239,50 +240,47 @@ export function createSpritesProvider(
       const body = createSpriteBody(spec);
       ctx.log(`sprites: creating ${body.name}`);
       const created = parseSprite(await call("POST", "/v1/sprites", { body, signal }));
-      try {
-        ctx.log(`sprites: installing sshd in ${created.name}`);
-        const r = await exec(
-          created.name,
-          ["bash", "-lc", sshdInstallScript()],
-          { [PUBLIC_KEY_ENV]: spec.sshPublicKey.trim() },
-          signal,
-        );
-        if (r.code !== 0) {
-          throw new CrabboxError(
-            "provider",
-            "sprites_sshd_install_failed",
-            `installing sshd in sprite ${created.name} exited ${r.code}: ${
-              r.stderr.trim().split("\n").pop() ?? ""
-            }`,
-          );
-        }
-        const lease = toLease(
-          { ...created, labels: created.labels ?? body.labels },
-          spec.sshKeyPath,
-        );
-        if (!lease?.ssh) {
-          throw new CrabboxError(
-            "provider",
-            "sprites_bad_response",
-            `sprite ${created.name} lost its crabbox labels`,
-          );
-        }
-        if (rt.waitForSsh) {
-          ctx.log(`sprites: ${created.name} is up; waiting for ssh through the proxy`);
-          await rt.waitForSsh(lease.ssh, {
-            knownHostsFile: knownHostsPath(ctx.home, spec),
-            timeoutMs: rt.sshTimeoutMs,
+      return await finishCreate({
+        provider: "sprites",
+        what: `sprite ${created.name}`,
+        ctx,
+        rt,
+        spec,
+        signal,
+        ready: async () => {
+          ctx.log(`sprites: installing sshd in ${created.name}`);
+          const r = await exec(
+            created.name,
+            ["bash", "-lc", sshdInstallScript()],
+            { [PUBLIC_KEY_ENV]: spec.sshPublicKey.trim() },
             signal,
-          });
-        }
-        return lease;
-      } catch (e) {
-        ctx.log(`sprites: create of ${created.name} failed; deleting it`);
-        await deleteSprite(created.name).catch((d) =>
-          ctx.log(`sprites: could not delete ${created.name}: ${(d as Error).message}`)
-        );
-        throw e;
-      }
+          );
+          if (r.code !== 0) {
+            throw new CrabboxError(
+              "provider",
+              "sprites_sshd_install_failed",
+              `installing sshd in sprite ${created.name} exited ${r.code}: ${
+                r.stderr.trim().split("\n").pop() ?? ""
+              }`,
+            );
+          }
+          const lease = toLease(
+            { ...created, labels: created.labels ?? body.labels },
+            spec.sshKeyPath,
+          );
+          if (!lease?.ssh) {
+            throw new CrabboxError(
+              "provider",
+              "sprites_bad_response",
+              `sprite ${created.name} lost its crabbox labels`,
+            );
+          }
+          return lease;
+        },
+        remove: async () => {
+          await deleteSprite(created.name);
+        },
+      });
     },
 
     async list(selector, signal): Promise<ProviderLease[]> {
