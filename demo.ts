@@ -2,8 +2,9 @@
  * The quick-start demo: leases a crew of three `local` boxes (each serving
  * its own name on port 8080), lists them with `crabbox list --crew`, runs a
  * command on one, reaches every member through the SSH-mesh, and releases
- * them. Needs root and a few Debian packages; says exactly what to run when
- * one is missing.
+ * them. Needs root and a few Debian packages: as root with `apt-get` it
+ * installs the missing ones (printing the command), otherwise it says exactly
+ * what to run and exits 6.
  *
  * ```sh
  * npx -y deno@2.9.6 task demo
@@ -14,13 +15,22 @@
 
 import { CrabboxError, leaseCrew, listLeases } from "./mod.ts";
 import { main } from "./cli.ts";
-import { checkLocalPrerequisites, localPrerequisiteError } from "./providers/local/mod.ts";
+import {
+  checkLocalPrerequisites,
+  ensurePackages,
+  LOCAL_REQUIREMENTS,
+  localPrerequisiteError,
+} from "./providers/local/mod.ts";
 
-const crew = `demo-${crypto.randomUUID().slice(0, 6)}`;
-const ownHome = Deno.env.get("CRABBOX_HOME") === undefined;
-const home = Deno.env.get("CRABBOX_HOME") ?? await Deno.makeTempDir({ prefix: "crabbox-demo-" });
-Deno.env.set("CRABBOX_HOME", home);
-
+// First run: as root with apt-get, install what the local provider needs
+// (printing the command); otherwise say the command and exit 6.
+try {
+  await ensurePackages(LOCAL_REQUIREMENTS, { log: (line) => console.log(line) });
+} catch (e) {
+  if (!(e instanceof CrabboxError)) throw e;
+  console.error(`demo: ${e.message}`);
+  Deno.exit(e.exitStatus);
+}
 const missing = checkLocalPrerequisites();
 if (missing.length > 0) {
   const e = localPrerequisiteError(missing);
@@ -28,6 +38,11 @@ if (missing.length > 0) {
   if (e.hint) console.error(`hint: ${e.hint}`);
   Deno.exit(e.exitStatus);
 }
+
+const crew = `demo-${crypto.randomUUID().slice(0, 6)}`;
+const ownHome = Deno.env.get("CRABBOX_HOME") === undefined;
+const home = Deno.env.get("CRABBOX_HOME") ?? await Deno.makeTempDir({ prefix: "crabbox-demo-" });
+Deno.env.set("CRABBOX_HOME", home);
 
 const nameServer = (name: string) =>
   `setsid socat TCP-LISTEN:8080,bind=127.0.0.1,reuseaddr,fork SYSTEM:'echo ${name}' ` +

@@ -7,9 +7,22 @@
 export { createLocalProvider } from "./provider.ts";
 export {
   checkLocalPrerequisites,
+  LOCAL_REQUIREMENTS,
   localPrerequisiteError,
+  type PackageRequirement,
   type PrerequisiteProbe,
+  requirementMet,
+  systemPrerequisiteProbe,
 } from "./prerequisites.ts";
+export {
+  aptInstallArgv,
+  ensurePackages,
+  type EnsurePackagesOptions,
+  type InstallFacts,
+  type InstallPlan,
+  planInstall,
+  SSHD_RUN_DIR,
+} from "./install.ts";
 export {
   boxHostname,
   localBoxDir,

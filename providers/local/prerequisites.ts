@@ -8,7 +8,26 @@
 import { CrabboxError, processEnv } from "../../lib/core/mod.ts";
 import { SSHD_PATH } from "./box.ts";
 
-const COMMANDS: ReadonlyArray<{ name: string; pkg: string; path?: string }> = [
+/**
+ * A Debian package and the program (or file) that shows it is installed:
+ * `name` is looked up on `PATH` unless `path` (absolute) is given.
+ */
+export interface PackageRequirement {
+  /** Program name, as reported missing (`socat`). */
+  name: string;
+  /** The Debian/Ubuntu package that provides it (`socat`). */
+  pkg: string;
+  /** An absolute path of an executable to test instead of searching `PATH`. */
+  path?: string;
+  /** An absolute path of a plain file that shows the package is installed (a library). */
+  file?: string;
+}
+
+/**
+ * What the local provider needs, one row per program: the single list the
+ * prerequisite check, the first-run installer and the error's hint read.
+ */
+export const LOCAL_REQUIREMENTS: readonly PackageRequirement[] = [
   { name: "ip", pkg: "iproute2" },
   { name: "sshd", pkg: "openssh-server", path: SSHD_PATH },
   { name: "socat", pkg: "socat" },
@@ -26,6 +45,8 @@ export interface PrerequisiteProbe {
   isExecutable: (path: string) => boolean;
   /** The `PATH` search list. */
   path: () => string;
+  /** True when a file exists at `path` (default: stat it). */
+  exists?: (path: string) => boolean;
 }
 
 function isExecutableFile(path: string): boolean {
@@ -37,7 +58,16 @@ function isExecutableFile(path: string): boolean {
   }
 }
 
-const systemProbe: PrerequisiteProbe = {
+function fileExists(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** The probe of the real system (effective uid, files, `PATH`). */
+export const systemPrerequisiteProbe: PrerequisiteProbe = {
   euid: () => {
     try {
       const status = Deno.readTextFileSync("/proc/self/status");
@@ -48,6 +78,7 @@ const systemProbe: PrerequisiteProbe = {
     }
   },
   isExecutable: isExecutableFile,
+  exists: fileExists,
   path: () => processEnv("PATH") ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 };
 
@@ -62,18 +93,37 @@ const systemProbe: PrerequisiteProbe = {
  * const missing = checkLocalPrerequisites(); // e.g. ["socat"]
  * ```
  */
-export function checkLocalPrerequisites(probe: PrerequisiteProbe = systemProbe): string[] {
+export function checkLocalPrerequisites(
+  probe: PrerequisiteProbe = systemPrerequisiteProbe,
+): string[] {
   const missing: string[] = [];
   if (probe.euid() !== 0) missing.push("root");
-  const dirs = probe.path().split(":").filter((d) => d.startsWith("/"));
-  for (const cmd of COMMANDS) {
-    const found = cmd.path
-      ? probe.isExecutable(cmd.path)
-      : dirs.some((d) => probe.isExecutable(`${d}/${cmd.name}`));
-    if (!found) missing.push(cmd.name);
+  for (const req of LOCAL_REQUIREMENTS) {
+    if (!requirementMet(req, probe)) missing.push(req.name);
   }
   return missing;
 }
+
+/**
+ * Whether `req` is installed: its `file` exists, its `path` is executable,
+ * else `name` is in a `PATH` directory.
+ *
+ * @example
+ * ```ts
+ * import { requirementMet, systemPrerequisiteProbe } from "./prerequisites.ts";
+ * requirementMet({ name: "sh", pkg: "dash" }, systemPrerequisiteProbe); // true
+ * ```
+ */
+export function requirementMet(req: PackageRequirement, probe: PrerequisiteProbe): boolean {
+  if (req.file) return (probe.exists ?? fileExists)(req.file);
+  if (req.path) return probe.isExecutable(req.path);
+  return probe.path().split(":").filter((d) => d.startsWith("/"))
+    .some((d) => probe.isExecutable(`${d}/${req.name}`));
+}
+
+// The hint's historical order: the ssh packages first.
+const HINT_ORDER = ["openssh-server", "openssh-client", "iproute2", "socat", "util-linux"];
+const byHintOrder = (a: string, b: string) => HINT_ORDER.indexOf(a) - HINT_ORDER.indexOf(b);
 
 /**
  * The one error for missing prerequisites (kind `prerequisite`, exit 6); its
@@ -89,7 +139,7 @@ export function checkLocalPrerequisites(probe: PrerequisiteProbe = systemProbe):
 export function localPrerequisiteError(missing: readonly string[]): CrabboxError {
   const needsRoot = missing.includes("root");
   const pkgs = [
-    ...new Set(COMMANDS.filter((c) => missing.includes(c.name)).map((c) => c.pkg)),
+    ...new Set(LOCAL_REQUIREMENTS.filter((c) => missing.includes(c.name)).map((c) => c.pkg)),
   ];
   const install = pkgs.length > 0 ? `apt-get install -y ${pkgs.join(" ")}` : "";
   const what = needsRoot
@@ -100,8 +150,8 @@ export function localPrerequisiteError(missing: readonly string[]): CrabboxError
     "local_prerequisites",
     `local provider needs ${what} (missing: ${missing.join(", ")})`,
     {
-      hint: "local provider needs root and: " +
-        "apt-get install -y openssh-server openssh-client iproute2 socat util-linux",
+      hint: "local provider needs root and: apt-get install -y " +
+        [...new Set(LOCAL_REQUIREMENTS.map((c) => c.pkg))].sort(byHintOrder).join(" "),
       details: { missing: [...missing] },
     },
   );
