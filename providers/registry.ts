@@ -137,6 +137,8 @@ export const providerRegistry: Readonly<Record<string, ProviderEntry>> = {
       sshUser: "string",
       sshPort: "port",
       subnetId: "string",
+      sshCidrs: "strings",
+      ipEchoUrl: "string",
     },
     lifetime: CLOUD_LIFETIME,
     load: async () => (await import("./aws/mod.ts")).createAwsProvider,

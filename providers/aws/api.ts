@@ -15,8 +15,12 @@ import {
   type BoxOwner,
   configPort,
   configString,
+  configStringList,
+  DEFAULT_IP_ECHO_URL,
   isIpv4,
+  isIpv6Cidr,
   ownerOf,
+  parseCidr,
   sharedResourceLabels,
 } from "../cloud/mod.ts";
 import { items, node, root, tagMap, text, type XmlNode } from "./xml.ts";
@@ -47,12 +51,19 @@ export interface AwsSettings {
   sshPort: number;
   /** Subnet to launch into (default: the default VPC). */
   subnetId?: string;
+  /** `aws.sshCidrs`: who may reach sshd; unset → the operator's detected address. */
+  sshCidrs?: string[];
+  /** The what-is-my-IP service used when `sshCidrs` is unset. */
+  ipEchoUrl: string;
 }
 
 /**
  * Read settings: region from `AWS_REGION`, `AWS_DEFAULT_REGION`, config
  * `aws.region` or the profile; endpoint from `CRABBOX_AWS_EC2_ENDPOINT`,
- * `AWS_ENDPOINT_URL_EC2` or `https://ec2.<region>.amazonaws.com/`.
+ * `AWS_ENDPOINT_URL_EC2` or `https://ec2.<region>.amazonaws.com/`;
+ * `aws.sshCidrs` (each a CIDR, else a config error naming the key); the
+ * what-is-my-IP URL from `CRABBOX_IP_ECHO_URL`, `aws.ipEchoUrl` or
+ * {@link DEFAULT_IP_ECHO_URL}.
  *
  * @example
  * ```ts
@@ -92,9 +103,29 @@ export function awsSettings(
       `aws.ami ${JSON.stringify(ami)} is not an AMI id`,
     );
   }
+  const sshCidrs = config.sshCidrs === undefined
+    ? undefined
+    : configStringList(config, "aws", "sshCidrs", []).map((c) => {
+      const cidr = parseCidr(c);
+      if (!cidr) {
+        throw new CrabboxError(
+          "config",
+          "bad_config_value",
+          `aws.sshCidrs: ${JSON.stringify(c)} is not a CIDR block (e.g. 203.0.113.7/32)`,
+        );
+      }
+      return cidr;
+    });
+  const echo = env("CRABBOX_IP_ECHO_URL")?.trim();
+  const ipEchoUrl = apiBaseUrl(
+    echo ? "CRABBOX_IP_ECHO_URL" : "aws.ipEchoUrl",
+    echo || configString(config, "aws", "ipEchoUrl") || DEFAULT_IP_ECHO_URL,
+  ).href;
   return {
     region,
     endpoint,
+    sshCidrs: sshCidrs ? [...new Set(sshCidrs)] : undefined,
+    ipEchoUrl,
     instanceType: configString(config, "aws", "instanceType") ?? AWS_DEFAULT_INSTANCE_TYPE,
     ami,
     sshUser: configString(config, "aws", "sshUser") ?? "ubuntu",
@@ -249,16 +280,39 @@ export function createSecurityGroupParams(name: string, owner: BoxOwner, vpcId: 
   };
 }
 
-/** `AuthorizeSecurityGroupIngress`: TCP `port` from anywhere, nothing else. */
-export function authorizeSshParams(groupId: string, port: number): Params {
-  return {
+/**
+ * `AuthorizeSecurityGroupIngress`: TCP `port` from `cidrs` (IPv4 blocks as
+ * `IpRanges`, IPv6 as `Ipv6Ranges`), nothing else.
+ *
+ * @example
+ * ```ts
+ * import { authorizeSshParams } from "./api.ts";
+ * authorizeSshParams("sg-1", 22, ["203.0.113.7/32"])["IpPermissions.1.IpRanges.1.CidrIp"];
+ * // "203.0.113.7/32"
+ * ```
+ */
+export function authorizeSshParams(
+  groupId: string,
+  port: number,
+  cidrs: readonly string[],
+): Params {
+  const p: Params = {
     GroupId: groupId,
     "IpPermissions.1.IpProtocol": "tcp",
     "IpPermissions.1.FromPort": String(port),
     "IpPermissions.1.ToPort": String(port),
-    "IpPermissions.1.IpRanges.1.CidrIp": "0.0.0.0/0",
-    "IpPermissions.1.IpRanges.1.Description": "crabbox ssh",
   };
+  const v4 = cidrs.filter((c) => !isIpv6Cidr(c));
+  const v6 = cidrs.filter(isIpv6Cidr);
+  v4.forEach((c, i) => {
+    p[`IpPermissions.1.IpRanges.${i + 1}.CidrIp`] = c;
+    p[`IpPermissions.1.IpRanges.${i + 1}.Description`] = "crabbox ssh";
+  });
+  v6.forEach((c, i) => {
+    p[`IpPermissions.1.Ipv6Ranges.${i + 1}.CidrIpv6`] = c;
+    p[`IpPermissions.1.Ipv6Ranges.${i + 1}.Description`] = "crabbox ssh";
+  });
+  return p;
 }
 
 /** Launch resources resolved before `RunInstances`. */
@@ -402,6 +456,39 @@ export function parseKeyPairs(doc: XmlNode): Ec2KeyPair[] {
   }));
 }
 
+/** What {@link sshIngressPlan} decides for an existing group. */
+export interface SshIngressPlan {
+  /** Blocks to authorize (wanted, not yet open on the port). */
+  add: string[];
+  /** World-open blocks already on the port that were not asked for (reported, never revoked). */
+  wider: string[];
+}
+
+/**
+ * Which of `wanted` to authorize on `port` of a group whose single-port TCP
+ * rules are `ingress`, and which world-open blocks it already has beyond
+ * them. Crabbox only adds: it never revokes a rule (another member or person
+ * may rely on it), and never widens beyond `wanted`.
+ *
+ * @example
+ * ```ts
+ * import { sshIngressPlan } from "./api.ts";
+ * sshIngressPlan([{ port: 22, cidrs: ["0.0.0.0/0"] }], 22, ["203.0.113.7/32"]);
+ * // { add: ["203.0.113.7/32"], wider: ["0.0.0.0/0"] }
+ * ```
+ */
+export function sshIngressPlan(
+  ingress: readonly { port: number; cidrs: readonly string[] }[],
+  port: number,
+  wanted: readonly string[],
+): SshIngressPlan {
+  const open = new Set(ingress.filter((r) => r.port === port).flatMap((r) => r.cidrs));
+  return {
+    add: wanted.filter((c) => !open.has(c)),
+    wider: [...open].filter((c) => (c === "0.0.0.0/0" || c === "::/0") && !wanted.includes(c)),
+  };
+}
+
 /** A security group. */
 export interface Ec2SecurityGroup {
   /** `sg-…`. */
@@ -412,8 +499,8 @@ export interface Ec2SecurityGroup {
   vpcId?: string;
   /** Tags. */
   tags: Record<string, string>;
-  /** TCP ports open to 0.0.0.0/0 (single-port rules). */
-  openPorts: number[];
+  /** Single-port TCP rules: the port and the CIDR blocks (IPv4 and IPv6) it is open to. */
+  tcpIngress: { port: number; cidrs: string[] }[];
 }
 
 /** Security groups of a `DescribeSecurityGroupsResponse`. */
@@ -423,10 +510,15 @@ export function parseSecurityGroups(doc: XmlNode): Ec2SecurityGroup[] {
     name: text(g.groupName) ?? "",
     vpcId: text(g.vpcId),
     tags: tagMap(g.tagSet),
-    openPorts: items(g.ipPermissions).filter((p) =>
-      text(p.ipProtocol) === "tcp" && text(p.fromPort) === text(p.toPort) &&
-      items(p.ipRanges).some((r) => text(r.cidrIp) === "0.0.0.0/0")
-    ).map((p) => Number(text(p.fromPort))),
+    tcpIngress: items(g.ipPermissions).filter((p) =>
+      text(p.ipProtocol) === "tcp" && text(p.fromPort) === text(p.toPort)
+    ).map((p) => ({
+      port: Number(text(p.fromPort)),
+      cidrs: [
+        ...items(p.ipRanges).map((r) => text(r.cidrIp)),
+        ...items(p.ipv6Ranges).map((r) => text(r.cidrIpv6)?.toLowerCase()),
+      ].filter((c): c is string => c !== undefined),
+    })),
   }));
 }
 

@@ -7,10 +7,15 @@
  *
  * Per crew it keeps one key pair and one security group (`crabbox-crew-<crew>`,
  * tagged, TCP `sshPort` only) and removes both with the crew's last instance.
+ * The group opens `sshPort` to `aws.sshCidrs`, else to this machine's address
+ * (asked once of a what-is-my-IP service, bounded), else — with a warning —
+ * to `0.0.0.0/0`. An existing group only gains the missing blocks: nothing
+ * is ever revoked, and a wider rule already there is reported.
  *
  * Config (`aws:`): `region`, `instanceType` (default `t3.small`), `ami`
  * (default: newest Canonical Ubuntu 24.04 via DescribeImages), `sshUser`
- * (`ubuntu`), `sshPort` (22), `subnetId` (default: the default VPC).
+ * (`ubuntu`), `sshPort` (22), `subnetId` (default: the default VPC),
+ * `sshCidrs`, `ipEchoUrl` (or env `CRABBOX_IP_ECHO_URL`).
  *
  * @example
  * ```ts
@@ -32,6 +37,7 @@ import {
   type BoxOwner,
   type CloudProviderOptions,
   cloudRuntime,
+  detectOperatorCidr,
   fetchWithRetry,
   type HttpAnswer,
   ownerOf,
@@ -66,6 +72,7 @@ import {
   parseSubnetVpc,
   RETRYABLE_CODES,
   runInstancesParams,
+  sshIngressPlan,
 } from "./api.ts";
 import { type AwsAuth, resolveAwsAuth, type TextReader } from "./credentials.ts";
 import { parseEc2Error, parseXml, type XmlNode } from "./xml.ts";
@@ -76,6 +83,8 @@ import { AwsClient } from "aws4fetch";
 export interface AwsProviderOptions extends CloudProviderOptions {
   /** Reads `~/.aws/credentials` and `~/.aws/config` (tests inject). */
   readFile?: TextReader;
+  /** Bound of one what-is-my-IP attempt in ms (default 3000; two attempts at most). */
+  ipEchoTimeoutMs?: number;
 }
 
 const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
@@ -252,6 +261,32 @@ export function createAwsProvider(
     return name;
   }
 
+  let detected: Promise<string[]> | undefined;
+  /** Who may reach sshd: `aws.sshCidrs`, else this machine's detected address, else everyone (warned). */
+  function sshSources(s: AwsSettings, signal?: AbortSignal): Promise<string[]> {
+    if (s.sshCidrs) return Promise.resolve(s.sshCidrs);
+    detected ??= (async () => {
+      const service = new URL(s.ipEchoUrl).host;
+      const r = await detectOperatorCidr({
+        url: s.ipEchoUrl,
+        fetch: ctx.fetch,
+        timeoutMs: options.ipEchoTimeoutMs,
+        signal,
+      });
+      if ("cidr" in r) {
+        ctx.log(`aws: ssh opens to this machine's address ${r.cidr} (from ${service})`);
+        return [r.cidr];
+      }
+      ctx.log(
+        `aws: warning: cannot tell this machine's address (${service}: ${r.problem}); ` +
+          `ssh opens to 0.0.0.0/0 — set aws.sshCidrs in config.yaml to restrict it`,
+      );
+      return ["0.0.0.0/0"];
+    })();
+    detected.catch(() => detected = undefined);
+    return detected;
+  }
+
   async function ensureSecurityGroup(owner: BoxOwner, s: AwsSettings, signal?: AbortSignal) {
     const name = sharedResourceName(owner);
     const vpcId = await vpcFor(s, signal);
@@ -272,18 +307,26 @@ export function createAwsProvider(
         const id = parseCreateSecurityGroup(
           await call("CreateSecurityGroup", createSecurityGroupParams(name, owner, vpcId), signal),
         );
-        group = { id, name, vpcId, tags: {}, openPorts: [] };
+        group = { id, name, vpcId, tags: {}, tcpIngress: [] };
       } catch (e) {
         if (!isCode(e, "InvalidGroup.Duplicate")) throw e;
         group = await find();
         if (!group) throw e;
       }
     }
-    if (!group.openPorts.includes(s.sshPort)) {
+    const plan = sshIngressPlan(group.tcpIngress, s.sshPort, await sshSources(s, signal));
+    if (plan.wider.length > 0) {
+      ctx.log(
+        `aws: warning: security group ${group.id} already opens port ${s.sshPort} to ` +
+          `${plan.wider.join(", ")}; crabbox never narrows an existing group (revoke the rule ` +
+          `in the EC2 console or release the crew to start over)`,
+      );
+    }
+    if (plan.add.length > 0) {
       try {
         await call(
           "AuthorizeSecurityGroupIngress",
-          authorizeSshParams(group.id, s.sshPort),
+          authorizeSshParams(group.id, s.sshPort, plan.add),
           signal,
         );
       } catch (e) {

@@ -11,3 +11,4 @@ export * from "./flat_tags.ts";
 export * from "./ws_tunnel.ts";
 export * from "./http_api.ts";
 export * from "./lease_identity.ts";
+export * from "./operator_address.ts";

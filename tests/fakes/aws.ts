@@ -103,7 +103,7 @@ export interface FakeSecurityGroup {
   vpcId: string;
   /** Tags. */
   tags: Record<string, string>;
-  /** Ingress rules. */
+  /** Ingress rules, one per source block (`cidr` is IPv4 or IPv6). */
   ingress: { protocol: string; from: number; to: number; cidr: string }[];
 }
 
@@ -376,10 +376,21 @@ export function startFakeAws(options: FakeAwsOptions = {}): FakeAws {
     tx("groupDescription", g.description) + tx("vpcId", g.vpcId) +
     set(
       "ipPermissions",
-      g.ingress.map((r) =>
-        tx("ipProtocol", r.protocol) + tx("fromPort", r.from) + tx("toPort", r.to) + "<groups/>" +
-        set("ipRanges", [tx("cidrIp", r.cidr)]) + "<ipv6Ranges/><prefixListIds/>"
-      ),
+      // EC2 groups the rules of one protocol and port range into one permission.
+      [...new Set(g.ingress.map((r) => `${r.protocol} ${r.from} ${r.to}`))].map((key) => {
+        const rules = g.ingress.filter((r) => `${r.protocol} ${r.from} ${r.to}` === key);
+        const { protocol, from, to } = rules[0];
+        return tx("ipProtocol", protocol) + tx("fromPort", from) + tx("toPort", to) +
+          "<groups/>" +
+          set(
+            "ipRanges",
+            rules.filter((r) => !r.cidr.includes(":")).map((r) => tx("cidrIp", r.cidr)),
+          ) +
+          set(
+            "ipv6Ranges",
+            rules.filter((r) => r.cidr.includes(":")).map((r) => tx("cidrIpv6", r.cidr)),
+          ) + "<prefixListIds/>";
+      }),
     ) +
     set("ipPermissionsEgress", [
       tx("ipProtocol", "-1") + "<groups/>" + set("ipRanges", [tx("cidrIp", "0.0.0.0/0")]),
@@ -854,30 +865,63 @@ export function startFakeAws(options: FakeAwsOptions = {}): FakeAws {
           "Invalid value for portRange. Must specify both from and to ports with TCP/UDP.",
         );
       }
-      const cidr = p.get("IpPermissions.1.IpRanges.1.CidrIp") ?? "";
-      if (!/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/.test(cidr)) {
-        throw badValue(`CIDR block ${cidr} is malformed`);
+      // Every source block of the permission: IpRanges.N.CidrIp (IPv4), Ipv6Ranges.N.CidrIpv6.
+      const ranges = (kind: "IpRanges" | "Ipv6Ranges", field: string) =>
+        [...p.entries()].filter(([k]) =>
+          new RegExp(`^IpPermissions\\.1\\.${kind}\\.\\d+\\.${field}$`).test(k)
+        ).map(([, v]) => v);
+      const v4 = ranges("IpRanges", "CidrIp");
+      const v6 = ranges("Ipv6Ranges", "CidrIpv6");
+      if (v4.length + v6.length === 0) {
+        throw new Ec2Fault(
+          400,
+          "MissingParameter",
+          "The request must contain a source: IpRanges, Ipv6Ranges, UserIdGroupPairs or PrefixListIds",
+        );
       }
-      if (
+      for (const cidr of v4) {
+        const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(cidr);
+        if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || Number(m[5]) > 32) {
+          throw badValue(`CIDR block ${cidr} is malformed`);
+        }
+      }
+      for (const cidr of v6) {
+        const [ip, bits] = cidr.split("/");
+        let valid = bits !== undefined && /^\d{1,3}$/.test(bits) && Number(bits) <= 128;
+        try {
+          new URL(`http://[${ip}]/`);
+        } catch {
+          valid = false;
+        }
+        if (!valid || !ip.includes(":")) throw badValue(`CIDR block ${cidr} is malformed`);
+      }
+      const asked = [...v4, ...v6];
+      // One rule that already exists fails the whole call; nothing is added.
+      const dup = asked.find((cidr) =>
         g.ingress.some((r) =>
           r.protocol === protocol && r.from === from && r.to === to && r.cidr === cidr
         )
-      ) {
+      );
+      if (dup) {
         throw new Ec2Fault(
           400,
           "InvalidPermission.Duplicate",
-          `the specified rule "peer: ${cidr}, TCP, from port: ${from}, to port: ${to}, ALLOW" already exists`,
+          `the specified rule "peer: ${dup}, TCP, from port: ${from}, to port: ${to}, ALLOW" already exists`,
         );
       }
-      g.ingress.push({ protocol, from, to, cidr });
+      for (const cidr of asked) g.ingress.push({ protocol, from, to, cidr });
       return ok(
         "AuthorizeSecurityGroupIngress",
         rid,
         tx("return", true) +
-          set("securityGroupRuleSet", [
-            tx("groupId", g.id) + tx("isEgress", false) + tx("ipProtocol", protocol) +
-            tx("fromPort", from) + tx("toPort", to) + tx("cidrIpv4", cidr),
-          ]),
+          set(
+            "securityGroupRuleSet",
+            asked.map((cidr) =>
+              tx("groupId", g.id) + tx("isEgress", false) + tx("ipProtocol", protocol) +
+              tx("fromPort", from) + tx("toPort", to) +
+              tx(cidr.includes(":") ? "cidrIpv6" : "cidrIpv4", cidr)
+            ),
+          ),
       );
     },
 

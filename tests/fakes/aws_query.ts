@@ -110,6 +110,7 @@ export const ACTIONS: Record<string, { allowed: RegExp[]; required?: string[] }>
       /^(GroupId|GroupName)$/,
       /^IpPermissions\.\d+\.(IpProtocol|FromPort|ToPort)$/,
       /^IpPermissions\.\d+\.IpRanges\.\d+\.(CidrIp|Description)$/,
+      /^IpPermissions\.\d+\.Ipv6Ranges\.\d+\.(CidrIpv6|Description)$/,
     ],
   },
   DeleteSecurityGroup: { allowed: [/^(GroupId|GroupName)$/] },

@@ -199,10 +199,16 @@ Deno.test("aws xml: security groups, images and errors", async () => {
   const sg = parseSecurityGroups(
     await parseXml(`<DescribeSecurityGroupsResponse><securityGroupInfo><item>
     <groupId>sg-1</groupId><groupName>crabbox-crew-a</groupName><ipPermissions><item><ipProtocol>tcp</ipProtocol>
-    <fromPort>22</fromPort><toPort>22</toPort><ipRanges><item><cidrIp>0.0.0.0/0</cidrIp></item></ipRanges></item></ipPermissions>
+    <fromPort>22</fromPort><toPort>22</toPort><ipRanges><item><cidrIp>0.0.0.0/0</cidrIp></item><item><cidrIp>203.0.113.7/32</cidrIp></item></ipRanges>
+    <ipv6Ranges><item><cidrIpv6>2001:DB8::1/128</cidrIpv6></item></ipv6Ranges></item>
+    <item><ipProtocol>tcp</ipProtocol><fromPort>80</fromPort><toPort>90</toPort><ipRanges><item><cidrIp>0.0.0.0/0</cidrIp></item></ipRanges></item></ipPermissions>
     <tagSet/></item></securityGroupInfo></DescribeSecurityGroupsResponse>`),
   );
-  assert.deepEqual(sg[0].openPorts, [22]);
+  // Single-port TCP rules only, IPv4 and IPv6 blocks (lowercased).
+  assert.deepEqual(sg[0].tcpIngress, [{
+    port: 22,
+    cidrs: ["0.0.0.0/0", "203.0.113.7/32", "2001:db8::1/128"],
+  }]);
   assert.equal(
     newestImage(
       await parseXml(`<DescribeImagesResponse><imagesSet>

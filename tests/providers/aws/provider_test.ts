@@ -11,6 +11,7 @@ import {
   type FakeAwsOptions,
   startFakeAws,
 } from "../../fakes/aws.ts";
+import { type FakeIpEchoOptions, startFakeIpEcho } from "../../fakes/ip_echo.ts";
 import {
   envOf,
   fakePublicKey,
@@ -27,13 +28,21 @@ function setup(
   options: AwsProviderOptions = {},
   config: Record<string, unknown> = {},
   env: Record<string, string | undefined> = {},
+  echoOptions: FakeIpEchoOptions = {},
 ) {
   const fake = startFakeAws({ maxPageSize: 2, ...fakeOptions });
+  // The operator's address comes from a local what-is-my-IP fake, closed with the EC2 fake.
+  const echo = startFakeIpEcho(echoOptions);
+  const closeAws = fake[Symbol.asyncDispose];
+  fake[Symbol.asyncDispose] = async () => {
+    await closeAws();
+    await echo.close();
+  };
   const logs = logRecorder();
   const ssh = sshRecorder();
   const provider = createAwsProvider({
     home: HOME,
-    env: envOf({ ...fake.env, ...env }),
+    env: envOf({ ...fake.env, CRABBOX_IP_ECHO_URL: echo.url, ...env }),
     config,
     fetch,
     log: logs.log,
@@ -43,7 +52,7 @@ function setup(
     readFile: () => Promise.resolve(undefined),
     ...options,
   });
-  return { fake, logs, ssh, provider };
+  return { fake, echo, logs, ssh, provider };
 }
 
 async function rejectsWith(p: Promise<unknown>, check: (e: CrabboxError) => void) {
@@ -92,7 +101,8 @@ Deno.test("aws: create imports the key, opens only ssh, tags, waits for running 
   assert.equal(group.name, "crabbox-crew-pr-42");
   assert.equal(group.vpcId, FAKE_DEFAULT_VPC);
   assert.deepEqual(group.tags, { crabbox: "true", crew: "pr-42" });
-  assert.deepEqual(group.ingress, [{ protocol: "tcp", from: 22, to: 22, cidr: "0.0.0.0/0" }]);
+  // Open only to the operator's address, as the what-is-my-IP service saw it.
+  assert.deepEqual(group.ingress, [{ protocol: "tcp", from: 22, to: 22, cidr: "203.0.113.7/32" }]);
   assert.deepEqual(inst.groupIds, [group.id]);
   // every request was SigV4-signed with the ec2 scope of the region
   for (const r of fake.requests) {
@@ -379,7 +389,7 @@ Deno.test("aws: the default ssh wait is the real one", async () => {
     const provider = createAwsProvider({
       home,
       env: envOf(fake.env),
-      config: { sshPort: 1 },
+      config: { sshPort: 1, sshCidrs: ["127.0.0.1/32"] },
       fetch,
       log: () => {},
     }, {
