@@ -13,6 +13,7 @@ import type { EnvReader, Labels } from "../../lib/core/mod.ts";
 import {
   apiBaseUrl,
   type BoxOwner,
+  capMessage,
   configPort,
   configString,
   configStringList,
@@ -660,10 +661,10 @@ export function ec2Error(
   ctx: Ec2CallContext,
   secrets: readonly (string | undefined)[],
 ): CrabboxError {
-  const message = redact(
+  const message = capMessage(redact(
     err.message.replace(/\s*Encoded authorization failure message:.*$/s, ""),
     secrets,
-  );
+  ));
   const details = { status, code: err.code, action: ctx.action, requestId: err.requestId };
   const said = `${err.code}: ${message}`;
   if (AUTH_CODES.has(err.code)) {

@@ -140,7 +140,7 @@ export function createAwsProvider(
     const body = ec2Body(action, params);
     const errorOf = async (a: HttpAnswer) =>
       await parseEc2Error(a.text) ??
-        { code: `HTTP${a.status}`, message: a.text.slice(0, 200).trim() };
+        { code: `HTTP${a.status}`, message: a.text };
     const answer = await fetchWithRetry({
       provider: "aws",
       api: "EC2",
@@ -150,6 +150,7 @@ export function createAwsProvider(
       log: ctx.log,
       signal,
       secrets: () => secrets,
+      request: [body],
       // Signed again for every attempt (the signature carries the time).
       send: async () =>
         await ctx.fetch(

@@ -15,6 +15,7 @@ import {
   apiBaseUrl,
   asObject,
   type BoxOwner,
+  capMessage,
   configPort,
   configString,
   errorEnvelope,
@@ -522,7 +523,7 @@ export function parseArmError(status: number, text: string): ArmError {
   const err = errorEnvelope(text);
   return {
     code: typeof err.code === "string" ? err.code : `http_${status}`,
-    message: typeof err.message === "string" ? err.message : text.slice(0, 200).trim(),
+    message: capMessage(typeof err.message === "string" ? err.message : text),
   };
 }
 

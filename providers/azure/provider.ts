@@ -144,6 +144,7 @@ export function createAzureProvider(
       log: ctx.log,
       signal: opts.signal,
       secrets: () => [token, src.secret],
+      request: [opts.body === undefined ? undefined : JSON.stringify(opts.body), url.search],
       send: async () => {
         token = await src.token(opts.signal);
         return await ctx.fetch(url, {

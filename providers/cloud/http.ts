@@ -1,6 +1,8 @@
 /**
  * The HTTP exchange every cloud API client shares: send (re-signing or
- * re-authorizing per attempt), redact secrets from the answer, and retry
+ * re-authorizing per attempt), redact secrets from the answer, replace what
+ * the request carried in a failed answer (so a provider that echoes the
+ * request, user data and all, never gets it printed), and retry
  * what the provider's policy calls transient after the delay it chooses,
  * at most `maxRetries` times. Mapping the final error stays with each
  * provider; so do its request shapes.
@@ -10,6 +12,7 @@
 
 import { CrabboxError, redact, retryAfterMs } from "../../lib/core/mod.ts";
 import { backoffMs, type CloudRuntime } from "./common.ts";
+import { requestFragments, scrubRequestData } from "./request_data.ts";
 
 /** One answer, body read and secrets redacted. */
 export interface HttpAnswer {
@@ -19,7 +22,10 @@ export interface HttpAnswer {
   ok: boolean;
   /** Response headers. */
   headers: Headers;
-  /** Body text, with every secret replaced by `[redacted]`. */
+  /**
+   * Body text, with every secret replaced by `[redacted]`; in a non-2xx
+   * answer also every fragment of the request replaced by `[request data]`.
+   */
   text: string;
 }
 
@@ -40,6 +46,11 @@ export interface RetryingRequest {
   send: () => Promise<Response>;
   /** Secrets to redact from answers and network errors. */
   secrets: () => readonly (string | undefined)[];
+  /**
+   * What the request carries (its body, its query string): never repeated
+   * from a failed answer (see {@link scrubRequestData}).
+   */
+  request?: readonly (string | undefined)[];
   /** Delay before retrying a non-2xx answer, or `undefined` to stop and return it. */
   retryDelayMs: (
     answer: HttpAnswer,
@@ -71,6 +82,7 @@ export interface RetryingRequest {
  * ```
  */
 export async function fetchWithRetry(r: RetryingRequest): Promise<HttpAnswer> {
+  let fragments: string[] | undefined;
   for (let attempt = 0;; attempt++) {
     let res: Response;
     try {
@@ -86,11 +98,12 @@ export async function fetchWithRetry(r: RetryingRequest): Promise<HttpAnswer> {
         }`,
       );
     }
+    const text = redact(await res.text(), r.secrets());
     const answer: HttpAnswer = {
       status: res.status,
       ok: res.ok,
       headers: res.headers,
-      text: redact(await res.text(), r.secrets()),
+      text: res.ok ? text : scrubRequestData(text, fragments ??= requestFragments(r.request ?? [])),
     };
     if (answer.ok) return answer;
     const delay = attempt < r.rt.maxRetries ? await r.retryDelayMs(answer, attempt) : undefined;

@@ -13,6 +13,7 @@
 import { CrabboxError, retryAfterMs } from "../../lib/core/mod.ts";
 import { backoffMs, type CloudRuntime } from "./common.ts";
 import { fetchWithRetry, parseJsonAnswer } from "./http.ts";
+import { capMessage } from "./request_data.ts";
 
 /** A body: JSON (sent as `application/json`) or form fields (`x-www-form-urlencoded`). */
 export type ApiBody = { json: unknown } | { form: string };
@@ -125,6 +126,7 @@ export function apiClient(
       what: where,
       send: () => options.fetch(`${options.baseUrl}${request.path}`, init),
       secrets: options.secrets,
+      request: [body, request.path.split("?")[1]],
       retryDelayMs: (a, attempt) => {
         const retryable = a.status === 429 ||
           (a.status >= 500 && (safe || request.retryOnServerError === true));
@@ -153,8 +155,8 @@ export function apiClient(
 
 /**
  * The message of an error body: the first non-empty string among `fields` of
- * its JSON (a string list is joined), else the plain text (trimmed, at most
- * 300 characters).
+ * its JSON (a string list is joined), else the plain text; trimmed, at most
+ * 300 characters.
  *
  * @example
  * ```ts
@@ -176,12 +178,12 @@ export function errorMessage(
   }
   for (const f of fields) {
     const v = json[f];
-    if (typeof v === "string" && v.trim() !== "") return v.trim();
+    if (typeof v === "string" && v.trim() !== "") return capMessage(v);
     if (Array.isArray(v) && v.some((x) => typeof x === "string")) {
-      return v.filter((x) => typeof x === "string").join("; ");
+      return capMessage(v.filter((x) => typeof x === "string").join("; "));
     }
   }
-  return text.trim().slice(0, 300) || "(empty body)";
+  return capMessage(text) || "(empty body)";
 }
 
 /** How a provider's REST errors are named. */

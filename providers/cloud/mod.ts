@@ -12,3 +12,4 @@ export * from "./ws_tunnel.ts";
 export * from "./http_api.ts";
 export * from "./lease_identity.ts";
 export * from "./operator_address.ts";
+export * from "./request_data.ts";

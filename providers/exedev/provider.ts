@@ -22,9 +22,12 @@ import { CrabboxError, knownHostsPath, retryAfterMs } from "../../lib/core/mod.t
 import {
   assertSelectorValue,
   backoffMs,
+  capMessage,
   type CloudProviderOptions,
   cloudRuntime,
   fetchWithRetry,
+  requestFragments,
+  scrubRequestData,
   timeoutError,
 } from "../cloud/mod.ts";
 import type { CreateSpec, Provider, ProviderContext, ProviderLease, SshTarget } from "../types.ts";
@@ -86,6 +89,7 @@ export function createExedevProvider(
       log: ctx.log,
       signal,
       secrets: () => [token],
+      request: [command],
       send: () =>
         ctx.fetch(`${baseUrl}/exec`, {
           method: "POST",
@@ -110,19 +114,26 @@ export function createExedevProvider(
     try {
       json = answer.text.trim() === "" ? {} : JSON.parse(answer.text);
     } catch {
-      json = { error: answer.text.trim().slice(0, 200) || `HTTP ${answer.status}` };
+      json = { error: answer.text.trim() || `HTTP ${answer.status}` };
     }
+    // exe.dev reports errors in 2xx answers too: its words, without what was sent, capped.
+    const said = (v: unknown) => {
+      const e = answerError(v);
+      return e === undefined
+        ? undefined
+        : capMessage(scrubRequestData(e, requestFragments([command])));
+    };
     if (answer.status === 401 || answer.status === 403) {
       throw new CrabboxError(
         "credentials",
         "exedev_unauthorized",
         `exe.dev ${verb} failed: ${
-          answerError(json) ?? `HTTP ${answer.status}`
+          said(json) ?? `HTTP ${answer.status}`
         }: the token in ${variable} was refused`,
         { hint: "make a new token with `ssh exe.dev ssh-key generate-api-key`" },
       );
     }
-    const error = answerError(json) ?? (answer.ok ? undefined : `HTTP ${answer.status}`);
+    const error = said(json) ?? (answer.ok ? undefined : `HTTP ${answer.status}`);
     if (error !== undefined) throw exedevError(error, verb, variable);
     return json;
   }

@@ -16,6 +16,7 @@ import {
   apiBaseUrl,
   asObject,
   type BoxOwner,
+  capMessage,
   configPort,
   configString,
   errorEnvelope,
@@ -520,7 +521,7 @@ export function parseGcpError(status: number, text: string): GcpApiError {
   const list = Array.isArray(err.errors) ? err.errors : [];
   return {
     code: typeof err.code === "number" ? err.code : status,
-    message: typeof err.message === "string" ? err.message : text.slice(0, 200).trim(),
+    message: capMessage(typeof err.message === "string" ? err.message : text),
     reasons: list.map((e: unknown) => asObject(e).reason).filter((r): r is string =>
       typeof r === "string"
     ),

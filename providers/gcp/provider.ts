@@ -141,6 +141,7 @@ export function createGcpProvider(
       log: ctx.log,
       signal: opts.signal,
       secrets: () => [token],
+      request: [opts.body === undefined ? undefined : JSON.stringify(opts.body), url.search],
       send: async () => {
         token = await src.token(opts.signal);
         return await ctx.fetch(url, {

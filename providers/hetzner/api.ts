@@ -15,6 +15,7 @@ import {
   apiBaseUrl,
   asObject,
   type BoxOwner,
+  capMessage,
   configPort,
   configString,
   errorEnvelope,
@@ -414,7 +415,7 @@ export function parseApiError(status: number, text: string): HetznerApiError {
     : [];
   return {
     code: typeof err.code === "string" ? err.code : `http_${status}`,
-    message: typeof err.message === "string" ? err.message : text.slice(0, 200).trim(),
+    message: capMessage(typeof err.message === "string" ? err.message : text),
     fields,
   };
 }

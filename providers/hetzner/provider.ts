@@ -109,6 +109,10 @@ export function createHetznerProvider(
       log: ctx.log,
       signal: opts.signal,
       secrets: () => [token],
+      request: [
+        opts.body === undefined ? undefined : JSON.stringify(opts.body),
+        path.split("?")[1],
+      ],
       send: () =>
         ctx.fetch(`${s.baseUrl}${path}`, {
           method,

@@ -10,7 +10,7 @@
 
 import { CrabboxError } from "../../lib/core/mod.ts";
 import type { EnvReader, Labels } from "../../lib/core/mod.ts";
-import { apiBaseUrl, configString } from "../cloud/mod.ts";
+import { apiBaseUrl, capMessage, configString } from "../cloud/mod.ts";
 import type { CreateSpec, ProviderLease } from "../types.ts";
 
 /** The Connect service every call is a method of. */
@@ -299,11 +299,14 @@ export function parseConnectError(status: number, text: string): ConnectError {
   try {
     const o = JSON.parse(text) as Record<string, unknown>;
     if (typeof o.code === "string") {
-      return { code: o.code, message: typeof o.message === "string" ? o.message : o.code };
+      return {
+        code: o.code,
+        message: capMessage(typeof o.message === "string" ? o.message : o.code),
+      };
     }
   } catch { /* not JSON */ }
   const code = Object.entries(CONNECT_STATUS).find(([, s]) => s === status)?.[0] ?? "unknown";
-  return { code, message: text.trim().slice(0, 200) || `HTTP ${status}` };
+  return { code, message: capMessage(text) || `HTTP ${status}` };
 }
 
 /**

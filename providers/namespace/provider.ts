@@ -114,6 +114,7 @@ export function createNamespaceProvider(
       log: ctx.log,
       signal: opts.signal,
       secrets: () => [bearer],
+      request: [JSON.stringify(body)],
       send: () =>
         ctx.fetch(`${baseUrl}${methodPath(method)}`, {
           method: "POST",

@@ -20,6 +20,7 @@ import {
 import {
   apiBaseUrl,
   type ApiFailure,
+  capMessage,
   configString,
   isIpv4,
   leaseResourceName,
@@ -392,7 +393,7 @@ export function proxmoxError(f: ApiFailure): CrabboxError {
   // PVE's message is its reason phrase, which Deno's fetch does not expose (it reports the
   // canonical one), so it comes from the body's `message`.
   const message = typeof body.message === "string" ? body.message.trim() : "";
-  const said = [message, ...params].filter((x) => x).join("; ") || `HTTP ${f.status}`;
+  const said = capMessage([message, ...params].filter((x) => x).join("; ")) || `HTTP ${f.status}`;
   if (/Configuration file '[^']*' does not exist/i.test(said)) {
     return new CrabboxError("provider", "proxmox_not_found", `Proxmox: ${f.where}: ${said}`, {
       details: { status: f.status },

@@ -9,7 +9,14 @@
 
 import { CrabboxError, retryAfterMs } from "../../lib/core/mod.ts";
 import type { EnvReader, Labels } from "../../lib/core/mod.ts";
-import { apiBaseUrl, configString, decodeFlatTags, encodeFlatTags, wsUrl } from "../cloud/mod.ts";
+import {
+  apiBaseUrl,
+  capMessage,
+  configString,
+  decodeFlatTags,
+  encodeFlatTags,
+  wsUrl,
+} from "../cloud/mod.ts";
 import type { CreateSpec, ProviderLease } from "../types.ts";
 
 /** Documented production endpoint. */
@@ -279,11 +286,11 @@ export function parseSpritesError(status: number, text: string): SpritesApiError
   try {
     const o = JSON.parse(text) as Record<string, unknown>;
     const code = typeof o.error === "string" ? o.error : `http_${status}`;
-    const message = typeof o.message === "string" ? o.message : code;
+    const message = capMessage(typeof o.message === "string" ? o.message : code);
     const retry = typeof o.retry_after_seconds === "number" ? o.retry_after_seconds : undefined;
     return { code, message, retryAfterSeconds: retry };
   } catch {
-    return { code: `http_${status}`, message: text.trim().slice(0, 200) || `HTTP ${status}` };
+    return { code: `http_${status}`, message: capMessage(text) || `HTTP ${status}` };
   }
 }
 

@@ -104,6 +104,10 @@ export function createSpritesProvider(
       log: ctx.log,
       signal: opts.signal,
       secrets: () => [token],
+      request: [
+        opts.body === undefined ? undefined : JSON.stringify(opts.body),
+        path.split("?")[1],
+      ],
       send: () =>
         ctx.fetch(`${baseUrl}${path}`, {
           method,

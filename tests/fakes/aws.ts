@@ -18,7 +18,13 @@
  * @module
  */
 
-import { type Fault, type RecordedRequest, serveFake, takeFault } from "./fake_http.ts";
+import {
+  type Fault,
+  faultMessage,
+  type RecordedRequest,
+  serveFake,
+  takeFault,
+} from "./fake_http.ts";
 import { type SigV4Keys, verifySigV4 } from "./aws_sigv4.ts";
 import {
   ACTIONS,
@@ -1125,7 +1131,13 @@ export function startFakeAws(options: FakeAwsOptions = {}): FakeAws {
         );
       }
       const fault = takeFault(faults, req.method, action);
-      if (fault) throw new Ec2Fault(fault.status, fault.code, fault.message ?? fault.code);
+      if (fault) {
+        throw new Ec2Fault(
+          fault.status,
+          fault.code,
+          faultMessage(fault, new TextDecoder().decode(body)),
+        );
+      }
       res = await handlers[action](form, rid);
     } catch (e) {
       if (!(e instanceof Ec2Fault)) throw e;

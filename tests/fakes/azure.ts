@@ -44,6 +44,7 @@
 import {
   type FakeHttp,
   type Fault,
+  faultMessage,
   type RecordedRequest,
   recordRequest,
   serveFake,
@@ -711,7 +712,7 @@ export function startFakeAzure(options: FakeAzureOptions = {}): FakeAzure {
             ...fault.headers,
           }
           : fault.headers ?? {};
-        throw new ArmError(fault.status, fault.code, fault.message ?? fault.code, headers);
+        throw new ArmError(fault.status, fault.code, faultMessage(fault, text), headers);
       }
       const api = url.searchParams.get("api-version");
       if (!api) {

@@ -38,6 +38,11 @@ export interface Fault {
   message?: string;
   /** Extra response headers. */
   headers?: Record<string, string>;
+  /**
+   * The error message repeats the whole request body after the message, the
+   * way some APIs answer a validation error (see {@link faultMessage}).
+   */
+  echoRequest?: boolean;
 }
 
 /** A running fake HTTP server. */
@@ -66,6 +71,22 @@ export function serveFake(handler: (req: Request) => Promise<Response> | Respons
       await server.shutdown();
     },
   };
+}
+
+/**
+ * The provider message of a fault: its `message` (else its code), followed
+ * by the raw request body when the fault echoes the request.
+ *
+ * @example
+ * ```ts
+ * import { faultMessage } from "./fake_http.ts";
+ * faultMessage({ status: 422, code: "invalid_input", echoRequest: true }, '{"a":1}');
+ * // 'invalid_input: {"a":1}'
+ * ```
+ */
+export function faultMessage(fault: Fault, requestBody: string): string {
+  const message = fault.message ?? fault.code;
+  return fault.echoRequest ? `${message}: ${requestBody}` : message;
 }
 
 /** Take the first matching fault (decrementing its count); `undefined` if none. */

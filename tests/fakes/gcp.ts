@@ -40,6 +40,7 @@
 import {
   type FakeHttp,
   type Fault,
+  faultMessage,
   type RecordedRequest,
   recordRequest,
   serveFake,
@@ -754,7 +755,7 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
       const fault = takeFault(faults, req.method, path);
       if (fault) {
         throw Object.assign(
-          new GcpApiError(fault.status, fault.code, fault.message ?? fault.code),
+          new GcpApiError(fault.status, fault.code, faultMessage(fault, text)),
           { headers: fault.headers },
         );
       }

@@ -19,6 +19,7 @@ import { createHash } from "node:crypto";
 import {
   type FakeHttp,
   type Fault,
+  faultMessage,
   type RecordedRequest,
   redactedHeaders,
   serveFake,
@@ -676,7 +677,7 @@ export function startFakeHetzner(options: FakeHetznerOptions = {}): FakeHetzner 
             Math.ceil(Date.now() / 1000) + (fault.rateLimitResetIn ?? 1),
           );
         }
-        res = new ApiError(fault.status, fault.code, fault.message ?? fault.code, fault.field)
+        res = new ApiError(fault.status, fault.code, faultMessage(fault, text), fault.field)
           .toResponse(
             headers,
           );

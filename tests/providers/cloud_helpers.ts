@@ -81,3 +81,43 @@ export function sshRecorder(): {
 export function envOf(vars: Record<string, string | undefined>): (k: string) => string | undefined {
   return (k) => vars[k];
 }
+
+/**
+ * An auth key no prefix list knows (Headscale's `hskey-auth-`), fresh per
+ * run and never in any environment: only request-data scrubbing can keep it
+ * out of an error.
+ */
+export const ECHO_AUTH_KEY = `hskey-auth-${crypto.randomUUID().replaceAll("-", "")}`;
+
+/** Cloud-init user data carrying {@link ECHO_AUTH_KEY}, as a `--tailscale --init` box gets. */
+export const ECHO_USER_DATA = [
+  "#cloud-config",
+  "write_files:",
+  "  - path: /etc/crabbox/tailnet.env",
+  "    permissions: '0600'",
+  "    content: |",
+  `      CRABBOX_TAILSCALE_AUTH_KEY=${ECHO_AUTH_KEY}`,
+  "runcmd:",
+  '  - [sh, -c, "tailscale up --auth-key=file:/etc/crabbox/tailnet.env --hostname=crabbox-api"]',
+  "",
+].join("\n");
+
+/**
+ * Fail unless `text` (an error's message, hint, details, a CLI's output)
+ * holds neither the auth key nor any line of the user data, nor its base64 form.
+ */
+export function assertNoRequestData(text: string): void {
+  if (text.includes(ECHO_AUTH_KEY)) throw new Error(`the auth key leaked: ${text}`);
+  const b64 = btoa(ECHO_USER_DATA).slice(0, 24); // the base64 form AWS and Azure send
+  for (const form of [b64, encodeURIComponent(b64)]) {
+    if (text.includes(form)) throw new Error(`the base64 user data leaked: ${text}`);
+  }
+  for (const line of ECHO_USER_DATA.split("\n").map((l) => l.trim()).filter((l) => l)) {
+    if (text.includes(line)) throw new Error(`a line of the user data leaked (${line}): ${text}`);
+  }
+}
+
+/** Everything of a provider error that can be printed: message, hint, details (as --json shows them). */
+export function printable(e: { message: string; hint?: string; details?: unknown }): string {
+  return [e.message, e.hint ?? "", JSON.stringify(e.details ?? {})].join("\n");
+}

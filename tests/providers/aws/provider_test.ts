@@ -13,9 +13,12 @@ import {
 } from "../../fakes/aws.ts";
 import { type FakeIpEchoOptions, startFakeIpEcho } from "../../fakes/ip_echo.ts";
 import {
+  assertNoRequestData,
+  ECHO_USER_DATA,
   envOf,
   fakePublicKey,
   logRecorder,
+  printable,
   sleepRecorder,
   specFor,
   sshRecorder,
@@ -570,5 +573,24 @@ Deno.test("aws: registered lazily with the features it reports", async () => {
       {},
     ),
     undefined,
+  );
+});
+
+Deno.test("aws: an error answer that echoes the request never repeats the user data or the auth key", async () => {
+  const { fake, provider } = setup();
+  await using _ = fake;
+  fake.inject({
+    match: "RunInstances",
+    status: 400,
+    code: "InvalidParameterValue",
+    echoRequest: true,
+  });
+  await rejectsWith(
+    provider.create(specFor("api", "echo", fakePublicKey(), { userData: ECHO_USER_DATA })),
+    (e) => {
+      assert.ok(e.code.startsWith("aws_"), e.code);
+      assert.ok(e.message.length < 600, e.message);
+      assertNoRequestData(printable(e));
+    },
   );
 });

@@ -17,9 +17,12 @@ import {
 import { createAzureProvider } from "../../../providers/azure/provider.ts";
 import { type FakeAzureOptions, startFakeAzure } from "../../fakes/azure.ts";
 import {
+  assertNoRequestData,
+  ECHO_USER_DATA,
   envOf,
   fakePublicKey,
   logRecorder,
+  printable,
   sleepRecorder,
   specFor,
   sshRecorder,
@@ -279,5 +282,25 @@ Deno.test("azure: registered lazily with the features it reports and names missi
   assert.equal(
     factory({ home: HOME, env: envOf({}), config: {}, fetch, log: () => {} }).name,
     "azure",
+  );
+});
+
+Deno.test("azure: an error answer that echoes the request never repeats the user data or the auth key", async () => {
+  const { fake, provider } = setup();
+  await using _ = fake;
+  fake.inject({
+    method: "PUT",
+    match: /virtualMachines\/[^/]+$/,
+    status: 400,
+    code: "InvalidParameter",
+    echoRequest: true,
+  });
+  await rejectsWith(
+    provider.create(specFor("api", "echo", fakePublicKey(), { userData: ECHO_USER_DATA })),
+    (e) => {
+      assert.ok(e.code.startsWith("azure_"), e.code);
+      assert.ok(e.message.length < 600, e.message);
+      assertNoRequestData(printable(e));
+    },
   );
 });

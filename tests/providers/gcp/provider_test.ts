@@ -16,9 +16,12 @@ import { gcpCredentialSource, parseServiceAccountKey } from "../../../providers/
 import { createGcpProvider } from "../../../providers/gcp/provider.ts";
 import { type FakeGcpOptions, parseGcpFilter, startFakeGcp } from "../../fakes/gcp.ts";
 import {
+  assertNoRequestData,
+  ECHO_USER_DATA,
   envOf,
   fakePublicKey,
   logRecorder,
+  printable,
   sleepRecorder,
   specFor,
   sshRecorder,
@@ -424,4 +427,24 @@ Deno.test("fake gcp: a page token only works with the filter it was issued for",
   );
   assert.equal(other.status, 400);
   await other.body?.cancel();
+});
+
+Deno.test("gcp: an error answer that echoes the request never repeats the user data or the auth key", async () => {
+  const { fake, provider } = await setup();
+  await using _ = fake;
+  fake.inject({
+    method: "POST",
+    match: /\/instances$/,
+    status: 400,
+    code: "invalid",
+    echoRequest: true,
+  });
+  await rejectsWith(
+    provider.create(specFor("api", "echo", fakePublicKey(), { userData: ECHO_USER_DATA })),
+    (e) => {
+      assert.ok(e.code.startsWith("gcp_"), e.code);
+      assert.ok(e.message.length < 600, e.message);
+      assertNoRequestData(printable(e));
+    },
+  );
 });

@@ -22,9 +22,12 @@ import {
   startFakeHetzner,
 } from "../../fakes/hetzner.ts";
 import {
+  assertNoRequestData,
+  ECHO_USER_DATA,
   envOf,
   fakePublicKey,
   logRecorder,
+  printable,
   sleepRecorder,
   specFor,
   sshRecorder,
@@ -689,4 +692,24 @@ Deno.test("hetzner: the box's shape replaces the configured type, location and i
   const c = await provider.create(specFor("c", "pr-42", fakePublicKey()));
   const sc = fake.servers.get(Number(c.providerId))!;
   assert.deepEqual([sc.serverType, sc.location], ["cpx22", "nbg1"]);
+});
+
+Deno.test("hetzner: an error answer that echoes the request never repeats the user data or the auth key", async () => {
+  const { fake, provider } = setup();
+  await using _ = fake;
+  fake.inject({
+    method: "POST",
+    match: "/servers",
+    status: 422,
+    code: "invalid_input",
+    echoRequest: true,
+  });
+  await rejectsWith(
+    provider.create(specFor("api", "echo", fakePublicKey(), { userData: ECHO_USER_DATA })),
+    (e) => {
+      assert.ok(e.code.startsWith("hetzner_invalid"), e.code);
+      assert.ok(e.message.length < 600, e.message);
+      assertNoRequestData(printable(e));
+    },
+  );
 });
