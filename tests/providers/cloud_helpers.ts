@@ -9,6 +9,7 @@
 import { encodeLabels } from "../../lib/core/labels.ts";
 import { newLeaseId, roleOf } from "../../lib/core/names.ts";
 import type { SshWaiter } from "../../providers/cloud/common.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
 import type { CreateSpec, SshTarget } from "../../providers/types.ts";
 import { fakeHostKey } from "../ssh/_host_key.ts";
 
@@ -120,4 +121,22 @@ export function assertNoRequestData(text: string): void {
 /** Everything of a provider error that can be printed: message, hint, details (as --json shows them). */
 export function printable(e: { message: string; hint?: string; details?: unknown }): string {
   return [e.message, e.hint ?? "", JSON.stringify(e.details ?? {})].join("\n");
+}
+
+/**
+ * Create a box with {@link ECHO_USER_DATA} through `create` (its provider's
+ * fake answers with an echo of the request) and check the provider error:
+ * its code starts with `codePrefix`, it is short, and nothing printable of it
+ * holds request data.
+ */
+export async function assertEchoedCreateIsClean(
+  create: (spec: CreateSpec) => Promise<unknown>,
+  codePrefix: string,
+): Promise<void> {
+  const spec = specFor("api", "echo", fakePublicKey(), { userData: ECHO_USER_DATA });
+  const e = await create(spec).then(() => undefined, (e: unknown) => e);
+  if (!(e instanceof CrabboxError)) throw new Error(`expected a CrabboxError, got ${e}`);
+  if (!e.code.startsWith(codePrefix)) throw new Error(`unexpected code ${e.code}: ${e.message}`);
+  if (e.message.length >= 600) throw new Error(`message too long: ${e.message}`);
+  assertNoRequestData(printable(e));
 }

@@ -57,15 +57,8 @@ function probeOf(euid: number, present: Set<string>): PrerequisiteProbe {
   };
 }
 
-const EVERYTHING = [
-  "/usr/sbin/ip",
-  "/usr/sbin/sshd",
-  "/usr/bin/socat",
-  "/usr/bin/unshare",
-  "/usr/bin/setsid",
-  "/usr/bin/ssh",
-  "/usr/bin/ssh-keygen",
-];
+/** Where each local requirement is found once installed. */
+const EVERYTHING = LOCAL_REQUIREMENTS.map((r) => r.path ?? `/usr/bin/${r.name}`);
 
 Deno.test("ensurePackages as root with apt-get runs the printed commands and creates /run/sshd", async () => {
   const present = new Set([
