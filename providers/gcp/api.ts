@@ -22,6 +22,8 @@ import {
   errorEnvelope,
   isIpv4,
   ownerOf,
+  requestFragments,
+  scrubRequestData,
   sharedResourceName,
 } from "../cloud/mod.ts";
 import type { CreateSpec, ProviderLease } from "../types.ts";
@@ -619,12 +621,23 @@ export function gcpError(status: number, err: GcpApiError, ctx: GcpRequestContex
   );
 }
 
-/** Map the errors of a DONE operation (HTTP 200) to a {@link CrabboxError}. */
+/**
+ * Map the errors of a DONE operation (HTTP 200) to a {@link CrabboxError}.
+ * Their messages are capped and never repeat `request` (the body that
+ * started the operation, see {@link scrubRequestData}).
+ */
 export function operationError(
   op: GcpOperation,
   ctx: { what: string; machineType?: string; zone?: string },
+  request?: string,
 ): CrabboxError {
-  const said = op.errors.map((e) => `${e.code}: ${e.message}`).join("; ");
+  const fragments = requestFragments([request]);
+  const errors = op.errors.map((e) => ({
+    ...e,
+    message: capMessage(scrubRequestData(e.message, fragments)),
+  }));
+  op = { ...op, errors };
+  const said = capMessage(op.errors.map((e) => `${e.code}: ${e.message}`).join("; "));
   if (op.errors.some((e) => CAPACITY_CODES.has(e.code))) {
     return new CrabboxError(
       "provider",

@@ -184,6 +184,7 @@ export function createGcpProvider(
     first: unknown,
     what: string,
     signal?: AbortSignal,
+    request?: unknown,
   ): Promise<void> {
     const s = await settings();
     let op: GcpOperation = parseOperation(first);
@@ -203,7 +204,11 @@ export function createGcpProvider(
       );
     }
     if (op.errors.length > 0) {
-      throw operationError(op, { what, machineType: s.machineType, zone: s.zone });
+      throw operationError(
+        op,
+        { what, machineType: s.machineType, zone: s.zone },
+        request === undefined ? undefined : JSON.stringify(request),
+      );
     }
   }
 
@@ -346,7 +351,7 @@ export function createGcpProvider(
             idempotent: true,
           });
           inserted = true;
-          await waitOperation(op, `create instance ${name}`, signal);
+          await waitOperation(op, `create instance ${name}`, signal, body);
         } catch (e) {
           // Our own earlier insert (same unique name and lease) is fine to adopt.
           const mine = e instanceof CrabboxError && e.code === "gcp_already_exists" &&

@@ -109,6 +109,11 @@ export interface FakeGcpOptions {
   exhausted?: string[];
   /** Instances beyond this count end in a QUOTA_EXCEEDED operation error. */
   instanceQuota?: number;
+  /**
+   * The insert operation ends DONE with an error whose message repeats the
+   * whole request body (a provider that echoes what it got).
+   */
+  insertOperationEchoes?: boolean;
 }
 
 /** A fault: `match` is the path below `/compute/v1` (or `/token`); `code` is the reason. */
@@ -498,6 +503,18 @@ export async function startFakeGcp(options: FakeGcpOptions = {}): Promise<FakeGc
       );
     }
     const target = `zones/${zone}/instances/${body.name}`;
+    if (options.insertOperationEchoes) {
+      const op = newOp({
+        zone,
+        type: "insert",
+        target,
+        error: {
+          code: "INVALID_FIELD_VALUE",
+          message: `invalid instance: ${JSON.stringify(body)}`,
+        },
+      });
+      return json(200, opJson(op));
+    }
     if (exhausted.has(mt[2])) {
       const op = newOp({
         zone,

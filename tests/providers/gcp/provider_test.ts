@@ -439,3 +439,9 @@ Deno.test("gcp: an error answer that echoes the request never repeats the user d
   });
   await assertEchoedCreateIsClean((spec) => provider.create(spec), "gcp_");
 });
+
+Deno.test("gcp: a failed insert operation that echoes the request never repeats the user data or the auth key", async () => {
+  const { fake, provider } = await setup({ insertOperationEchoes: true });
+  await using _ = fake;
+  await assertEchoedCreateIsClean((spec) => provider.create(spec), "gcp_operation_failed");
+});
