@@ -32,12 +32,15 @@ import {
   assertSelectorValue,
   backoffMs,
   type BoxOwner,
+  capMessage,
   type CloudProviderOptions,
   cloudRuntime,
   fetchWithRetry,
   ownerOf,
   parseJsonAnswer,
+  requestFragments,
   retryAfterDelayMs,
+  scrubRequestData,
   sharedResourceLabels,
   timeoutError,
   withLeftBehind,
@@ -194,9 +197,20 @@ export function createAzureProvider(
     what: string,
     resourcePath: string | undefined,
     signal?: AbortSignal,
+    request?: unknown,
   ) {
     const s = settings();
     const ctxErr = { what, vmSize: s.vmSize, location: s.location };
+    // An operation's error is a 2xx answer: cap it and keep the PUT body out of it here.
+    const clean = (e: { code: string; message: string }) => ({
+      code: e.code,
+      message: capMessage(
+        scrubRequestData(
+          e.message,
+          requestFragments([request === undefined ? undefined : JSON.stringify(request)]),
+        ),
+      ),
+    });
     const deadline = rt.now() + rt.readyTimeoutMs;
     const wait = async (h: Headers) => {
       if (rt.now() >= deadline) throw timeoutError("azure", what, rt.readyTimeoutMs);
@@ -220,7 +234,7 @@ export function createAzureProvider(
         if (isTerminal(st.status)) {
           throw azureError(
             200,
-            st.error ?? { code: st.status, message: `${what} ended ${st.status}` },
+            st.error ? clean(st.error) : { code: st.status, message: `${what} ended ${st.status}` },
             ctxErr,
           );
         }
@@ -264,7 +278,7 @@ export function createAzureProvider(
       : resourceUrlPath(s, kind, name);
     const what = kind === "group" ? `create resource group ${name}` : `create ${kind} ${name}`;
     const res = await call("PUT", path, { body, signal, what });
-    await awaitLro(res, what, path, signal);
+    await awaitLro(res, what, path, signal, body);
   }
 
   /** Delete a resource, retrying the documented transient conflicts (bounded); gone is fine. */

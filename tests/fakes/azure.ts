@@ -83,6 +83,11 @@ export interface FakeAzureOptions {
   vmSizes?: string[];
   /** Sizes whose VM operation ends Failed with AllocationFailed. */
   unavailable?: string[];
+  /**
+   * The VM operation ends Failed with an error whose message repeats the
+   * whole PUT body (a provider that echoes what it got).
+   */
+  vmOperationEchoes?: boolean;
   /** VMs beyond this count are refused with 409 OperationNotAllowed (quota). */
   vmQuota?: number;
   /**
@@ -483,7 +488,9 @@ export function startFakeAzure(options: FakeAzureOptions = {}): FakeAzure {
         tags: {},
         properties: { managedBy: name },
       });
-      if ((options.unavailable ?? []).includes(hw.vmSize)) {
+      if (options.vmOperationEchoes) {
+        failure = { code: "InvalidParameter", message: `invalid VM: ${JSON.stringify(body)}` };
+      } else if ((options.unavailable ?? []).includes(hw.vmSize)) {
         failure = {
           code: "AllocationFailed",
           message:

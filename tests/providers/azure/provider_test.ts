@@ -295,3 +295,9 @@ Deno.test("azure: an error answer that echoes the request never repeats the user
   });
   await assertEchoedCreateIsClean((spec) => provider.create(spec), "azure_");
 });
+
+Deno.test("azure: a failed VM operation that echoes the request never repeats the user data or the auth key", async () => {
+  const { fake, provider } = setup({ vmOperationEchoes: true });
+  await using _ = fake;
+  await assertEchoedCreateIsClean((spec) => provider.create(spec), "azure_");
+});
