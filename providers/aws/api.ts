@@ -118,10 +118,18 @@ export function awsSettings(
       return cidr;
     });
   const echo = env("CRABBOX_IP_ECHO_URL")?.trim();
-  const ipEchoUrl = apiBaseUrl(
-    echo ? "CRABBOX_IP_ECHO_URL" : "aws.ipEchoUrl",
-    echo || configString(config, "aws", "ipEchoUrl") || DEFAULT_IP_ECHO_URL,
-  ).href;
+  const configured = configString(config, "aws", "ipEchoUrl");
+  let ipEchoUrl: string;
+  try {
+    ipEchoUrl = apiBaseUrl(
+      echo ? "CRABBOX_IP_ECHO_URL" : "aws.ipEchoUrl",
+      echo || configured || DEFAULT_IP_ECHO_URL,
+    ).href;
+  } catch (e) {
+    // A bad config value is a config error (exit 11); a bad variable stays a usage error.
+    if (echo || !(e instanceof CrabboxError)) throw e;
+    throw new CrabboxError("config", "bad_config_value", e.message);
+  }
   return {
     region,
     endpoint,

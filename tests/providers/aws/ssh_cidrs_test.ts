@@ -146,6 +146,12 @@ Deno.test("aws sshCidrs: a bad CIDR or type is a config error (exit 11) naming t
       ),
     /CRABBOX_IP_ECHO_URL must be an https URL/,
   );
+  assert.throws(() => awsSettings(env, { ipEchoUrl: "http://ip.example/" }), (e: unknown) => {
+    assert.ok(e instanceof CrabboxError);
+    assert.equal(e.exitStatus, 11);
+    assert.match(e.message, /aws\.ipEchoUrl must be an https URL/);
+    return true;
+  });
   assert.deepEqual(awsSettings(env, { sshCidrs: "203.0.113.0/24" }).sshCidrs, ["203.0.113.0/24"]);
   assert.equal(awsSettings(env, {}).ipEchoUrl, "https://checkip.amazonaws.com/");
   assert.equal(
