@@ -12,7 +12,10 @@
  * @module
  */
 
-import { Command, CommanderError, type OutputConfiguration } from "@commander-js/extra-typings";
+import type { Command } from "./cli/args/command.ts";
+import { group } from "./cli/args/command.ts";
+import { parseArgv } from "./cli/args/parse.ts";
+import { renderHelp } from "./cli/args/help.ts";
 import { leaseCommands } from "./cli/lease.ts";
 import { doctorCommand } from "./cli/doctor.ts";
 import { crewCommand } from "./cli/crew.ts";
@@ -31,75 +34,35 @@ import type { CrabboxOptions } from "./lib/runtime.ts";
  * @example
  * ```ts
  * import { buildProgram } from "./cli.ts";
- * buildProgram().commands.map((c) => c.name());
+ * buildProgram().commands.map((c) => c.name);
  * ```
  */
 export function buildProgram(io: CliIo = makeIo({}, {})): Command {
-  const output: OutputConfiguration = {
-    writeOut: (text: string) => io.writeOut(text),
-    writeErr: (text: string) => io.writeErr(text),
-    outputError: (text: string, write: (text: string) => void) => {
-      const message = text.replace(/^error: /, "").trim();
-      if (io.json) io.commanderError = message;
-      else write(`crabbox: ${message}\n`);
-    },
-  };
-  const width = io.helpWidth;
-  if (width !== undefined) {
-    output.getOutHelpWidth = () => width;
-    output.getErrHelpWidth = () => width;
-  }
-  const program = new Command("crabbox")
-    .description("lease machines into crews and make them reach each other")
-    .version(VERSION, "-V, --version")
-    .showSuggestionAfterError(true)
-    .exitOverride()
-    .configureOutput(output);
-  for (
-    const c of [
-      ...leaseCommands(io),
-      ...lifetimeCommands(io),
-      crewCommand(io),
-      doctorCommand(io),
-      proxyCommand(io),
-      completionsCommand(io, () => buildProgram(io)),
-    ]
-  ) {
-    program.addCommand(withOutput(c, output));
-  }
-  return program as unknown as Command;
+  return group("crabbox", "lease machines into crews and make them reach each other", [
+    ...leaseCommands(io),
+    ...lifetimeCommands(io),
+    crewCommand(io),
+    doctorCommand(io),
+    proxyCommand(io),
+    completionsCommand(io, () => buildProgram(io)),
+  ], VERSION);
 }
-
-/** Route a command's (and its subcommands') output and errors through `output`. */
-function withOutput<C extends AnyCommand>(c: C, output: OutputConfiguration): C {
-  c.exitOverride().configureOutput(output);
-  for (const sub of c.commands) withOutput(sub as AnyCommand, output);
-  return c;
-}
-
-// deno-lint-ignore no-explicit-any
-type AnyCommand = Command<any, any, any>;
 
 /**
- * Commands that only print (help, version, completions), diagnose the home
- * (doctor), or only read it as ssh's ProxyCommand (proxy: it runs with read,
- * env and net permissions only, under an ssh that a checked command started).
+ * Commands that only print (completions), diagnose the home (doctor), or
+ * only read it as ssh's ProxyCommand (proxy: it runs with read, env and net
+ * permissions only, under an ssh that a checked command started). Help and
+ * version never reach the home either.
  */
-const HOMELESS = new Set([
-  "doctor",
-  "completions",
-  "proxy",
-  "help",
-  "--help",
-  "-h",
-  "--version",
-  "-V",
-]);
+const HOMELESS = new Set(["doctor", "completions", "proxy"]);
 
-/** Whether `args` run a command that reads or writes CRABBOX_HOME (checked first: exit 7). */
-function needsHome(args: readonly string[]): boolean {
-  return args.length > 0 && !HOMELESS.has(args[0]) && !args.includes("--help") &&
-    !args.includes("-h");
+/** Help text width: the given streams' (80), else the terminal's, else 80. */
+function helpWidth(io: CliIo): number {
+  if (io.helpWidth !== undefined) return io.helpWidth;
+  try {
+    if (Deno.stdout.isTerminal()) return Deno.consoleSize().columns;
+  } catch { /* not a terminal after all */ }
+  return 80;
 }
 
 /** Options of {@link main}: where to write, plus the options for every library call. */
@@ -123,26 +86,32 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
   const io = makeIo({ stdout, stderr }, library);
   io.json = wantsJson(args);
   const program = buildProgram(io);
+  const parsed = parseArgv(program, args);
+  switch (parsed.kind) {
+    case "version":
+      io.writeOut(`${VERSION}\n`);
+      return 0;
+    case "help": {
+      const text = renderHelp(program, parsed.path, parsed.command, helpWidth(io));
+      if (!parsed.error) {
+        io.writeOut(text);
+        return 0;
+      }
+      // A group without its subcommand: its help is the error message.
+      io.writeErr(text);
+      return 2;
+    }
+    case "usage":
+      return reportError(io, new CrabboxError("usage", parsed.code, parsed.message));
+  }
   try {
-    if (needsHome(args)) {
+    if (!HOMELESS.has(parsed.path[0])) {
       const { assertUsableHome, crabboxHome, processEnv } = await import("./lib/core/mod.ts");
       await assertUsableHome(library.home ?? crabboxHome(library.env ?? processEnv));
     }
-    await program.parseAsync(args, { from: "user" });
+    await parsed.command.action!(parsed.flags, parsed.args);
     return io.status;
   } catch (e) {
-    if (e instanceof CommanderError) {
-      if (e.code === "commander.helpDisplayed" || e.code === "commander.version") return 0;
-      if (e.code === "commander.help") return 0;
-      if (io.json) {
-        const code = e.code.replace(/^commander\./, "").replace(
-          /[A-Z]/g,
-          (c) => `_${c.toLowerCase()}`,
-        );
-        return reportError(io, new CrabboxError("usage", code, io.commanderError ?? e.message));
-      }
-      return 2;
-    }
     return reportError(io, e);
   }
 }

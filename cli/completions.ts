@@ -5,7 +5,7 @@
  * @module
  */
 
-import { Command } from "@commander-js/extra-typings";
+import { arg, type Command, command } from "./args/command.ts";
 import { usageError } from "../lib/core/mod.ts";
 import type { CliIo } from "./output.ts";
 
@@ -17,34 +17,33 @@ export interface CompletionEntry {
   words: string[];
 }
 
-// deno-lint-ignore no-explicit-any
-type AnyCommand = Command<any, any, any>;
-
 /**
  * Walk a command tree into completion entries (pure).
  *
  * @example
  * ```ts
- * import { Command } from "@commander-js/extra-typings";
+ * import { command, flag, group } from "./args/command.ts";
  * import { completionEntries } from "./completions.ts";
- * completionEntries(new Command("x").addCommand(new Command("y").option("--z")));
+ * const y = command({ name: "y", description: "", options: { z: flag("--z", "") }, action: () => {} });
+ * completionEntries(group("x", "", [y]));
  * // [{ path: [], words: ["y"] }, { path: ["y"], words: ["--z"] }]
  * ```
  */
-export function completionEntries(root: AnyCommand): CompletionEntry[] {
+export function completionEntries(root: Command): CompletionEntry[] {
   const entries: CompletionEntry[] = [];
-  const walk = (cmd: AnyCommand, path: string[]) => {
-    const subs = cmd.commands.map((c) => c.name()).filter((n) => n !== "help");
-    const flags = cmd.options.filter((o) => o.long && !o.hidden).map((o) => o.long as string);
+  const walk = (cmd: Command, path: string[]) => {
+    const subs = cmd.commands.map((c) => c.name);
+    const flags = cmd.options.filter((o) => !o.hidden).map((o) => o.long);
+    if (cmd.version !== undefined) flags.push("--version");
     entries.push({ path, words: [...subs, ...flags] });
-    for (const c of cmd.commands) if (c.name() !== "help") walk(c, [...path, c.name()]);
+    for (const c of cmd.commands) walk(c, [...path, c.name]);
   };
   walk(root, []);
   return entries;
 }
 
 /** The bash completion script for a tree. */
-export function bashCompletion(root: AnyCommand): string {
+export function bashCompletion(root: Command): string {
   const cases = completionEntries(root).map((e) =>
     `    "${e.path.join(" ")}") words="${e.words.join(" ")}" ;;`
   );
@@ -76,11 +75,12 @@ export function bashCompletion(root: AnyCommand): string {
 }
 
 /** The `completions` command; `program` is the root to describe. */
-export function completionsCommand(io: CliIo, program: () => AnyCommand) {
-  return new Command("completions")
-    .description("print a shell completion script (bash; zsh via bashcompinit)")
-    .argument("<shell>", "bash or zsh")
-    .action((shell) => {
+export function completionsCommand(io: CliIo, program: () => Command): Command {
+  return command({
+    name: "completions",
+    description: "print a shell completion script (bash; zsh via bashcompinit)",
+    args: { shell: arg("bash or zsh") },
+    action: (_flags, { shell }) => {
       if (shell !== "bash" && shell !== "zsh") {
         throw usageError(
           "bad_shell",
@@ -89,5 +89,6 @@ export function completionsCommand(io: CliIo, program: () => AnyCommand) {
       }
       const script = bashCompletion(program());
       io.out(shell === "zsh" ? `autoload -U +X bashcompinit && bashcompinit\n${script}` : script);
-    });
+    },
+  });
 }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { Command } from "@commander-js/extra-typings";
+import { arg, type Command, command, flag, group, requiredValue, value } from "./args/command.ts";
 import { CrabboxError } from "../lib/core/mod.ts";
 import type { MemberPeers, MeshEvent } from "../lib/mesh/mod.ts";
 import { type CliIo, NETWORK_HELP, networkFlag, releasedLine, table } from "./output.ts";
@@ -304,51 +304,79 @@ async function downAction(io: CliIo, flags: { file: string; json?: boolean }): P
  * ```ts
  * import { crewCommand } from "./crew.ts";
  * import { makeIo } from "./output.ts";
- * crewCommand(makeIo({}, {})).commands.map((c) => c.name()); // ["connect", "disconnect", "peers", "release"]
+ * crewCommand(makeIo({}, {})).commands.map((c) => c.name); // ["connect", "disconnect", "peers", "release", "up", "down"]
  * ```
  */
 export function crewCommand(io: CliIo): Command {
-  const crew = new Command("crew").description("SSH-mesh and lifecycle of a whole crew");
-  crew.command("connect")
-    .description("forward every member's exposed ports to 127.0.0.1 over ssh")
-    .argument("<name>", "crew name")
-    .option("--provider <name>", "only members of this provider")
-    .option("--export", "detach the ssh processes and print export lines for eval")
-    .option("--json", "print the forward table as JSON; starts nothing")
-    .option("--peers", "also let members reach each other as <peer>.cbx:<port> (ssh-peer plane)")
-    .option("--network <mode>", NETWORK_HELP)
-    .action((name, flags) => connectAction(io, name, flags));
-  crew.command("disconnect")
-    .description("stop the crew's --export SSH-mesh daemons")
-    .argument("<name>", "crew name")
-    .option("--json", "print JSON: {crew, recorded, stopped}")
-    .action((name, flags) => disconnectAction(io, name, flags.json));
-  crew.command("peers")
-    .description("list members with transport, endpoint, exposed ports and planes")
-    .argument("<name>", "crew name")
-    .option("--provider <name>", "only members of this provider")
-    .option("--json", "print JSON")
-    .action((name, flags) => peersAction(io, name, flags));
-  crew.command("release")
-    .description("disconnect the crew and release every lease across providers")
-    .argument("<name>", "crew name")
-    .option("--all-owners", "also release other owners' members (never without this flag)")
-    .option("--json", "print JSON")
-    .action((name, flags) => releaseCrewAction(io, name, flags.allOwners, flags.json));
-  crew.command("up")
-    .description("create the members a crew file declares that are missing (idempotent)")
-    .requiredOption("-f, --file <path>", "crew file (YAML)")
-    .option("--replace", "release and re-create members that differ from the file")
-    .option(
-      "--connect",
-      "then start the SSH-mesh daemons and print export lines (crew connect --export)",
-    )
-    .option("--json", "print JSON")
-    .action((flags) => upAction(io, flags));
-  crew.command("down")
-    .description("disconnect and release the crew a crew file names")
-    .requiredOption("-f, --file <path>", "crew file (YAML)")
-    .option("--json", "print JSON")
-    .action((flags) => downAction(io, flags));
-  return crew;
+  return group("crew", "SSH-mesh and lifecycle of a whole crew", [
+    command({
+      name: "connect",
+      description: "forward every member's exposed ports to 127.0.0.1 over ssh",
+      args: { name: arg("crew name") },
+      options: {
+        provider: value("--provider <name>", "only members of this provider"),
+        export: flag("--export", "detach the ssh processes and print export lines for eval"),
+        json: flag("--json", "print the forward table as JSON; starts nothing"),
+        peers: flag(
+          "--peers",
+          "also let members reach each other as <peer>.cbx:<port> (ssh-peer plane)",
+        ),
+        network: value("--network <mode>", NETWORK_HELP),
+      },
+      action: (flags, { name }) => connectAction(io, name, flags),
+    }),
+    command({
+      name: "disconnect",
+      description: "stop the crew's --export SSH-mesh daemons",
+      args: { name: arg("crew name") },
+      options: { json: flag("--json", "print JSON: {crew, recorded, stopped}") },
+      action: (flags, { name }) => disconnectAction(io, name, flags.json),
+    }),
+    command({
+      name: "peers",
+      description: "list members with transport, endpoint, exposed ports and planes",
+      args: { name: arg("crew name") },
+      options: {
+        provider: value("--provider <name>", "only members of this provider"),
+        json: flag("--json", "print JSON"),
+      },
+      action: (flags, { name }) => peersAction(io, name, flags),
+    }),
+    command({
+      name: "release",
+      description: "disconnect the crew and release every lease across providers",
+      args: { name: arg("crew name") },
+      options: {
+        allOwners: flag(
+          "--all-owners",
+          "also release other owners' members (never without this flag)",
+        ),
+        json: flag("--json", "print JSON"),
+      },
+      action: (flags, { name }) => releaseCrewAction(io, name, flags.allOwners, flags.json),
+    }),
+    command({
+      name: "up",
+      description: "create the members a crew file declares that are missing (idempotent)",
+      options: {
+        file: requiredValue("-f, --file <path>", "crew file (YAML)"),
+        replace: flag("--replace", "release and re-create members that differ from the file"),
+        connect: flag(
+          "--connect",
+          "then start the SSH-mesh daemons and print export lines (crew connect --export)",
+        ),
+        json: flag("--json", "print JSON"),
+      },
+      action: (flags) => upAction(io, flags),
+    }),
+    command({
+      name: "down",
+      description: "disconnect and release the crew a crew file names",
+      options: {
+        file: requiredValue("-f, --file <path>", "crew file (YAML)"),
+        json: flag("--json", "print JSON"),
+      },
+      action: (flags) => downAction(io, flags),
+    }),
+  ]);
 }

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { Command } from "@commander-js/extra-typings";
+import { command, flag, value } from "./args/command.ts";
 import type { DoctorReport } from "../lib/doctor/mod.ts";
 import { type CliIo, table } from "./output.ts";
 
@@ -62,19 +62,23 @@ export function renderDoctorReport(report: DoctorReport): string {
 
 /** The `doctor` command, writing through `io`. */
 export function doctorCommand(io: CliIo) {
-  return new Command("doctor")
-    .description("check ssh, state, providers and (with --crew) every plane of a crew")
-    .option("--crew <name>", "also check this crew")
-    .option(
-      "--online",
-      "allow network calls: provider credentials, and with --crew a dial test from inside each tailnet member",
-    )
-    .option("--json", "print the report as JSON")
-    .action(async (flags) => {
+  return command({
+    name: "doctor",
+    description: "check ssh, state, providers and (with --crew) every plane of a crew",
+    options: {
+      crew: value("--crew <name>", "also check this crew"),
+      online: flag(
+        "--online",
+        "allow network calls: provider credentials, and with --crew a dial test from inside each tailnet member",
+      ),
+      json: flag("--json", "print the report as JSON"),
+    },
+    action: async (flags) => {
       const { runDoctor } = await import("../lib/doctor/mod.ts");
       const report = await runDoctor({ ...io.options, crew: flags.crew, online: flags.online });
       if (flags.json) io.printJson(report);
       else io.out(renderDoctorReport(report));
       io.status = report.ok ? 0 : 1;
-    });
+    },
+  });
 }

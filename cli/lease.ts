@@ -4,7 +4,7 @@
  * @module
  */
 
-import { Command, Option } from "@commander-js/extra-typings";
+import { command, flag, list, negatable, restArgs, value } from "./args/command.ts";
 import type { Lease } from "../lib/lease/mod.ts";
 import {
   CrabboxError,
@@ -24,8 +24,6 @@ import {
   withSpinner,
 } from "./output.ts";
 import { leaseJson } from "./lease_json.ts";
-
-const collect = (value: string, previous: string[]) => [...previous, value];
 
 async function readInit(path: string | undefined): Promise<string | undefined> {
   if (path === undefined) return undefined;
@@ -58,43 +56,50 @@ interface CreateFlags {
   arch?: string;
 }
 
-function createCommand(name: string) {
-  return new Command(name)
-    .option("--crew <name>", "lease into this crew (label crew=<name>)")
-    .option("--slug <slug>", "member name within the crew (default: a generated name)")
-    .option("--role <role>", "instead of --slug: the next free <role>-<n> (worker-1, worker-2, …)")
-    .option("--provider <name>", "provider (default: config provider, else local)")
-    .option(
-      "--expose <ports>",
-      "TCP port to expose over the SSH-mesh; repeatable, comma lists",
-      collect,
-      [] as string[],
-    )
-    .option("--init <file>", "shell script to run on the box once it is up")
-    .addOption(new Option("--user-data <file>", "alias of --init").hideHelp())
-    .option("--tailscale", "join the crew's tailnet (providers with the tailscale feature)")
-    .option(
-      "--wait-timeout <duration>",
-      "how long to wait for the box's first boot (cloud-init) and tailnet join (default 10m)",
-    )
-    .option("--no-wait", "return as soon as ssh answers (no first-boot wait, no tailnet read)")
-    .option(
-      "--ttl <duration>",
-      "lifetime, e.g. 90m or 2h (0 = none; default: config, else provider)",
-    )
-    .option(
-      "--idle-timeout <duration>",
-      "release when unused this long, e.g. 30m (0 = none; default: config, else provider)",
-    )
-    .option(
-      "--type <type>",
-      "machine type for this box (providers that take it, e.g. hetzner cpx32)",
-    )
-    .option("--location <where>", "location/region for this box (e.g. hetzner fsn1)")
-    .addOption(new Option("--region <where>", "alias of --location").hideHelp())
-    .option("--image <image>", "image for this box (e.g. hetzner ubuntu-24.04)")
-    .option("--arch <arch>", "CPU architecture for this box (e.g. hetzner x86 or arm)");
-}
+/** Options of the commands that create a box (warmup, run), in help order. */
+const CREATE_OPTIONS = {
+  crew: value("--crew <name>", "lease into this crew (label crew=<name>)"),
+  slug: value("--slug <slug>", "member name within the crew (default: a generated name)"),
+  role: value(
+    "--role <role>",
+    "instead of --slug: the next free <role>-<n> (worker-1, worker-2, …)",
+  ),
+  provider: value("--provider <name>", "provider (default: config provider, else local)"),
+  expose: list(
+    "--expose <ports>",
+    "TCP port to expose over the SSH-mesh; repeatable, comma lists",
+  ),
+  init: value("--init <file>", "shell script to run on the box once it is up"),
+  userData: value("--user-data <file>", "alias of --init", { hidden: true }),
+  tailscale: flag(
+    "--tailscale",
+    "join the crew's tailnet (providers with the tailscale feature)",
+  ),
+  waitTimeout: value(
+    "--wait-timeout <duration>",
+    "how long to wait for the box's first boot (cloud-init) and tailnet join (default 10m)",
+  ),
+  wait: negatable(
+    "--no-wait",
+    "return as soon as ssh answers (no first-boot wait, no tailnet read)",
+  ),
+  ttl: value(
+    "--ttl <duration>",
+    "lifetime, e.g. 90m or 2h (0 = none; default: config, else provider)",
+  ),
+  idleTimeout: value(
+    "--idle-timeout <duration>",
+    "release when unused this long, e.g. 30m (0 = none; default: config, else provider)",
+  ),
+  type: value(
+    "--type <type>",
+    "machine type for this box (providers that take it, e.g. hetzner cpx32)",
+  ),
+  location: value("--location <where>", "location/region for this box (e.g. hetzner fsn1)"),
+  region: value("--region <where>", "alias of --location", { hidden: true }),
+  image: value("--image <image>", "image for this box (e.g. hetzner ubuntu-24.04)"),
+  arch: value("--arch <arch>", "CPU architecture for this box (e.g. hetzner x86 or arm)"),
+};
 
 async function createFromFlags(
   io: CliIo,
@@ -235,17 +240,22 @@ export async function touchOnUse(io: CliIo, lease: Lease): Promise<void> {
 }
 
 function warmupCommand(io: CliIo) {
-  return createCommand("warmup")
-    .description("lease a box (into a crew) and print its lease id")
-    .option("--count <n>", "lease n members at once (with --crew; --role names them)")
-    .option("--json", "print the lease as JSON (a list with --count)")
-    .action(async (flags) => {
+  return command({
+    name: "warmup",
+    description: "lease a box (into a crew) and print its lease id",
+    options: {
+      ...CREATE_OPTIONS,
+      count: value("--count <n>", "lease n members at once (with --crew; --role names them)"),
+      json: flag("--json", "print the lease as JSON (a list with --count)"),
+    },
+    action: async (flags) => {
       const count = flags.count === undefined ? 1 : parseCount(flags.count);
       const leases = await createFromFlags(io, flags, count);
       if (flags.json) {
         io.printJson(flags.count === undefined ? leaseJson(leases[0]) : leases.map(leaseJson));
       } else for (const l of leases) io.out(l.id);
-    });
+    },
+  });
 }
 
 function parseCount(text: string): number {
@@ -313,17 +323,25 @@ function newBoxOnlyFlags(flags: CreateFlags & { userData?: string; keep?: boolea
 }
 
 function runCommand(io: CliIo) {
-  return createCommand("run")
-    .description(
+  return command({
+    name: "run",
+    description:
       "run a command on a box; creates one (released afterwards unless --keep) without --id",
-    )
-    .option("--id <id>", "existing lease id or crew/slug")
-    .option("--keep", "keep a box this command created")
-    .option("--shell <cmd>", "run this shell string on the box instead of an argv after --")
-    .option("--network <mode>", NETWORK_HELP)
-    .option("--json", "errors as one JSON object on stderr (stdout is the command's)")
-    .argument("[command...]", "command to run on the box (after --); each word is passed intact")
-    .action(async (command, flags) => {
+    options: {
+      ...CREATE_OPTIONS,
+      id: value("--id <id>", "existing lease id or crew/slug"),
+      keep: flag("--keep", "keep a box this command created"),
+      shell: value(
+        "--shell <cmd>",
+        "run this shell string on the box instead of an argv after --",
+      ),
+      network: value("--network <mode>", NETWORK_HELP),
+      json: flag("--json", "errors as one JSON object on stderr (stdout is the command's)"),
+    },
+    args: {
+      command: restArgs("command to run on the box (after --); each word is passed intact"),
+    },
+    action: async (flags, { command }) => {
       const remote = remoteCommandFrom(command, flags.shell, false);
       const network = await networkFlag(flags.network);
       const { attachToLease, releaseLease } = await import("../mod.ts");
@@ -368,41 +386,53 @@ function runCommand(io: CliIo) {
         }
       }
       io.status = code;
-    });
+    },
+  });
 }
 
 function sshCommand(io: CliIo) {
-  return new Command("ssh")
-    .description("open a shell (or run a command) on a box")
-    .option("--id <id>", "lease id or crew/slug")
-    .option("--crew <name>", "crew of the box")
-    .option("--slug <slug>", "member slug")
-    .option("--shell <cmd>", "run this shell string on the box instead of an argv after --")
-    .option("--network <mode>", NETWORK_HELP)
-    .option("--json", "errors as one JSON object on stderr (stdout is the command's)")
-    .argument(
-      "[command...]",
-      "command to run (after --; each word is passed intact); interactive shell when absent",
-    )
-    .action(async (command, flags) => {
+  return command({
+    name: "ssh",
+    description: "open a shell (or run a command) on a box",
+    options: {
+      id: value("--id <id>", "lease id or crew/slug"),
+      crew: value("--crew <name>", "crew of the box"),
+      slug: value("--slug <slug>", "member slug"),
+      shell: value(
+        "--shell <cmd>",
+        "run this shell string on the box instead of an argv after --",
+      ),
+      network: value("--network <mode>", NETWORK_HELP),
+      json: flag("--json", "errors as one JSON object on stderr (stdout is the command's)"),
+    },
+    args: {
+      command: restArgs(
+        "command to run (after --; each word is passed intact); interactive shell when absent",
+      ),
+    },
+    action: async (flags, { command }) => {
       const remote = remoteCommandFrom(command, flags.shell, true);
       const network = await networkFlag(flags.network);
       const { attachToLease } = await import("../mod.ts");
       const lease = requireActive(await resolveTarget(io, flags));
       await touchOnUse(io, lease);
       io.status = await attachToLease(lease, remote, { ...io.options, network });
-    });
+    },
+  });
 }
 
 function listCommand(io: CliIo) {
-  return new Command("list")
-    .description("list leases in every state (creating, active, failed, unreachable, orphaned)")
-    .option("--crew <name>", "only this crew")
-    .option("--provider <name>", "only this provider")
-    .option("--all-owners", "include other owners' leases (marked in the OWNER column)")
-    .option("--wide", "also show each box's type, location, image and arch")
-    .option("--json", "print JSON")
-    .action(async (flags) => {
+  return command({
+    name: "list",
+    description: "list leases in every state (creating, active, failed, unreachable, orphaned)",
+    options: {
+      crew: value("--crew <name>", "only this crew"),
+      provider: value("--provider <name>", "only this provider"),
+      allOwners: flag("--all-owners", "include other owners' leases (marked in the OWNER column)"),
+      wide: flag("--wide", "also show each box's type, location, image and arch"),
+      json: flag("--json", "print JSON"),
+    },
+    action: async (flags) => {
       const { listLeasesReport, badClaimsError } = await import("../lib/lease/mod.ts");
       const { leases, badClaims } = await listLeasesReport(
         { crew: flags.crew, provider: flags.provider, allOwners: flags.allOwners },
@@ -412,17 +442,21 @@ function listCommand(io: CliIo) {
       else if (leases.length === 0) io.err("no leases");
       else io.out(leaseRows(leases, flags.allOwners ? await myOwner(io) : undefined, flags.wide));
       if (badClaims.length > 0) throw badClaimsError(badClaims);
-    });
+    },
+  });
 }
 
 function statusCommand(io: CliIo) {
-  return new Command("status")
-    .description("show one lease (--id) or every member of a crew (--crew)")
-    .option("--id <id>", "lease id or crew/slug")
-    .option("--crew <name>", "crew name")
-    .option("--all-owners", "include other owners' leases")
-    .option("--json", "print JSON")
-    .action(async (flags) => {
+  return command({
+    name: "status",
+    description: "show one lease (--id) or every member of a crew (--crew)",
+    options: {
+      id: value("--id <id>", "lease id or crew/slug"),
+      crew: value("--crew <name>", "crew name"),
+      allOwners: flag("--all-owners", "include other owners' leases"),
+      json: flag("--json", "print JSON"),
+    },
+    action: async (flags) => {
       const { listLeasesReport, badClaimsError } = await import("../lib/lease/mod.ts");
       let leases: Lease[];
       let bad: Awaited<ReturnType<typeof listLeasesReport>>["badClaims"] = [];
@@ -452,17 +486,24 @@ function statusCommand(io: CliIo) {
         io.out(leaseRows(leases, flags.allOwners ? await myOwner(io) : undefined, true));
       }
       if (bad.length > 0) throw badClaimsError(bad);
-    });
+    },
+  });
 }
 
 function releaseCommand(io: CliIo) {
-  return new Command("release")
-    .description("release one lease (--id) or a whole crew (--crew), whatever its state")
-    .option("--id <id>", "lease id or crew/slug")
-    .option("--crew <name>", "crew name")
-    .option("--all-owners", "also release other owners' leases (never without this flag)")
-    .option("--json", "print JSON: {crew, disconnected, released, failed}")
-    .action(async (flags) => {
+  return command({
+    name: "release",
+    description: "release one lease (--id) or a whole crew (--crew), whatever its state",
+    options: {
+      id: value("--id <id>", "lease id or crew/slug"),
+      crew: value("--crew <name>", "crew name"),
+      allOwners: flag(
+        "--all-owners",
+        "also release other owners' leases (never without this flag)",
+      ),
+      json: flag("--json", "print JSON: {crew, disconnected, released, failed}"),
+    },
+    action: async (flags) => {
       const { releaseLease } = await import("../mod.ts");
       if (flags.id !== undefined) {
         if (flags.crew !== undefined) {
@@ -485,7 +526,8 @@ function releaseCommand(io: CliIo) {
       }
       const { releaseCrewAction } = await import("./crew.ts");
       await releaseCrewAction(io, flags.crew, flags.allOwners, flags.json);
-    });
+    },
+  });
 }
 
 /** The lease commands, in help order, writing through `io`. */

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { Command } from "@commander-js/extra-typings";
+import { command, flag, optionalArg, value } from "./args/command.ts";
 import { CrabboxError, formatDuration, unixNow, usageError } from "../lib/core/mod.ts";
 import type { TouchResult } from "../lib/lease/mod.ts";
 import { type CliIo, table } from "./output.ts";
@@ -24,13 +24,16 @@ function touchJson(r: TouchResult) {
 }
 
 function touchCommand(io: CliIo) {
-  return new Command("touch")
-    .description("mark leases as used now; with --ttl, move their expiry to now + TTL")
-    .argument("[id]", "lease id or crew/slug")
-    .option("--crew <name>", "every member of this crew")
-    .option("--ttl <duration>", "new lifetime from now, e.g. 2h (0 = no expiry)")
-    .option("--json", "print JSON")
-    .action(async (id, flags) => {
+  return command({
+    name: "touch",
+    description: "mark leases as used now; with --ttl, move their expiry to now + TTL",
+    args: { id: optionalArg("lease id or crew/slug") },
+    options: {
+      crew: value("--crew <name>", "every member of this crew"),
+      ttl: value("--ttl <duration>", "new lifetime from now, e.g. 2h (0 = no expiry)"),
+      json: flag("--json", "print JSON"),
+    },
+    action: async (flags, { id }) => {
       const { findLease, touchCrew, touchLease } = await import("../mod.ts");
       if ((id === undefined) === (flags.crew === undefined)) {
         throw usageError("missing_target", "touch needs a lease ID or --crew NAME (one of them)");
@@ -64,16 +67,20 @@ function touchCommand(io: CliIo) {
           }`,
         );
       }
-    });
+    },
+  });
 }
 
 function cleanupCommand(io: CliIo) {
-  return new Command("cleanup")
-    .description("release your leases that are past their TTL or idle timeout")
-    .option("--provider <name>", "only this provider")
-    .option("--dry-run", "only print what would be released")
-    .option("--json", "print JSON")
-    .action(async (flags) => {
+  return command({
+    name: "cleanup",
+    description: "release your leases that are past their TTL or idle timeout",
+    options: {
+      provider: value("--provider <name>", "only this provider"),
+      dryRun: flag("--dry-run", "only print what would be released"),
+      json: flag("--json", "print JSON"),
+    },
+    action: async (flags) => {
       const { cleanupExpired } = await import("../mod.ts");
       const r = await cleanupExpired({
         ...io.options,
@@ -120,7 +127,8 @@ function cleanupCommand(io: CliIo) {
           `${r.failed.length} of ${r.expired.length} expired lease(s) not released`,
         );
       }
-    });
+    },
+  });
 }
 
 /** `touch` and `cleanup`, writing through `io`. */

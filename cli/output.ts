@@ -26,7 +26,7 @@ export interface CliIo {
   printJson(value: unknown): void;
   /** Write raw text to stdout (help, completion scripts). */
   writeOut(text: string): void;
-  /** Write raw text to stderr (commander's messages). */
+  /** Write raw text to stderr (help after a missing subcommand, JSON errors). */
   writeErr(text: string): void;
   /** The exit status the command sets (0 unless it says otherwise). */
   status: number;
@@ -38,8 +38,6 @@ export interface CliIo {
   helpWidth?: number;
   /** `--json` was given: errors go to stderr as one JSON object. */
   json?: boolean;
-  /** With `json`: commander's last error message, reported by `main` as JSON. */
-  commanderError?: string;
 }
 
 /** Output sinks of {@link makeIo}; each receives whole chunks of text. */

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { Command, Option } from "@commander-js/extra-typings";
+import { arg, command, value } from "./args/command.ts";
 import { usageError } from "../lib/core/mod.ts";
 import type { CliIo } from "./output.ts";
 
@@ -16,16 +16,20 @@ import type { CliIo } from "./output.ts";
  * the process's own streams; `io` gives it the library options.
  */
 export function proxyCommand(io: CliIo) {
-  return new Command("proxy")
-    .description(
+  return command({
+    name: "proxy",
+    description:
       "join stdin/stdout to a box's sshd through its provider's proxy (ssh ProxyCommand)",
-    )
-    .argument("<lease>", "lease id (cbx-…)")
-    .option("--port <port>", "TCP port on the box", "22")
-    .addOption(new Option("--home <dir>", "crabbox home of the lease").hideHelp())
-    .addOption(new Option("--provider <name>", "provider of the box (skips the claim)").hideHelp())
-    .addOption(new Option("--box <id>", "the provider's id of the box").hideHelp())
-    .action(async (leaseId, flags) => {
+    args: { lease: arg("lease id (cbx-…)") },
+    options: {
+      port: value("--port <port>", "TCP port on the box", { default: "22" }),
+      home: value("--home <dir>", "crabbox home of the lease", { hidden: true }),
+      provider: value("--provider <name>", "provider of the box (skips the claim)", {
+        hidden: true,
+      }),
+      box: value("--box <id>", "the provider's id of the box", { hidden: true }),
+    },
+    action: async (flags, { lease: leaseId }) => {
       const { proxyToLease } = await import("../lib/lease/mod.ts");
       if (!/^[0-9]+$/.test(flags.port)) {
         throw usageError("bad_port", `--port ${JSON.stringify(flags.port)} must be 1..65535`);
@@ -36,5 +40,6 @@ export function proxyCommand(io: CliIo) {
         Deno.stdout.writable,
         flags.home === undefined ? io.options : { ...io.options, home: flags.home },
       );
-    });
+    },
+  });
 }

@@ -30,6 +30,7 @@ const HELP: Array<[string, string[]]> = [
   ["cleanup.help.txt", ["cleanup", "--help"]],
   ["crew.help.txt", ["crew", "--help"]],
   ["crew_connect.help.txt", ["crew", "connect", "--help"]],
+  ["crew_up.help.txt", ["crew", "up", "--help"]],
   ["doctor.help.txt", ["doctor", "--help"]],
   ["proxy.help.txt", ["proxy", "--help"]],
   ["completions.help.txt", ["completions", "--help"]],
@@ -76,8 +77,47 @@ Deno.test("a missing subcommand prints the group's help on stderr", async () => 
   const world = await cliWorld();
   try {
     const r = await world.run(["crew"]);
+    assert.equal(r.code, 2);
     assert.equal(r.stdout, "");
     assert.match(r.stderr, /^Usage: crabbox crew \[options\] \[command\]/);
+  } finally {
+    await world.close();
+  }
+});
+
+Deno.test("help <command> prints the same as <command> --help", async () => {
+  const world = await cliWorld();
+  try {
+    const a = await world.run(["help", "crew", "connect"]);
+    const b = await world.run(["crew", "connect", "--help"]);
+    const c = await world.run(["crew", "help", "connect"]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(a.stdout, b.stdout);
+    assert.equal(c.stdout, b.stdout);
+    const top = await world.run(["help"]);
+    assert.equal(top.stdout, (await world.run(["--help"])).stdout);
+  } finally {
+    await world.close();
+  }
+});
+
+Deno.test("usage errors: one line on stderr naming the word, exit 2", async () => {
+  const world = await cliWorld();
+  try {
+    const cases: Array<[string[], string]> = [
+      [["lsit"], 'crabbox: unknown command "lsit" (did you mean list?)\n'],
+      [
+        ["list", "--jsno"],
+        'crabbox: unknown option "--jsno" for list (did you mean --json?)\n',
+      ],
+      [["crew", "connect"], "crabbox: crew connect needs <name> (crew name)\n"],
+      [["list", "--crew"], "crabbox: list --crew needs a value (--crew <name>)\n"],
+      [["list", "extra"], 'crabbox: unexpected argument "extra" for list\n'],
+      [["crew", "up"], "crabbox: crew up needs -f, --file <path>\n"],
+    ];
+    for (const [args, stderr] of cases) {
+      assert.deepEqual(await world.run(args), { code: 2, stdout: "", stderr }, args.join(" "));
+    }
   } finally {
     await world.close();
   }

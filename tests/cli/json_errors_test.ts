@@ -53,7 +53,7 @@ Deno.test("--json errors: one JSON object on stderr, exit status unchanged", asy
     assert.equal(t.code, "slug_taken");
     assert.equal(t.hint, "pick another --slug or release that lease first");
 
-    // commander's own errors too.
+    // The parser's own errors too.
     const unknown = await world.run(["list", "--bogus", "--json"]);
     assert.equal(unknown.code, 2);
     const u = oneJsonError(unknown.stderr);
@@ -110,7 +110,7 @@ Deno.test("every command but completions and proxy (a byte pipe for ssh) accepts
       }
       return;
     }
-    for (const sub of c.commands) walk(sub as typeof program, [...path, sub.name()]);
+    for (const sub of c.commands) walk(sub, [...path, sub.name]);
   };
   walk(program, []);
   assert.deepEqual(missing, []);
