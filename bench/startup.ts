@@ -5,7 +5,10 @@
  * (plans a crew of one claim-only lease; starts nothing). The goal is
  * "empty + 25 ms". The breakdown rows show what the extra time is: the
  * module graph each command loads (counted from `--log-level=debug`), and
- * the cost of the Node-compat modules the argv parser (commander) requires.
+ * the cost of importing pieces of it alone: the argv parser and help
+ * renderer (`cli/args/`), the command tree (`cli.ts` without running it),
+ * and the lease layer `list` loads; Deno's Node-compat layer for reference
+ * (the CLI no longer loads it at start-up).
  *
  * With `BENCH_BINARY=<compiled crabbox>` (and optionally
  * `BENCH_EMPTY_BINARY=<compiled empty script>` as its baseline) the same
@@ -34,10 +37,13 @@ const script = async (name: string, text: string) => {
 };
 const empty = await script("empty", "");
 const nodeFs = await script("node_fs", 'import "node:fs";\nimport "node:child_process";\n');
-const commander = await script(
-  "commander",
-  `import "${new URL("../node_modules/commander/index.js", import.meta.url).pathname}";\n`,
+const here = (path: string) => new URL(path, import.meta.url).pathname;
+const parser = await script(
+  "parser",
+  `import "${here("../cli/args/parse.ts")}";\nimport "${here("../cli/args/help.ts")}";\n`,
 );
+const tree = await script("tree", `import "${CLI}";\n`);
+const leaseLayer = await script("lease", `import "${here("../lib/lease/mod.ts")}";\n`);
 
 // Homes: one empty (list = local claims only), one with a crew of one
 // member on the `ssh` provider (a static host in config.yaml, claimed), so
@@ -121,7 +127,24 @@ const cases: Case[] = [
     args: ["run", "-A", nodeFs],
     home: emptyHome,
   },
-  { label: "  import commander", program: deno, args: ["run", "-A", commander], home: emptyHome },
+  {
+    label: "  import cli/args (parser + help)",
+    program: deno,
+    args: ["run", "-A", parser],
+    home: emptyHome,
+  },
+  {
+    label: "  import cli.ts (command tree)",
+    program: deno,
+    args: ["run", "-A", tree],
+    home: emptyHome,
+  },
+  {
+    label: "  import lib/lease/mod.ts",
+    program: deno,
+    args: ["run", "-A", leaseLayer],
+    home: emptyHome,
+  },
   {
     label: "crabbox --help",
     program: deno,
