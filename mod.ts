@@ -43,6 +43,7 @@ export type {
   ChildProcess,
   CommandOptions,
   CommandOutput,
+  IdentityBackend,
   ProcessRunner,
 } from "./lib/process/mod.ts";
 
@@ -104,12 +105,14 @@ export {
   type CrewUpOptions,
   type CrewUpPlan,
   type CrewUpResult,
+  type DaemonIntent,
   type DaemonProcess,
   type DaemonResult,
   type DaemonState,
   describeCrew,
   disconnectAndReleaseCrew,
   disconnectCrew,
+  type DisconnectOptions,
   type DisconnectResult,
   exposePort,
   loadCrewManifest,

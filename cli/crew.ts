@@ -72,13 +72,26 @@ async function connectAction(
   }
   await touchCrewOnUse(io, name);
   if (flags.export) {
-    const r = await startCrewDaemons(name, {
-      ...io.options,
-      provider: flags.provider,
-      peers,
-      log,
-      network,
+    // A teardown signal mid-start stops what was started and exits 130.
+    const stop = new AbortController();
+    const handlers = TEARDOWN_SIGNALS.map((sig) => {
+      const h = () => stop.abort();
+      Deno.addSignalListener(sig, h);
+      return [sig, h] as const;
     });
+    let r;
+    try {
+      r = await startCrewDaemons(name, {
+        ...io.options,
+        provider: flags.provider,
+        peers,
+        log,
+        network,
+        signal: stop.signal,
+      });
+    } finally {
+      for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
+    }
     for (const s of r.skipped) {
       log(`warning: skipping ${s.lease.slug} (${s.lease.id}): ${s.reason}`);
     }

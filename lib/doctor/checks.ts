@@ -30,8 +30,13 @@ import {
   reachabilityMatrix,
   type Transport,
 } from "../lease/mod.ts";
-import { readDaemonState } from "../mesh/mod.ts";
-import { processIdentity, sameProcess } from "../process/mod.ts";
+import { identityUnsupported, readDaemonState } from "../mesh/mod.ts";
+import {
+  type IdentityBackend,
+  identityBackend,
+  processIdentity,
+  sameProcess,
+} from "../process/mod.ts";
 import { sshProgram } from "../ssh/mod.ts";
 import { providerConfigSchemas, providerEntry, providerNames } from "../../providers/mod.ts";
 import { defaultTailnetProbe, type TailnetPolicyProbe } from "./tailnet_probe.ts";
@@ -89,6 +94,8 @@ export interface DoctorOptions extends CrabboxOptions {
   manualSnippet?: (tag: string) => string;
   /** Runs the tailnet dial probe on a member (default: over ssh, bounded). */
   dialRunner?: DialRunner;
+  /** Where process identity comes from (tests inject "none"); default: detect `/proc`, else `ps`. */
+  identityBackend?: () => Promise<IdentityBackend>;
 }
 
 /** How long the dial probe may run on one member. */
@@ -275,6 +282,7 @@ async function meshCheck(
   rt: Runtime,
   crew: string,
   members: readonly Lease[],
+  backend: () => Promise<IdentityBackend> = identityBackend,
 ): Promise<DoctorCheck> {
   const exposed = members.filter((m) => m.expose.length > 0);
   if (exposed.length === 0) return check("crew-mesh", "skip", "no member exposes a port");
@@ -285,6 +293,16 @@ async function meshCheck(
       "crew-mesh",
       "warn",
       `${exposed.length} member(s) expose ports; no crew connect daemon recorded (run crabbox crew connect ${crew} --export)`,
+    );
+  }
+  if ((await backend()) === "none") {
+    return check(
+      "crew-mesh",
+      "fail",
+      identityUnsupported("the crew connect daemon check").message,
+      {
+        daemon: paths.daemon,
+      },
     );
   }
   const dead: string[] = [];
@@ -474,7 +492,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorRepo
         { members: noForward.map((r) => r.slug) },
       ));
     }
-    checks.push(await meshCheck(rt, crew, members));
+    checks.push(await meshCheck(rt, crew, members, options.identityBackend));
     checks.push(await tailnetCheck(rt, options, crew, members));
     report.members = rows;
     report.matrix = reachabilityMatrix(rows);

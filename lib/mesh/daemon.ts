@@ -16,12 +16,14 @@ import {
   meshPaths,
   normalizeCrewName,
   removeFile,
+  sleep,
   withLock,
   writeFileAtomic,
   writeJsonAtomic,
 } from "../core/mod.ts";
 import type { SkippedMember } from "./forwards.ts";
 import {
+  type DaemonIntent,
   type DaemonProcess,
   type DaemonState,
   exportLines,
@@ -32,11 +34,49 @@ import {
 import { type ConnectOptions, planCrew, sortForwards, writeMeshFiles } from "./plan.ts";
 import { firstConnect, launchAll, makeCtx, makeTunnels, stopChild, type Tunnel } from "./tunnel.ts";
 import {
+  findProcesses,
+  type IdentityBackend,
+  identityBackend,
   killIfMatches,
   type ProcessIdentity,
   processIdentity,
   sameProcess,
 } from "../process/mod.ts";
+
+/**
+ * The error for a system where process identity cannot be told (neither
+ * `/proc` nor `ps`): `what` cannot be done safely there (exit 6).
+ *
+ * @example
+ * ```ts
+ * import { identityUnsupported } from "./daemon.ts";
+ * identityUnsupported("crew disconnect").message;
+ * // "crew disconnect is not supported on this OS: needs /proc or ps"
+ * ```
+ */
+export function identityUnsupported(what: string): CrabboxError {
+  return new CrabboxError(
+    "prerequisite",
+    "identity_unsupported",
+    `${what} is not supported on this OS: needs /proc or ps`,
+    { hint: "crabbox stops only processes it can identify (pid, start time, argv)" },
+  );
+}
+
+/** Throw {@link identityUnsupported} when this system has neither `/proc` nor `ps`. */
+export async function requireProcessIdentity(
+  what: string,
+  backend: () => Promise<IdentityBackend> = identityBackend,
+): Promise<void> {
+  if ((await backend()) === "none") throw identityUnsupported(what);
+}
+
+/**
+ * Test hook: `CRABBOX_TEST_RECORD_DELAY_MS` holds each `--export` ssh this
+ * long between its spawn and its record in daemon.json, so a test can kill
+ * the CLI inside that window.
+ */
+const RECORD_DELAY_ENV = "CRABBOX_TEST_RECORD_DELAY_MS";
 
 /** A crew's `daemon.json`, or `undefined` when there is none. */
 export async function readDaemonState(paths: MeshPaths): Promise<DaemonState | undefined> {
@@ -59,6 +99,7 @@ export async function liveDaemonCount(paths: MeshPaths): Promise<number> {
     const now = await processIdentity(p.pid);
     if (now && sameProcess(now, { pid: p.pid, startTime: p.startTime, argv: p.argv })) n++;
   }
+  for (const i of state.starting ?? []) n += (await findProcesses(i.argv))?.length ?? 0;
   return n;
 }
 
@@ -114,24 +155,45 @@ export async function startCrewDaemons(
   const rt = await resolveRuntime(options);
   const crew = normalizeCrewName(name);
   const paths = meshPaths(rt.home, crew);
+  await requireProcessIdentity("crew connect --export", options.identityBackend);
   return await withLock(joinPath(paths.dir, ".mesh.lock"), async () => {
     const replaced = (await stopDaemons(rt, paths)).stopped;
     const plan = await planCrew(crew, options);
     const taken = new Set(plan.forwards.map((f) => f.localPort));
     const ctx = makeCtx(rt, options, crew, taken);
     const startedAt = new Date().toISOString();
-    // Each ssh is recorded in daemon.json as soon as it runs (not only once all
-    // are up), so a connect killed mid-start leaves nothing disconnect cannot find.
+    // Each ssh's argv (with its unique ControlPath) is written to daemon.json
+    // before it is spawned, and its pid and start time right after: a connect
+    // killed at any point leaves nothing disconnect cannot find.
     const recorded = new Map<string, DaemonProcess>();
+    const starting = new Map<string, DaemonIntent>();
     const save = () =>
       writeFileAtomic(
         paths.daemon,
-        renderDaemonState({ version: 1, crew, startedAt, processes: [...recorded.values()] }),
+        renderDaemonState({
+          version: 1,
+          crew,
+          startedAt,
+          processes: [...recorded.values()],
+          ...(starting.size ? { starting: [...starting.values()] } : {}),
+        }),
       );
+    ctx.beforeSpawn = async (t) => {
+      starting.set(t.member.lease.id, {
+        leaseId: t.member.lease.id,
+        peer: t.member.name,
+        argv: t.argv!,
+        controlPath: t.controlPath,
+      });
+      await save();
+    };
+    const recordDelay = Number(rt.env(RECORD_DELAY_ENV) ?? 0);
     ctx.onSpawn = async (t) => {
+      if (recordDelay > 0) await sleep(recordDelay, options.signal, { resolveOnAbort: true });
       const id = await processIdentity(t.child!.pid);
       if (!id) return;
       recorded.set(t.member.lease.id, daemonProcess(t, id));
+      starting.delete(t.member.lease.id);
       await save();
     };
     const tunnels = await makeTunnels(rt, plan, options.peers === true);
@@ -141,52 +203,77 @@ export async function startCrewDaemons(
       await Promise.all(tunnels.map((t) => stopChild(t)));
       await removeFile(paths.daemon);
     };
-    try {
-      await launchAll(ctx, tunnels);
-    } catch (e) {
-      await abandon();
-      throw e;
-    }
-    const results = await Promise.allSettled(tunnels.map((t) => firstConnect(ctx, t, deadline)));
-    const failed = results.find((r) => r.status === "rejected") as
-      | PromiseRejectedResult
-      | undefined;
-    if (failed || options.signal?.aborted) {
-      await abandon();
-      throw failed?.reason ??
-        new CrabboxError("interrupted", "interrupted", `connect to crew "${crew}" interrupted`);
-    }
-    const processes: DaemonProcess[] = [];
-    for (const t of tunnels) {
-      const id = await processIdentity(t.child!.pid);
-      if (!id) {
-        await abandon();
-        throw new CrabboxError("ssh", "ssh_exited", `ssh for ${t.member.name} exited right away`);
-      }
-      processes.push(daemonProcess(t, id));
-      t.child!.unref?.();
-    }
-    if (options.peers) {
-      await syncAllPeers(ctx, tunnels, newPeerPlane());
-      for (const [i, t] of tunnels.entries()) {
-        if (t.peer?.written) processes[i].peerBlock = t.member.lease.ssh;
-      }
-      await writeJsonAtomic(peersPath(paths), { crew, members: memberPeerTables(tunnels) });
-    }
-    const state: DaemonState = { version: 1, crew, startedAt, processes };
-    await writeFileAtomic(paths.daemon, renderDaemonState(state));
-    const forwards = sortForwards(tunnels.flatMap((t) => t.forwards));
-    await writeMeshFiles(paths, crew, forwards);
-    return {
-      crew,
-      forwards,
-      exports: exportLines(forwards),
-      paths,
-      state,
-      skipped: plan.skipped,
-      replaced,
+    // A teardown signal during the start stops every tunnel's wait; what was
+    // started is stopped below before the interrupted error is thrown.
+    const onAbort = () => {
+      for (const t of tunnels) t.stopping = true;
     };
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    const interrupted = () =>
+      new CrabboxError("interrupted", "interrupted", `connect to crew "${crew}" interrupted`);
+    try {
+      return await startTunnels();
+    } finally {
+      options.signal?.removeEventListener("abort", onAbort);
+    }
+    async function startTunnels(): Promise<DaemonResult> {
+      if (options.signal?.aborted) throw interrupted();
+      try {
+        await launchAll(ctx, tunnels);
+      } catch (e) {
+        await abandon();
+        throw e;
+      }
+      const results = await Promise.allSettled(tunnels.map((t) => firstConnect(ctx, t, deadline)));
+      const failed = results.find((r) => r.status === "rejected") as
+        | PromiseRejectedResult
+        | undefined;
+      if (failed || options.signal?.aborted) {
+        await abandon();
+        throw options.signal?.aborted ? interrupted() : failed!.reason;
+      }
+      const processes: DaemonProcess[] = [];
+      for (const t of tunnels) {
+        const id = await processIdentity(t.child!.pid);
+        if (!id) {
+          await abandon();
+          throw new CrabboxError("ssh", "ssh_exited", `ssh for ${t.member.name} exited right away`);
+        }
+        processes.push(daemonProcess(t, id));
+        t.child!.unref?.();
+      }
+      if (options.peers) {
+        await syncAllPeers(ctx, tunnels, newPeerPlane());
+        for (const [i, t] of tunnels.entries()) {
+          if (t.peer?.written) processes[i].peerBlock = t.member.lease.ssh;
+        }
+        await writeJsonAtomic(peersPath(paths), { crew, members: memberPeerTables(tunnels) });
+      }
+      if (options.signal?.aborted) {
+        await abandon();
+        throw interrupted();
+      }
+      const state: DaemonState = { version: 1, crew, startedAt, processes };
+      await writeFileAtomic(paths.daemon, renderDaemonState(state));
+      const forwards = sortForwards(tunnels.flatMap((t) => t.forwards));
+      await writeMeshFiles(paths, crew, forwards);
+      return {
+        crew,
+        forwards,
+        exports: exportLines(forwards),
+        paths,
+        state,
+        skipped: plan.skipped,
+        replaced,
+      };
+    }
   });
+}
+
+/** Options of {@link disconnectCrew}. */
+export interface DisconnectOptions extends CrabboxOptions {
+  /** Where process identity comes from (tests inject "none"); default: detect `/proc`, else `ps`. */
+  identityBackend?: () => Promise<IdentityBackend>;
 }
 
 /** Result of {@link disconnectCrew}. */
@@ -223,6 +310,11 @@ async function removeDaemonBlock(rt: Runtime, paths: MeshPaths, p: DaemonProcess
   }
 }
 
+/**
+ * Stop what a `daemon.json` names: recorded processes whose identity still
+ * matches, and for each ssh recorded as starting (its spawn may have
+ * happened without its record) this user's processes with exactly that argv.
+ */
 async function stopDaemons(
   rt: Runtime,
   paths: MeshPaths,
@@ -231,16 +323,31 @@ async function stopDaemons(
   await removeFile(peersPath(paths)).catch(() => {});
   if (!state) return { recorded: 0, stopped: 0 };
   await Promise.all(state.processes.map((p) => removeDaemonBlock(rt, paths, p)));
-  const results = await Promise.all(state.processes.map(async (p) => {
-    const expected = { pid: p.pid, startTime: p.startTime, argv: p.argv };
+  const stop = async (expected: ProcessIdentity, controlPath: string) => {
     const ok = await killIfMatches(expected);
     // Killed, or dead already: either way its ControlMaster socket is stale.
-    const now = await processIdentity(p.pid);
-    if (ok || !now || !sameProcess(now, expected)) await removeFile(p.controlPath).catch(() => {});
+    const now = await processIdentity(expected.pid);
+    if (ok || !now || !sameProcess(now, expected)) await removeFile(controlPath).catch(() => {});
     return ok;
+  };
+  const results = await Promise.all(
+    state.processes.map((p) =>
+      stop({ pid: p.pid, startTime: p.startTime, argv: p.argv }, p.controlPath)
+    ),
+  );
+  const starting = state.starting ?? [];
+  const found = await Promise.all(starting.map(async (i) => {
+    const procs = await findProcesses(i.argv);
+    if (procs === undefined) throw identityUnsupported("crew disconnect");
+    const stopped = await Promise.all(procs.map((p) => stop(p, i.controlPath)));
+    if (procs.length === 0) await removeFile(i.controlPath).catch(() => {});
+    return stopped.filter(Boolean).length;
   }));
   await removeFile(paths.daemon);
-  return { recorded: state.processes.length, stopped: results.filter(Boolean).length };
+  return {
+    recorded: state.processes.length + found.reduce((a, b) => a + b, 0),
+    stopped: results.filter(Boolean).length + found.reduce((a, b) => a + b, 0),
+  };
 }
 
 /**
@@ -256,7 +363,7 @@ async function stopDaemons(
  */
 export async function disconnectCrew(
   name: string,
-  options: CrabboxOptions = {},
+  options: DisconnectOptions = {},
 ): Promise<DisconnectResult> {
   const rt = await resolveRuntime(options);
   const crew = normalizeCrewName(name);
@@ -266,6 +373,7 @@ export async function disconnectCrew(
   } catch {
     return { crew, hadState: false, recorded: 0, stopped: 0 };
   }
+  await requireProcessIdentity("crew disconnect", options.identityBackend);
   const r = await withLock(joinPath(paths.dir, ".mesh.lock"), () => stopDaemons(rt, paths));
   return { crew, hadState: true, ...r };
 }

@@ -189,6 +189,23 @@ export interface DaemonProcess {
   peerBlock?: SshTarget;
 }
 
+/**
+ * An ssh about to be started, recorded in `daemon.json` before the spawn: if
+ * the starter dies between spawn and recording the process, `disconnect`
+ * finds it by this exact argv (which carries the member's unique
+ * ControlPath) among this user's processes.
+ */
+export interface DaemonIntent {
+  /** Lease id of the member. */
+  leaseId: string;
+  /** Peer name. */
+  peer: string;
+  /** The exact argv about to be spawned, program first. */
+  argv: string[];
+  /** ControlMaster socket of this member (also inside argv). */
+  controlPath: string;
+}
+
 /** Contents of `daemon.json`. */
 export interface DaemonState {
   /** Format version (1). */
@@ -199,6 +216,8 @@ export interface DaemonState {
   startedAt: string;
   /** One entry per member process. */
   processes: DaemonProcess[];
+  /** ssh processes being started and not yet recorded in `processes`. */
+  starting?: DaemonIntent[];
 }
 
 /**
@@ -256,6 +275,12 @@ export function parseDaemonState(text: string, path: string): DaemonState {
       p.forwards.every((f) => isPort(f?.localPort) && isPort(f?.remotePort)) &&
       (p.peerBlock === undefined || isTarget(p.peerBlock));
     if (!ok) throw bad(`process entry ${i} is malformed`);
+  });
+  if (s.starting !== undefined && !Array.isArray(s.starting)) throw bad("starting is not a list");
+  (s.starting ?? []).forEach((p, i) => {
+    const ok = typeof p === "object" && p !== null && isStr(p.leaseId) && isStr(p.peer) &&
+      Array.isArray(p.argv) && p.argv.length > 0 && p.argv.every(isStr) && isStr(p.controlPath);
+    if (!ok) throw bad(`starting entry ${i} is malformed`);
   });
   return s as DaemonState;
 }

@@ -9,6 +9,7 @@
 
 import type { Lease } from "../lease/mod.ts";
 import { type CrabboxOptions, providerFeaturesOrNone, resolveRuntime } from "../runtime.ts";
+import type { IdentityBackend } from "../process/mod.ts";
 import {
   CrabboxError,
   type MeshPaths,
@@ -72,6 +73,8 @@ export interface ConnectTiming {
 
 /** Options of {@link connectCrew} and the other mesh functions. */
 export interface ConnectOptions extends CrabboxOptions {
+  /** Where process identity comes from (tests inject "none"); default: detect `/proc`, else `ps`. */
+  identityBackend?: () => Promise<IdentityBackend>;
   /** Only members of this provider. */
   provider?: string;
   /** Use these leases instead of `listLeases({crew, provider})`. */

@@ -101,6 +101,8 @@ export interface Ctx {
   emit: (t: Tunnel, state: MemberState, extra?: Partial<MeshEvent>) => void;
   /** Foreground only: starts our ssh processes and stops them if this process dies. */
   anchor?: Anchor;
+  /** Called (and awaited) with `t.argv` set, right before each ssh is spawned: daemons record the intent. */
+  beforeSpawn?: (t: Tunnel) => Promise<void>;
   /** Called (and awaited) right after each ssh is spawned: daemons record it at once. */
   onSpawn?: (t: Tunnel) => Promise<void>;
   /** Wakes a tunnel when its control socket appears (else it polls). */
@@ -163,6 +165,7 @@ async function launchTunnel(ctx: Ctx, t: Tunnel): Promise<void> {
   const program = sshProgram(ctx.env);
   t.argv = [program, ...args];
   t.exitStatus = undefined;
+  await ctx.beforeSpawn?.(t);
   let proc: Running;
   if (ctx.anchor) {
     proc = await ctx.anchor.spawn(t.argv);

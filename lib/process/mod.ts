@@ -5,5 +5,6 @@
  * @module
  */
 
+export * from "./find.ts";
 export * from "./identity.ts";
 export * from "./run.ts";
