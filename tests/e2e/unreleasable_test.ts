@@ -211,9 +211,8 @@ Deno.test({
         stdout: "null",
         stderr: "null",
       }).spawn();
-      // Kill once the ssh runs and is recorded. The few milliseconds between
-      // spawn and record are a known window (see the issue #10 note): a
-      // SIGTERM inside it leaves a detached ssh that daemon.json does not name.
+      // Kill once the ssh runs and is recorded (kills inside the spawn→record
+      // window are tested in export_kill_test.ts).
       const sshPids = await waitFor("the member's ssh, recorded", async () => {
         const pids = await pgrep(cmDir);
         if (pids.length === 0) return undefined;

@@ -148,3 +148,27 @@ Deno.test("daemon.json: round trip, forwards, and validation", () => {
   noArgv.processes[0].argv = [];
   bad(JSON.stringify(noArgv), /process entry 0/);
 });
+
+Deno.test("daemon.json: ssh recorded as starting (argv before spawn) round-trip; a malformed entry is refused", () => {
+  const state = {
+    version: 1 as const,
+    crew: "a",
+    startedAt: "2026-01-01T00:00:00.000Z",
+    processes: [],
+    starting: [{
+      leaseId: "cbx-000000000001",
+      peer: "api",
+      argv: ["ssh", "-o", "ControlPath=/h/crew/a/cm/cbx-000000000001", "--", "root@h"],
+      controlPath: "/h/crew/a/cm/cbx-000000000001",
+    }],
+  };
+  assert.deepEqual(parseDaemonState(renderDaemonState(state), "d.json"), state);
+  assert.throws(
+    () => parseDaemonState(JSON.stringify({ ...state, starting: [{ leaseId: "x" }] }), "d.json"),
+    /daemon state d\.json is invalid: starting entry 0 is malformed/,
+  );
+  assert.throws(
+    () => parseDaemonState(JSON.stringify({ ...state, starting: "x" }), "d.json"),
+    /starting is not a list/,
+  );
+});
