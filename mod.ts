@@ -73,6 +73,7 @@ export {
   releaseCrew,
   releaseLease,
   type ReleaseResult,
+  type UnqueriedProvider,
   runOnLease,
   touchCrew,
   touchLease,

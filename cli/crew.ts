@@ -233,6 +233,10 @@ export async function releaseCrewAction(
       throw badClaimsError(r.badClaims);
     }
     if (!json) io.out(`crew "${d.crew}" has no leases`);
+    if (r.unqueried?.length) {
+      const { unqueriedHint } = await import("../lib/lease/mod.ts");
+      io.err(`hint: ${unqueriedHint(r.unqueried)}`);
+    }
     return;
   }
   if (!json) { for (const id of r.released) io.out(releasedLine(id, r.removed[id])); }

@@ -35,7 +35,12 @@ import {
 import { type CrabboxOptions, providerFeatures, resolveRuntime, type Runtime } from "../runtime.ts";
 import { clientKeyDir } from "../ssh/mod.ts";
 import { procAlive } from "../process/mod.ts";
-import type { Provider, ProviderLease } from "../../providers/mod.ts";
+import {
+  type Provider,
+  providerEntry,
+  type ProviderLease,
+  providerNames,
+} from "../../providers/mod.ts";
 
 export type { Lease } from "./claims.ts";
 
@@ -49,6 +54,8 @@ export interface ReleaseResult {
   removed: Record<string, string[]>;
   /** Claim files of the crew that could not be read and are still there (see {@link badClaimsError}). */
   badClaims?: BadClaim[];
+  /** Providers not asked because their credentials are missing (their boxes may exist). */
+  unqueried?: UnqueriedProvider[];
 }
 
 /** Turn what a provider reports into a {@link Lease} (labels decide crew, slug, ports). */
@@ -111,6 +118,56 @@ function isKnownProvider(options: CrabboxOptions, name: string): boolean {
   }
 }
 
+/** A provider a listing did not ask, and why (its credentials are missing). */
+export interface UnqueriedProvider {
+  /** Provider name. */
+  provider: string;
+  /** What is missing, e.g. `HCLOUD_TOKEN is not set`. */
+  reason: string;
+}
+
+/**
+ * Which providers a listing asks beyond those of this home's claims: every
+ * injected provider, and every registered one whose credentials are present
+ * (`local` has none to miss), so a box whose claim this home lost, or that
+ * another machine of the same owner created, is still found. A registered
+ * provider without credentials is not asked and comes back in `unqueried`.
+ */
+function credentialedProviders(
+  rt: Runtime,
+  options: CrabboxOptions,
+): { names: string[]; unqueried: UnqueriedProvider[] } {
+  const names = new Set(Object.keys(options.providers ?? {}));
+  const unqueried: UnqueriedProvider[] = [];
+  for (const name of providerNames()) {
+    const missing = providerEntry(name).credentials?.(rt.env, rt.config.providers[name] ?? {});
+    if (missing === undefined) names.add(name);
+    else {
+      names.delete(name);
+      unqueried.push({ provider: name, reason: missing });
+    }
+  }
+  return { names: [...names], unqueried };
+}
+
+/**
+ * The not-found hint naming the providers not asked for lack of credentials
+ * (`undefined` when every provider was asked).
+ *
+ * @example
+ * ```ts
+ * import { unqueriedHint } from "./leases.ts";
+ * unqueriedHint([{ provider: "hetzner", reason: "HCLOUD_TOKEN is not set" }]);
+ * // "not queried for lack of credentials: hetzner (crabbox doctor shows what each needs)"
+ * ```
+ */
+export function unqueriedHint(unqueried: readonly UnqueriedProvider[]): string | undefined {
+  if (unqueried.length === 0) return undefined;
+  return `not queried for lack of credentials: ${
+    unqueried.map((u) => u.provider).join(", ")
+  } (crabbox doctor shows what each needs)`;
+}
+
 /** Liveness of a recorded creator process (injected by tests). */
 export type CreatorAlive = (creator: CreatorRef | undefined) => boolean;
 
@@ -150,6 +207,8 @@ export interface LeaseReport {
   leases: Lease[];
   /** Claim files that failed validation (named; the rest were still read). */
   badClaims: BadClaim[];
+  /** Providers not asked because their credentials are missing (their boxes may exist). */
+  unqueried: UnqueriedProvider[];
 }
 
 /**
@@ -190,7 +249,15 @@ export async function listLeasesReport(
       if (isKnownProvider(options, b.provider)) providers.add(b.provider);
     }
   }
+  let unqueried: UnqueriedProvider[] = [];
   if (selector.provider) providers.add(selector.provider);
+  else {
+    // Boxes without a claim here (lost, or made by another machine of this
+    // owner) are found through every provider that can be asked.
+    const asked = credentialedProviders(rt, options);
+    for (const name of asked.names) providers.add(name);
+    unqueried = asked.unqueried.filter((u) => !providers.has(u.provider));
+  }
   const byId = new Map<string, Lease>();
   await Promise.all([...providers].map(async (name) => {
     const mine = claims.filter((c) => c.provider === name);
@@ -235,7 +302,7 @@ export async function listLeasesReport(
     }
   }));
   const leases = [...byId.values()].filter((l) => owner === undefined || l.owner === owner);
-  return { leases: leases.sort(compareLeases), badClaims };
+  return { leases: leases.sort(compareLeases), badClaims, unqueried };
 }
 
 /**
@@ -295,9 +362,11 @@ export async function findLease(
   options: CrabboxOptions & { allOwners?: boolean } = {},
 ): Promise<Lease> {
   const trimmed = ref.trim();
-  let found: Lease | undefined;
+  let selector: ListSelector;
+  let match: (l: Lease) => boolean;
   if (isLeaseId(trimmed)) {
-    found = (await listLeases({ allOwners: true }, options)).find((l) => l.id === trimmed);
+    selector = { allOwners: true };
+    match = (l) => l.id === trimmed;
   } else {
     const slash = trimmed.indexOf("/");
     if (slash <= 0) {
@@ -308,12 +377,18 @@ export async function findLease(
     }
     const crew = normalizeCrewName(trimmed.slice(0, slash));
     const slug = normalizeSlug(trimmed.slice(slash + 1));
-    found = (await listLeases({ crew, allOwners: options.allOwners }, options)).find((l) =>
-      l.slug === slug
-    );
+    selector = { crew, allOwners: options.allOwners };
+    match = (l) => l.slug === slug;
   }
+  const report = await listLeasesReport(selector, options);
+  if (report.badClaims.length > 0) {
+    (await resolveRuntime(options)).log(badClaimsError(report.badClaims).message);
+  }
+  const found = report.leases.find(match);
   if (!found) {
-    throw new CrabboxError("notFound", "no_lease", `no active lease ${JSON.stringify(ref)}`);
+    throw new CrabboxError("notFound", "no_lease", `no active lease ${JSON.stringify(ref)}`, {
+      hint: unqueriedHint(report.unqueried),
+    });
   }
   if (!options.allOwners) {
     const me = await ownerFor({ env: (await resolveRuntime(options)).env });
@@ -440,11 +515,12 @@ export async function releaseCrew(
   options: CrabboxOptions & { allOwners?: boolean } = {},
 ): Promise<ReleaseResult> {
   const rt = await resolveRuntime(options);
-  const { leases, badClaims } = await listLeasesReport(
+  const { leases, badClaims, unqueried } = await listLeasesReport(
     { crew: name, allOwners: options.allOwners },
     options,
   );
-  const result = await releaseLeases(rt, leases);
+  const result: ReleaseResult = await releaseLeases(rt, leases);
+  if (unqueried.length > 0) result.unqueried = unqueried;
   const left: BadClaim[] = [];
   for (const b of badClaims) if (await exists(b.path)) left.push(b);
   return left.length > 0 ? { ...result, badClaims: left } : result;

@@ -4,6 +4,10 @@ import { memoryProvider } from "../fakes/memory_provider.ts";
 import { buildProgram } from "../../cli.ts";
 import { makeIo } from "../../cli/output.ts";
 
+// The test world sets no provider credentials: every provider but local was not asked.
+const UNQUERIED =
+  "not queried for lack of credentials: aws, azure, daytona, exe-dev, gcp, hetzner, namespace, proxmox, runpod, semaphore, sprites, ssh (crabbox doctor shows what each needs)";
+
 function oneJsonError(stderr: string) {
   const lines = stderr.split("\n").filter(Boolean);
   assert.equal(lines.length, 1, `one line on stderr: ${stderr}`);
@@ -41,7 +45,7 @@ Deno.test("--json errors: one JSON object on stderr, exit status unchanged", asy
       kind: "notFound",
       code: "no_lease",
       message: 'no active lease "t/none"',
-      hint: null,
+      hint: UNQUERIED,
     });
 
     await world.run(["warmup", "--crew", "t", "--slug", "db", "--provider", "memory"]);
@@ -64,7 +68,7 @@ Deno.test("--json errors: one JSON object on stderr, exit status unchanged", asy
     // Without --json (a --json after -- belongs to the remote command), the usual line.
     const plain = await world.run(["ssh", "--id", "t/none", "--", "cat", "--json"]);
     assert.equal(plain.code, 3);
-    assert.equal(plain.stderr, 'crabbox: no active lease "t/none"\n');
+    assert.equal(plain.stderr, `crabbox: no active lease "t/none"\nhint: ${UNQUERIED}\n`);
   } finally {
     await world.close();
   }
