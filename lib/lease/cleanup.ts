@@ -30,7 +30,7 @@ export interface ExpiredLease {
 
 /** Options of {@link cleanupExpired}. */
 export interface CleanupOptions extends CrabboxOptions {
-  /** Only this provider (default: every provider this machine holds claims for). */
+  /** Only this provider (default: every provider with credentials, `local`, and those of claims). */
   provider?: string;
   /** Find and report only; release nothing. */
   dryRun?: boolean;
