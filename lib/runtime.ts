@@ -196,3 +196,24 @@ export function lifetimeDefaults(
 export function providerShapeRules(name: string): ShapeRules | undefined {
   return Object.hasOwn(providerRegistry, name) ? providerRegistry[name].shape : undefined;
 }
+
+/**
+ * Check a registered provider's config section the way its create would
+ * (see `ProviderEntry.checkConfig`), writing nothing; an injected provider
+ * (tests) has nothing to check.
+ *
+ * @example
+ * ```ts
+ * import { checkProviderConfig, resolveRuntime } from "./runtime.ts";
+ * await checkProviderConfig(await resolveRuntime({ home: "/tmp/cbx-example" }), {}, "local");
+ * ```
+ */
+export async function checkProviderConfig(
+  rt: Runtime,
+  options: CrabboxOptions,
+  name: string,
+): Promise<void> {
+  if (options.providers && Object.hasOwn(options.providers, name)) return;
+  if (!Object.hasOwn(providerRegistry, name)) return;
+  await providerRegistry[name].checkConfig?.(rt.env, rt.config.providers[name] ?? {});
+}

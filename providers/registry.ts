@@ -62,6 +62,12 @@ export interface ProviderEntry {
    * `undefined` when nothing is. Loads what it needs lazily.
    */
   prerequisites?: () => Promise<PrerequisiteReport | undefined>;
+  /**
+   * Check the provider's config section (an inventory, say) and throw the
+   * error a create would hit, without writing anything; creates run it before
+   * their first write. Loads what it needs lazily.
+   */
+  checkConfig?: (env: EnvReader, config: Record<string, unknown>) => Promise<void>;
 }
 
 const f = (...features: Feature[]): ReadonlySet<Feature> => new Set(features);
@@ -109,6 +115,8 @@ export const providerRegistry: Readonly<Record<string, ProviderEntry>> = {
       Array.isArray(config.hosts) && config.hosts.length > 0
         ? undefined
         : "no hosts listed under ssh.hosts in config.yaml",
+    checkConfig: async (env, config) =>
+      (await import("./ssh_hosts/mod.ts")).checkSshHosts(config, env),
   },
   hetzner: {
     name: "hetzner",

@@ -31,6 +31,7 @@ import {
 import type { Lifetime } from "../core/mod.ts";
 import { type Lease, listClaims, removeClaim, reserveClaims, saveClaim } from "./claims.ts";
 import {
+  checkProviderConfig,
   type CrabboxOptions,
   lifetimeDefaults,
   providerFeatures,
@@ -536,6 +537,7 @@ export async function leaseBox(
   const crew = options.crew === undefined ? undefined : normalizeCrewName(options.crew);
   const rt = await resolveRuntime(options);
   const member = validateMember(spec, rt.config.provider, options);
+  await checkProviderConfig(rt, options, member.provider);
   const owner = await ownerFor({ env: rt.env });
   const [prepared] = await prepareMembers(rt, options, crew, [member], owner);
   const lease = await createMember(rt, options, crew, prepared);
@@ -571,6 +573,9 @@ export async function leaseCrew(
     if (m.pick) continue;
     if (seen.has(m.slug)) throw usageError("duplicate_slug", `slug ${m.slug} is given twice`);
     seen.add(m.slug);
+  }
+  for (const p of new Set(validated.map((m) => m.provider))) {
+    await checkProviderConfig(rt, options, p);
   }
   const owner = await ownerFor({ env: rt.env });
   const prepared = await prepareMembers(rt, options, crewName, validated, owner);

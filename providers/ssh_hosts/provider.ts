@@ -14,7 +14,7 @@
  * @module
  */
 
-import type { Labels, StaticHost } from "../../lib/core/mod.ts";
+import type { EnvReader, Labels, StaticHost } from "../../lib/core/mod.ts";
 import {
   CrabboxError,
   joinPath,
@@ -39,16 +39,16 @@ interface HostClaim {
   createdAt: string;
 }
 
-function hostsFrom(ctx: ProviderContext): StaticHost[] {
+function hostsFrom(ctx: Pick<ProviderContext, "config">): StaticHost[] {
   const hosts = ctx.config.hosts;
   return Array.isArray(hosts) ? hosts as StaticHost[] : [];
 }
 
-function expandHome(path: string, ctx: ProviderContext): string {
+function expandHome(path: string, ctx: Pick<ProviderContext, "env">): string {
   return path.startsWith("~/") ? joinPath(ctx.env("HOME") ?? "", path.slice(2)) : path;
 }
 
-function targetOf(host: StaticHost, ctx: ProviderContext): SshTarget {
+function targetOf(host: StaticHost, ctx: Pick<ProviderContext, "env">): SshTarget {
   return validateSshTarget({
     host: host.host,
     port: host.port ?? 22,
@@ -56,6 +56,45 @@ function targetOf(host: StaticHost, ctx: ProviderContext): SshTarget {
     keyPath: host.identityFile ? expandHome(host.identityFile, ctx) : undefined,
     hostKey: host.hostKey,
   });
+}
+
+const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+/**
+ * Check the `ssh.hosts` inventory without touching anything: at least one
+ * host, every name usable as a file name, every host, user, port, identity
+ * file and pinned host key acceptable to ssh. Runs before a create writes
+ * anything (claims, crew key, known_hosts), so a bad inventory is one line
+ * and an exit status with nothing created.
+ *
+ * @example
+ * ```ts
+ * import { checkSshHosts } from "./provider.ts";
+ * checkSshHosts({ hosts: [{ name: "rack1", host: "10.0.0.5", user: "ci" }] }, () => undefined);
+ * ```
+ */
+export function checkSshHosts(config: Record<string, unknown>, env: EnvReader): void {
+  const ctx = { config, env } as Pick<ProviderContext, "config" | "env">;
+  const hosts = hostsFrom(ctx);
+  if (hosts.length === 0) throw noHosts();
+  for (const h of hosts) {
+    if (typeof h.name !== "string" || !HOST_NAME.test(h.name)) throw badHostName(h.name);
+    targetOf(h, ctx);
+  }
+}
+
+function noHosts(): CrabboxError {
+  return new CrabboxError("config", "no_static_hosts", "the ssh provider has no hosts", {
+    hint: "list hosts under ssh.hosts in config.yaml",
+  });
+}
+
+function badHostName(name: unknown): CrabboxError {
+  return new CrabboxError(
+    "config",
+    "bad_host_name",
+    `ssh host name ${JSON.stringify(name)} is invalid`,
+  );
 }
 
 /**
@@ -75,13 +114,7 @@ export function createSshProvider(ctx: ProviderContext): Provider {
   const dir = joinPath(ctx.home, "ssh-hosts");
   const lock = joinPath(dir, ".lock");
   const claimPath = (name: string) => {
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(name)) {
-      throw new CrabboxError(
-        "config",
-        "bad_host_name",
-        `ssh host name ${JSON.stringify(name)} is invalid`,
-      );
-    }
+    if (!HOST_NAME.test(name)) throw badHostName(name);
     return joinPath(dir, `${name}.json`);
   };
   const toLease = (host: StaticHost, claim: HostClaim): ProviderLease => ({
@@ -106,13 +139,8 @@ export function createSshProvider(ctx: ProviderContext): Provider {
     name: "ssh",
     features: new Set(["ssh"]),
     async create(spec: CreateSpec, signal?: AbortSignal): Promise<ProviderLease> {
+      checkSshHosts(ctx.config, ctx.env);
       const hosts = hostsFrom(ctx);
-      if (hosts.length === 0) {
-        throw new CrabboxError("config", "no_static_hosts", "the ssh provider has no hosts", {
-          hint: "list hosts under ssh.hosts in config.yaml",
-        });
-      }
-      for (const h of hosts) targetOf(h, ctx);
       const host = await withLock(lock, async () => {
         for (const h of hosts) {
           const path = claimPath(h.name);
