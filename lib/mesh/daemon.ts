@@ -167,17 +167,30 @@ export async function startCrewDaemons(
     // killed at any point leaves nothing disconnect cannot find.
     const recorded = new Map<string, DaemonProcess>();
     const starting = new Map<string, DaemonIntent>();
-    const save = () =>
-      writeFileAtomic(
-        paths.daemon,
-        renderDaemonState({
-          version: 1,
-          crew,
-          startedAt,
-          processes: [...recorded.values()],
-          ...(starting.size ? { starting: [...starting.values()] } : {}),
-        }),
-      );
+    // Tunnels start concurrently: writes are serialized (an older snapshot
+    // never lands after a newer one) and coalesced (one write covers every
+    // change made before it started).
+    let running: Promise<void> = Promise.resolve();
+    let queued: Promise<void> | undefined;
+    const save = (): Promise<void> => {
+      if (queued) return queued;
+      const write = running.then(() => {
+        queued = undefined;
+        return writeFileAtomic(
+          paths.daemon,
+          renderDaemonState({
+            version: 1,
+            crew,
+            startedAt,
+            processes: [...recorded.values()],
+            ...(starting.size ? { starting: [...starting.values()] } : {}),
+          }),
+        );
+      });
+      queued = write;
+      running = write.catch(() => {});
+      return write;
+    };
     ctx.beforeSpawn = async (t) => {
       starting.set(t.member.lease.id, {
         leaseId: t.member.lease.id,
