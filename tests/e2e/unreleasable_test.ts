@@ -183,7 +183,7 @@ async function alive(pid: number): Promise<boolean> {
 
 Deno.test({
   name:
-    "e2e: crew connect --export killed (SIGTERM) mid-start: disconnect finds and stops its ssh, and removes its socket",
+    "e2e: crew connect --export killed (SIGKILL) mid-start: disconnect finds and stops its recorded ssh, and removes its socket",
   ignore: !enabled,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -211,8 +211,9 @@ Deno.test({
         stdout: "null",
         stderr: "null",
       }).spawn();
-      // Kill once the ssh runs and is recorded (kills inside the spawn→record
-      // window are tested in export_kill_test.ts).
+      // Kill once the ssh runs and is recorded. SIGKILL: a SIGTERM is caught
+      // and the connect stops its ssh itself (export_kill_test.ts tests that,
+      // and kills inside the spawn→record window).
       const sshPids = await waitFor("the member's ssh, recorded", async () => {
         const pids = await pgrep(cmDir);
         if (pids.length === 0) return undefined;
@@ -221,7 +222,7 @@ Deno.test({
           ? pids
           : undefined;
       });
-      child.kill("SIGTERM");
+      child.kill("SIGKILL");
       await child.status;
       assert.ok(await alive(sshPids[0]), "the detached ssh outlived the killed connect");
 
