@@ -73,13 +73,13 @@ export {
   releaseCrew,
   releaseLease,
   type ReleaseResult,
-  type UnqueriedProvider,
   runOnLease,
   touchCrew,
   touchLease,
   type TouchOptions,
   type TouchResult,
   type Transport,
+  type UnqueriedProvider,
 } from "./lib/lease/mod.ts";
 export type {
   HostKeyPolicy,
