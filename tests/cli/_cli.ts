@@ -92,3 +92,13 @@ export async function entries(dir: string): Promise<string[]> {
   }
   return out.sort();
 }
+
+/** Every path under `dir` (relative, sorted), directories included. */
+export async function tree(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    out.push(e.name);
+    if (e.isDirectory) out.push(...(await tree(`${dir}/${e.name}`)).map((n) => `${e.name}/${n}`));
+  }
+  return out.sort();
+}

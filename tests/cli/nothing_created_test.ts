@@ -3,18 +3,10 @@
 // CRABBOX_HOME has exactly the files it had before (claims, crew key,
 // known_hosts, ssh-hosts claims, locks — none).
 import assert from "node:assert/strict";
+import { tree } from "./_cli.ts";
 import { main } from "../../cli.ts";
 import { memoryProvider } from "../fakes/memory_provider.ts";
 import { fakeProcess, fakeSshKeygen } from "../fakes/process.ts";
-
-async function tree(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const e of Deno.readDir(dir)) {
-    out.push(e.name);
-    if (e.isDirectory) out.push(...(await tree(`${dir}/${e.name}`)).map((n) => `${e.name}/${n}`));
-  }
-  return out.sort();
-}
 
 /** Run the CLI on a fresh home holding only `config` (as config.yaml) and `files`. */
 async function runFresh(

@@ -2,6 +2,7 @@
 // made read-only for real: a read-only bind mount inside a private mount
 // namespace (`unshare --mount`), with the CLI run inside it.
 import assert from "node:assert/strict";
+import { tree } from "./_cli.ts";
 
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 
@@ -65,15 +66,6 @@ async function runReadOnly(home: string, args: string[]) {
   }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-async function tree(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const e of Deno.readDir(dir)) {
-    out.push(e.name);
-    if (e.isDirectory) out.push(...(await tree(`${dir}/${e.name}`)).map((n) => `${e.name}/${n}`));
-  }
-  return out.sort();
 }
 
 for (

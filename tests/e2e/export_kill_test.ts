@@ -3,24 +3,10 @@
 import assert from "node:assert/strict";
 import { cliArgv, cliEnv, crabbox } from "./_cli.ts";
 import { requireE2E } from "./_local.ts";
+import { pgrep, waitFor } from "./_e2e_util.ts";
 
 const enabled = requireE2E();
 const CREW = "kx";
-
-async function pgrep(pattern: string): Promise<number[]> {
-  const out = await new Deno.Command("pgrep", { args: ["-f", pattern], stdout: "piped" }).output();
-  return new TextDecoder().decode(out.stdout).split("\n").filter(Boolean).map(Number);
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 const daemonFile = (home: string) => `${home}/crew/${CREW}/daemon.json`;
 const cmDir = (home: string) => `${home}/crew/${CREW}/cm/`;

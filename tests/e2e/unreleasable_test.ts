@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { cliArgv, cliEnv, crabbox } from "./_cli.ts";
 import { requireE2E } from "./_local.ts";
+import { pgrep, waitFor } from "./_e2e_util.ts";
 
 const enabled = requireE2E();
 
@@ -9,11 +10,6 @@ async function netnsList(): Promise<string[]> {
   return new TextDecoder().decode(out.stdout).split("\n").map((l) => l.split(" ")[0]).filter(
     Boolean,
   );
-}
-
-async function pgrep(pattern: string): Promise<number[]> {
-  const out = await new Deno.Command("pgrep", { args: ["-f", pattern], stdout: "piped" }).output();
-  return new TextDecoder().decode(out.stdout).split("\n").filter(Boolean).map(Number);
 }
 
 async function boxRecords(home: string): Promise<Record<string, unknown>[]> {
@@ -27,16 +23,6 @@ async function boxRecords(home: string): Promise<Record<string, unknown>[]> {
     }
   } catch { /* no local dir yet */ }
   return out;
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 type Row = { id: string; slug: string; state: string };
