@@ -34,12 +34,13 @@ import {
 import { type ConnectOptions, planCrew, sortForwards, writeMeshFiles } from "./plan.ts";
 import { firstConnect, launchAll, makeCtx, makeTunnels, stopChild, type Tunnel } from "./tunnel.ts";
 import {
-  findProcesses,
   type IdentityBackend,
   identityBackend,
   killIfMatches,
+  ownProcesses,
   type ProcessIdentity,
   processIdentity,
+  runsCommand,
   sameProcess,
 } from "../process/mod.ts";
 
@@ -99,7 +100,10 @@ export async function liveDaemonCount(paths: MeshPaths): Promise<number> {
     const now = await processIdentity(p.pid);
     if (now && sameProcess(now, { pid: p.pid, startTime: p.startTime, argv: p.argv })) n++;
   }
-  for (const i of state.starting ?? []) n += (await findProcesses(i.argv))?.length ?? 0;
+  if (state.starting?.length) {
+    const mine = (await ownProcesses()) ?? [];
+    for (const i of state.starting) n += mine.filter((p) => runsCommand(p, i.argv)).length;
+  }
   return n;
 }
 
@@ -349,9 +353,11 @@ async function stopDaemons(
     ),
   );
   const starting = state.starting ?? [];
+  // One scan of this user's processes serves every ssh recorded as starting.
+  const mine = starting.length ? await ownProcesses() : [];
+  if (mine === undefined) throw identityUnsupported("crew disconnect");
   const found = await Promise.all(starting.map(async (i) => {
-    const procs = await findProcesses(i.argv);
-    if (procs === undefined) throw identityUnsupported("crew disconnect");
+    const procs = mine.filter((p) => runsCommand(p, i.argv));
     const stopped = await Promise.all(procs.map((p) => stop(p, i.controlPath)));
     if (procs.length === 0) await removeFile(i.controlPath).catch(() => {});
     return stopped.filter(Boolean).length;

@@ -110,10 +110,61 @@ export interface FindSources {
 }
 
 /**
- * This user's live processes whose argv is exactly `argv` (the program by
- * its base name, since a spawn resolves it through PATH; through `ps`,
- * which cannot tell spaces inside an argument, the command line is compared
- * split on spaces, as {@link processIdentity} records it there). Resolves
+ * This user's live processes (not this one) with their identity; through
+ * `ps` the argv is the command line split on spaces (see
+ * {@link processIdentity}). Resolves `undefined` when this system has
+ * neither `/proc` nor `ps`.
+ *
+ * @example
+ * ```ts
+ * import { ownProcesses } from "./find.ts";
+ * const mine = await ownProcesses();
+ * ```
+ */
+export async function ownProcesses(
+  sources: FindSources = {},
+): Promise<ProcessIdentity[] | undefined> {
+  const read = sources.read ?? readProc;
+  const backend = await identityBackend(read, sources.ps ?? psWorks);
+  if (backend === "none") return undefined;
+  const out: ProcessIdentity[] = [];
+  if (backend === "proc") {
+    for (const pid of await (sources.listProc ?? listProc)()) {
+      if (pid === Deno.pid) continue;
+      const id = await processIdentity(pid, read);
+      if (id) out.push(id);
+    }
+    return out;
+  }
+  for (const { pid, line } of await (sources.listPs ?? listPs)()) {
+    const parsed = parsePsLine(line);
+    if (pid !== Deno.pid && parsed) out.push({ pid, ...parsed });
+  }
+  return out;
+}
+
+const base = (program: string) => program.slice(program.lastIndexOf("/") + 1);
+
+/**
+ * Whether a process runs exactly the command `argv`: the same command line
+ * (compared split on spaces, the form `ps` can give) with the program
+ * compared by its base name, since a spawn resolves `ssh` to `/usr/bin/ssh`.
+ *
+ * @example
+ * ```ts
+ * import { runsCommand } from "./find.ts";
+ * runsCommand({ pid: 7, startTime: "1", argv: ["/usr/bin/ssh", "-N", "h"] }, ["ssh", "-N", "h"]); // true
+ * ```
+ */
+export function runsCommand(p: ProcessIdentity, argv: readonly string[]): boolean {
+  const a = p.argv.join(" ").split(/ +/);
+  const b = argv.join(" ").split(/ +/);
+  return a.length === b.length && a.length > 0 && base(a[0]) === base(b[0]) &&
+    a.every((x, i) => i === 0 || x === b[i]);
+}
+
+/**
+ * This user's live processes running exactly `argv` (see {@link runsCommand});
  * `undefined` when this system has neither `/proc` nor `ps`.
  *
  * @example
@@ -126,30 +177,5 @@ export async function findProcesses(
   argv: readonly string[],
   sources: FindSources = {},
 ): Promise<ProcessIdentity[] | undefined> {
-  const read = sources.read ?? readProc;
-  const backend = await identityBackend(read, sources.ps ?? psWorks);
-  if (backend === "none") return undefined;
-  const out: ProcessIdentity[] = [];
-  if (backend === "proc") {
-    for (const pid of await (sources.listProc ?? listProc)()) {
-      if (pid === Deno.pid) continue;
-      const id = await processIdentity(pid, read);
-      if (id && sameArgv(id.argv, argv)) out.push(id);
-    }
-    return out;
-  }
-  const flat = argv.join(" ").split(/ +/);
-  for (const { pid, line } of await (sources.listPs ?? listPs)()) {
-    const parsed = parsePsLine(line);
-    if (pid !== Deno.pid && parsed && sameArgv(parsed.argv, flat)) out.push({ pid, ...parsed });
-  }
-  return out;
-}
-
-const base = (program: string) => program.slice(program.lastIndexOf("/") + 1);
-
-/** Same argv, the program compared by its base name (a spawn resolves `ssh` to `/usr/bin/ssh`). */
-function sameArgv(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.length > 0 && base(a[0]) === base(b[0]) &&
-    a.every((x, i) => i === 0 || x === b[i]);
+  return (await ownProcesses(sources))?.filter((p) => runsCommand(p, argv));
 }
