@@ -10,6 +10,11 @@ const CREW = "kx";
 
 const daemonFile = (home: string) => `${home}/crew/${CREW}/daemon.json`;
 const cmDir = (home: string) => `${home}/crew/${CREW}/cm/`;
+/**
+ * The member's mesh ssh (the ControlMaster itself), not a short-lived
+ * `ssh -O check` on the same ControlPath.
+ */
+const meshSsh = (home: string) => `ControlMaster=yes -o ControlPath=${cmDir(home)}`;
 
 /** Start `crew connect --export` as a process of its own. */
 function startConnect(home: string, extraEnv: Record<string, string> = {}): Deno.ChildProcess {
@@ -84,11 +89,17 @@ async function withCrew(fn: (home: string) => Promise<void>): Promise<void> {
   }
 }
 
-/** The ssh runs, but daemon.json does not name its pid yet (the spawn→record window). */
+/**
+ * The ssh runs and is up (its ControlMaster socket exists: every forward is
+ * bound, so it will not exit on a port clash), but daemon.json does not name
+ * its pid yet — the spawn→record window.
+ */
 function inGap(home: string): () => Promise<number[] | undefined> {
   return async () => {
-    const pids = await pgrep(cmDir(home));
+    const pids = await pgrep(meshSsh(home));
     if (pids.length === 0) return undefined;
+    const sockets = await Array.fromAsync(Deno.readDir(cmDir(home))).catch(() => []);
+    if (!sockets.some((e) => e.name.startsWith("cbx-"))) return undefined;
     const text = await Deno.readTextFile(daemonFile(home)).catch(() => "");
     return pids.some((p) => !new RegExp(`"pid": ${p}\\b`).test(text)) ? pids : undefined;
   };
@@ -106,7 +117,7 @@ Deno.test({
       const pids = await waitFor("the member's ssh, not yet recorded", inGap(home));
       child.kill("SIGKILL");
       await child.status;
-      assert.notDeepEqual(await pgrep(cmDir(home)), [], "the detached ssh outlived the connect");
+      assert.notDeepEqual(await pgrep(meshSsh(home)), [], "the detached ssh outlived the connect");
 
       const d = await crabbox(home, ["crew", "disconnect", CREW]);
       assert.equal(d.code, 0, d.stderr);
@@ -125,7 +136,7 @@ Deno.test({
       const c = await crabbox(home, ["crew", "connect", CREW, "--export"]);
       assert.equal(c.code, 0, c.stderr);
       assert.match(c.stderr, /replacing 1 earlier/);
-      assert.equal((await pgrep(cmDir(home))).length, 1, "exactly the new ssh runs");
+      assert.equal((await pgrep(meshSsh(home))).length, 1, "exactly the new ssh runs");
       const d2 = await crabbox(home, ["crew", "disconnect", CREW]);
       assert.equal(d2.code, 0, d2.stderr);
       await assertNothingLeft(home, "after the second disconnect");
@@ -176,14 +187,14 @@ Deno.test({
           await waitFor(
             "the CLI to start",
             async () =>
-              Date.now() - startedAt > 1500 + at || (await pgrep(cmDir(home))).length > 0
+              Date.now() - startedAt > 1500 + at || (await pgrep(meshSsh(home))).length > 0
                 ? true
                 : undefined,
           );
         } else {
           await waitFor(
             "the member's ssh",
-            async () => (await pgrep(cmDir(home))).length > 0 ? true : undefined,
+            async () => (await pgrep(meshSsh(home))).length > 0 ? true : undefined,
           );
           await new Promise((r) => setTimeout(r, at));
         }
@@ -191,7 +202,7 @@ Deno.test({
           child.kill(signal);
         } catch { /* the connect finished first: disconnect must stop its daemons too */ }
         await child.status;
-        if ((await pgrep(cmDir(home))).length > 0) caught++;
+        if ((await pgrep(meshSsh(home))).length > 0) caught++;
         const d = await crabbox(home, ["crew", "disconnect", CREW]);
         assert.equal(d.code, 0, `kill ${signal} at ${at} ms: ${d.stderr}`);
         await assertNothingLeft(home, `kill ${signal} at ${at} ms`);
