@@ -70,8 +70,8 @@ async function connectAction(
     );
     return;
   }
-  await touchCrewOnUse(io, name);
   if (flags.export) {
+    await touchCrewOnUse(io, name);
     // A teardown signal mid-start stops what was started and exits 130.
     const stop = new AbortController();
     const handlers = TEARDOWN_SIGNALS.map((sig) => {
@@ -143,7 +143,11 @@ async function connectAction(
     io.out(`wrote ${m.paths.hosts}`);
     io.out(`wrote ${m.paths.env}`);
     for (const line of peerLines(m.peers())) io.out(line);
+    // Marked as used once ready, not before: a touch writes every member's
+    // labels and claim, which would sit in front of connect→ready.
+    const touched = touchCrewOnUse(io, name);
     await m.closed;
+    await touched;
     io.err(`crew "${m.crew}" SSH-mesh stopped (${received ?? "closed"})`);
   } finally {
     clearInterval(toucher);

@@ -275,36 +275,48 @@ export async function listClaims(
   onBad: (bad: BadClaim) => void = () => {},
 ): Promise<Lease[]> {
   const dir = claimsDir(home);
-  const out: Lease[] = [];
+  const entries: Deno.DirEntry[] = [];
   try {
     for await (const entry of Deno.readDir(dir)) {
-      if (!/^cbx-[0-9a-f]{12}\.json$/.test(entry.name)) continue;
-      const path = joinPath(dir, entry.name);
-      const id = entry.name.slice(0, -".json".length);
-      let raw: unknown;
-      try {
-        if (!entry.isFile) throw new Error("not a regular file");
-        raw = JSON.parse(await Deno.readTextFile(path));
-      } catch (e) {
-        onBad({
-          path,
-          id,
-          reason: e instanceof SyntaxError
-            ? "not valid JSON (truncated?)"
-            : (e as Error).message.split("\n")[0],
-        });
-        continue;
-      }
-      const lease = validateClaim(raw, id);
-      if (typeof lease === "string") {
-        const field = (k: string) =>
-          isObject(raw) && typeof raw[k] === "string" ? raw[k] as string : undefined;
-        onBad({ path, id, crew: field("crew"), provider: field("provider"), reason: lease });
-      } else out.push(lease);
+      if (/^cbx-[0-9a-f]{12}\.json$/.test(entry.name)) entries.push(entry);
     }
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
+  // Read in parallel (each async read is a thread-pool round trip), judge in order.
+  const texts = await Promise.all(
+    entries.map((e) =>
+      e.isFile
+        ? Deno.readTextFile(joinPath(dir, e.name)).catch((err: Error) => err)
+        : new Error("not a regular file")
+    ),
+  );
+  const out: Lease[] = [];
+  entries.forEach((entry, i) => {
+    const path = joinPath(dir, entry.name);
+    const id = entry.name.slice(0, -".json".length);
+    const text = texts[i];
+    let raw: unknown;
+    try {
+      if (text instanceof Error) throw text;
+      raw = JSON.parse(text);
+    } catch (e) {
+      onBad({
+        path,
+        id,
+        reason: e instanceof SyntaxError
+          ? "not valid JSON (truncated?)"
+          : (e as Error).message.split("\n")[0],
+      });
+      return;
+    }
+    const lease = validateClaim(raw, id);
+    if (typeof lease === "string") {
+      const field = (k: string) =>
+        isObject(raw) && typeof raw[k] === "string" ? raw[k] as string : undefined;
+      onBad({ path, id, crew: field("crew"), provider: field("provider"), reason: lease });
+    } else out.push(lease);
+  });
   return out.sort(compareLeases);
 }
 

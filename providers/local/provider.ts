@@ -79,9 +79,17 @@ export function createLocalProvider(ctx: ProviderContext): Provider {
     },
 
     async list(selector: LeaseSelector): Promise<ProviderLease[]> {
+      // Every record is read (in parallel), but only the crew's boxes are
+      // judged (netns + process checks): a home with many crews stays cheap.
+      const ids = await boxIds(home);
+      const boxes = await Promise.all(ids.map((id) => readBox(localBoxDir(home, id))));
       const leases: ProviderLease[] = [];
-      for (const id of await boxIds(home)) {
-        const lease = await this.get(id);
+      for (const [i, id] of ids.entries()) {
+        const box = boxes[i];
+        if (selector.crew !== undefined && box && box.labels.crew !== selector.crew) continue;
+        const lease = box
+          ? leaseOf(localBoxDir(home, id), { ...box, leaseId: id })
+          : await this.get(id);
         if (!lease) continue;
         if (selector.crew !== undefined && lease.labels.crew !== selector.crew) continue;
         leases.push(lease);

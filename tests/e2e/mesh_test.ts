@@ -388,11 +388,33 @@ Deno.test({
 
       for (const sig of ["SIGINT", "SIGTERM", "SIGHUP", "SIGTSTP"] as const) {
         await t.step(`foreground: ${sig} tears down, exit 0, no ssh left`, async () => {
+          const claimFiles = ["api", "db", "web"].map((s) => `${home}/claims/${m(s).id}.json`);
+          const touchedAt = async () =>
+            await Promise.all(
+              claimFiles.map(async (f) =>
+                Number(JSON.parse(await Deno.readTextFile(f)).labels["crabbox-touched"])
+              ),
+            );
+          if (sig === "SIGTERM") {
+            for (const f of claimFiles) {
+              const c = JSON.parse(await Deno.readTextFile(f));
+              c.labels["crabbox-touched"] = "1000";
+              await Deno.writeTextFile(f, JSON.stringify(c));
+            }
+          }
           const fg = new Foreground(home, prefix, ["connect", CREW]);
           try {
             const vars = await fg.ready();
             assert.equal(await fetchName(vars.CRABBOX_CREW_DB_8080), "db");
             assert.equal(meshPids(home).length, 3);
+            if (sig === "SIGTERM") {
+              // A foreground connect marks every member as used (once it is ready).
+              const since = Date.now() / 1000 - 60;
+              await waitFor(
+                "crew touched",
+                async () => (await touchedAt()).every((x) => x > since),
+              );
+            }
             if (sig === "SIGINT") {
               // --json while a foreground connect runs reports its live table
               const j = await runCli(home, ["connect", CREW, "--json"]);

@@ -12,6 +12,7 @@ import {
   renderSshdConfig,
 } from "../../../providers/local/mod.ts";
 import { procStartTime } from "../../../lib/process/mod.ts";
+import { createLocalProvider } from "../../../providers/local/provider.ts";
 
 function probe(euid: number, present: string[]): PrerequisiteProbe {
   return {
@@ -118,4 +119,53 @@ Deno.test("boxHostname and procStartTime", () => {
   assert.throws(() => boxHostname("Bad Slug"), CrabboxError);
   assert.match(procStartTime(Deno.pid) ?? "", /^\d+$/);
   assert.equal(procStartTime(0x7ffffffe), undefined);
+});
+
+Deno.test("list: a crew selector returns exactly the crew's boxes; a record-less box dir only unfiltered", async () => {
+  const home = await Deno.makeTempDir({ prefix: "cbx-local-list-" });
+  try {
+    const box = (leaseId: string, crew: string) => ({
+      version: 1,
+      leaseId,
+      slug: `s${leaseId.slice(-2)}`,
+      hostname: `crabbox-s${leaseId.slice(-2)}`,
+      labels: { crabbox: "true", "crabbox-lease": leaseId, crew },
+      createdAt: "2026-01-01T00:00:00.000Z",
+      ready: true,
+      loopback: { ip: "127.77.0.9", port: 22 },
+      keyPath: "/nonexistent/key",
+      creator: { pid: 1, startTime: "0" },
+    });
+    const records = {
+      "cbx-0000000000a1": box("cbx-0000000000a1", "a"),
+      "cbx-0000000000b1": box("cbx-0000000000b1", "b"),
+      "cbx-0000000000a2": box("cbx-0000000000a2", "a"),
+    };
+    for (const [id, rec] of Object.entries(records)) {
+      await Deno.mkdir(`${home}/local/${id}`, { recursive: true });
+      await Deno.writeTextFile(`${home}/local/${id}/box.json`, JSON.stringify(rec));
+    }
+    await Deno.mkdir(`${home}/local/cbx-0000000000c1`); // a create that crashed before its record
+    const local = createLocalProvider({
+      home,
+      env: () => undefined,
+      config: {},
+      fetch,
+      log: () => {},
+    });
+    const ids = (ls: { leaseId: string }[]) => ls.map((l) => l.leaseId).sort();
+    const a = await local.list({ crew: "a" });
+    assert.deepEqual(ids(a), ["cbx-0000000000a1", "cbx-0000000000a2"]);
+    assert.ok(a.every((l) => l.state === "stopped" && l.labels.crew === "a"));
+    assert.deepEqual(ids(await local.list({ crew: "b" })), ["cbx-0000000000b1"]);
+    assert.deepEqual(ids(await local.list({ crew: "none" })), []);
+    assert.deepEqual(ids(await local.list({})), [
+      "cbx-0000000000a1",
+      "cbx-0000000000a2",
+      "cbx-0000000000b1",
+      "cbx-0000000000c1",
+    ]);
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
 });
