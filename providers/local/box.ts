@@ -155,6 +155,25 @@ export async function readBox(boxDir: string): Promise<LocalBoxRecord | undefine
   }
 }
 
+/**
+ * The `box.json` records of boxes under `<home>/local/` (`undefined` where a
+ * box has none or it is unreadable). Synchronous on purpose: a list reads one
+ * small record per box, and a sync read costs a fraction of an async read's
+ * thread-pool round trip.
+ */
+export function readBoxesSync(
+  home: string,
+  ids: readonly string[],
+): (LocalBoxRecord | undefined)[] {
+  return ids.map((id) => {
+    try {
+      return JSON.parse(Deno.readTextFileSync(boxJsonPath(localBoxDir(home, id))));
+    } catch {
+      return undefined;
+    }
+  });
+}
+
 /** Write the `box.json` record of a box directory (atomic, 0600). */
 export async function writeBox(boxDir: string, box: LocalBoxRecord): Promise<void> {
   await writeJsonAtomic(boxJsonPath(boxDir), box);

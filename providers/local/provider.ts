@@ -23,7 +23,15 @@ import type {
   ProviderLease,
   SshTarget,
 } from "../types.ts";
-import { absolutePath, boxIds, localBoxDir, readBox, requireLeaseId, writeBox } from "./box.ts";
+import {
+  absolutePath,
+  boxIds,
+  localBoxDir,
+  readBox,
+  readBoxesSync,
+  requireLeaseId,
+  writeBox,
+} from "./box.ts";
 import { checkLocalPrerequisites, localPrerequisiteError } from "./prerequisites.ts";
 import { createBox, destroyBox, leaseOf, validateSpec, wrapError } from "./lifecycle.ts";
 import { netnsExists } from "./netns.ts";
@@ -79,10 +87,10 @@ export function createLocalProvider(ctx: ProviderContext): Provider {
     },
 
     async list(selector: LeaseSelector): Promise<ProviderLease[]> {
-      // Every record is read (in parallel), but only the crew's boxes are
-      // judged (netns + process checks): a home with many crews stays cheap.
+      // Every record is read, but only the crew's boxes are judged (netns +
+      // process checks): a home with many crews stays cheap.
       const ids = await boxIds(home);
-      const boxes = await Promise.all(ids.map((id) => readBox(localBoxDir(home, id))));
+      const boxes = readBoxesSync(home, ids);
       const leases: ProviderLease[] = [];
       for (const [i, id] of ids.entries()) {
         const box = boxes[i];
