@@ -62,7 +62,7 @@ if (missing.length > 0) {
   Deno.exit(1);
 }
 
-const reuse = Deno.env.get("BENCH_HOME");
+const reuse = Deno.env.get("BENCH_HOME") || undefined; // empty: a fresh home, never ""
 const home = reuse ?? await Deno.makeTempDir({ prefix: "cbx-bench-" });
 const env = (k: string) =>
   ({ CRABBOX_HOME: home, CRABBOX_OWNER: "bench@example.com" } as Record<string, string>)[k] ??
@@ -480,6 +480,11 @@ try {
     console.error(c.join("  ")); // progress: the table comes at the end
   };
 
+  // The machine's load says how much the ratios can be trusted: report it around the rows.
+  const loadavg = () =>
+    Deno.readTextFile("/proc/loadavg").then((t) => t.split(" ").slice(0, 3).join(" "), () => "?");
+  const loadBefore = await loadavg();
+
   // Deno start-up
   const denoStart = median(
     await Array.fromAsync(
@@ -796,7 +801,9 @@ try {
 
   rows.unshift(["measurement", "value", "ratio", "goal / note"]);
   const w = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length)));
-  console.log(`\nSSH-mesh bench — ${navigator.hardwareConcurrency} CPUs, median of ${REPS}\n`);
+  console.log(
+    `\nSSH-mesh bench — ${navigator.hardwareConcurrency} CPUs, median of ${REPS}, load average (1/5/15 min) ${loadBefore} before, ${await loadavg()} after\n`,
+  );
   console.log(
     rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join("  ").trimEnd()).join("\n"),
   );
