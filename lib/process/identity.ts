@@ -300,19 +300,28 @@ export function shellQuote(arg: string): string {
 }
 
 // One monitor subshell per child reports "pid ID PID" and "exit ID PID RC".
-// On stdin EOF (the owner exited or closed us, even after SIGKILL) the anchor
-// signals its own process group: every child and monitor, nothing else.
+// Each child runs in its own session (setsid, where there is one): Linux
+// schedules every session as its own group (autogroup), and 100 ssh
+// handshakes sharing one group's CPU against 100 sshd sessions made a large
+// connect twice as slow. The child is not a process group leader, so setsid
+// execs it in place (same pid). On stdin EOF (the owner exited or closed us,
+// even after SIGKILL) the anchor signals its own process group — the
+// monitors, nothing else — and each monitor passes SIGTERM on to its own
+// child, which it has not reaped yet, so the pid cannot be someone else's.
 const ANCHOR_SCRIPT = `trap ':' TERM
+own=; command -v setsid >/dev/null 2>&1 && own=setsid
 while IFS= read -r line; do
   case "$line" in
     "run "*)
       rest=\${line#run }; id=\${rest%% *}; args=\${rest#* }
       (
-        eval "set -- $args"
-        "$@" </dev/null >/dev/null 2>&1 &
-        p=$!
         t=0
+        trap 't=1' TERM
+        eval "set -- $args"
+        $own "$@" </dev/null >/dev/null 2>&1 &
+        p=$!
         trap 'kill -TERM "$p" 2>/dev/null; t=1' TERM
+        if [ "$t" = 1 ]; then kill -TERM "$p" 2>/dev/null; t=0; fi
         echo "pid $id $p"
         while :; do
           wait "$p"; rc=$?
@@ -332,9 +341,12 @@ wait
  * Start an anchor: a small `sh` in its own session that starts processes for
  * this one and stops them all when this process goes away without stopping
  * them — even when it is killed with SIGKILL, because the anchor notices its
- * stdin pipe closing. It signals only its own process group (its children),
- * so a reused pid is never hit. Spawning through it is also cheap: the large
- * Deno process forks once, the small shell forks per child.
+ * stdin pipe closing. It signals only its own process group (its monitor
+ * subshells), and each monitor signals its own unreaped child, so a reused
+ * pid is never hit. Every child runs in a session of its own (`setsid`, where
+ * there is one), so the scheduler treats it like any daemon, not as one
+ * share split among all of them. Spawning through it is also cheap: the
+ * large Deno process forks once, the small shell forks per child.
  *
  * @example
  * ```ts

@@ -135,6 +135,33 @@ Deno.test("anchor: closing (or the owner dying) stops every child still running"
   assert.equal(await processIdentity(p.pid), undefined);
 });
 
+/** Process group and session of a live process (`/proc/<pid>/stat` fields 5 and 6). */
+async function groupAndSession(pid: number): Promise<{ pgrp: number; session: number }> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  const [, , pgrp, session] = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
+  return { pgrp, session };
+}
+
+Deno.test({
+  name:
+    "anchor: every child leads a session of its own (scheduled apart), and still stops with the anchor",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const anchor = startAnchor();
+    const a = await anchor.spawn(["sleep", "30"]);
+    const b = await anchor.spawn(["sleep", "30"]);
+    await identityOf(a.pid, "sleep");
+    await identityOf(b.pid, "sleep");
+    assert.deepEqual(await groupAndSession(a.pid), { pgrp: a.pid, session: a.pid });
+    assert.deepEqual(await groupAndSession(b.pid), { pgrp: b.pid, session: b.pid });
+    await anchor.close();
+    assert.equal((await a.status).code, 143);
+    assert.equal((await b.status).code, 143);
+    assert.equal(await processIdentity(a.pid), undefined);
+    assert.equal(await processIdentity(b.pid), undefined);
+  },
+});
+
 Deno.test("anchor: SIGKILL of the owner process leaves no child behind", async () => {
   const code = `
     import { startAnchor } from ${
