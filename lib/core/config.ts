@@ -8,6 +8,7 @@
 import { CrabboxError } from "./errors.ts";
 import { type EnvReader, joinPath } from "./fs.ts";
 import { parseSeconds } from "./duration.ts";
+import { readCachedConfig, writeCachedConfig } from "./config_cache.ts";
 
 /** One entry of a config key of type `hosts` (a static host inventory). */
 export interface StaticHost {
@@ -75,7 +76,9 @@ export function configPath(home: string): string {
 
 /**
  * Load the config file (missing file → defaults) and apply env overrides.
- * Provider sections are checked against `schemas`.
+ * Provider sections are checked against `schemas`. While the file is
+ * unchanged its parsed form comes from `cache/config.json` in the home (see
+ * `config_cache.ts`), so the YAML parser is loaded only after an edit.
  *
  * @example
  * ```ts
@@ -105,7 +108,22 @@ export async function loadConfig(
       hint: "config.yaml must be a readable YAML file (or absent)",
     });
   }
-  return await parseConfig(text, path, env, schemas);
+  if (text.trim() === "") return await parseConfig(text, path, env, schemas);
+  const key = { path, text, schemas };
+  const cached = await readCachedConfig(home, key);
+  if (isConfigShape(cached)) return applyConfigEnv(cached, env);
+  const config = await parseConfigFile(text, path, schemas);
+  await writeCachedConfig(home, key, config);
+  return applyConfigEnv(config, env);
+}
+
+/** Whether a cached value has the shape of a {@link Config}. */
+function isConfigShape(c: unknown): c is Config {
+  const o = c as Config | null | undefined;
+  return typeof o === "object" && o !== null && typeof o.provider === "string" &&
+    typeof o.path === "string" && typeof o.tailscale === "object" && o.tailscale !== null &&
+    Array.isArray(o.tailscale.tags) && typeof o.lifetime === "object" && o.lifetime !== null &&
+    typeof o.providers === "object" && o.providers !== null;
 }
 
 async function isDirectory(path: string): Promise<boolean> {
@@ -128,6 +146,15 @@ export async function parseConfig(
   text: string,
   path: string,
   env: EnvReader,
+  schemas: ProviderConfigSchemas,
+): Promise<Config> {
+  return applyConfigEnv(await parseConfigFile(text, path, schemas), env);
+}
+
+/** The file part of {@link parseConfig}: the YAML text without environment overrides. */
+async function parseConfigFile(
+  text: string,
+  path: string,
   schemas: ProviderConfigSchemas,
 ): Promise<Config> {
   const config: Config = {
@@ -192,6 +219,11 @@ export async function parseConfig(
       }
     }
   }
+  return config;
+}
+
+/** Apply the `CRABBOX_*` overrides to a parsed config (in place; returns it). */
+function applyConfigEnv(config: Config, env: EnvReader): Config {
   const envProvider = env("CRABBOX_PROVIDER")?.trim();
   if (envProvider) config.provider = envProvider;
   for (
