@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
-import { encodeLabels } from "../../lib/core/labels.ts";
-import { ownerFor } from "../../lib/core/names.ts";
-import { saveClaim } from "../../lib/lease/claims.ts";
+import { writeStaticCrewHome } from "../fakes/static_crew.ts";
 
 // What the CLI loads at start-up (structure, not time: bench/startup.ts
 // measures time). `--help`, `list` and `crew connect --json` must not start
@@ -11,7 +9,8 @@ import { saveClaim } from "../../lib/lease/claims.ts";
 // real `deno run`.
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 
-async function modulesLoaded(home: string, args: string[]): Promise<string[]> {
+/** The debug log of `crabbox <args>` (it must succeed). */
+async function debugLog(home: string, args: string[]): Promise<string> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--log-level=debug", "-A", CLI, ...args],
     env: { CRABBOX_HOME: home, CRABBOX_OWNER: "tester@example.com", NO_COLOR: "1" },
@@ -20,6 +19,12 @@ async function modulesLoaded(home: string, args: string[]): Promise<string[]> {
   }).output();
   const log = new TextDecoder().decode(out.stderr);
   assert.ok(out.success, `crabbox ${args.join(" ")} failed:\n${log.slice(-2000)}`);
+  return log;
+}
+
+/** Modules `crabbox <args>` evaluates. */
+async function modulesLoaded(home: string, args: string[]): Promise<string[]> {
+  const log = await debugLog(home, args);
   const modules = [...log.matchAll(/for ES module: ([^,\s]+)/g)].map((m) => m[1]);
   assert.ok(modules.some((m) => m.endsWith("/cli.ts")), "the debug log names the modules");
   return [...new Set(modules)];
@@ -36,6 +41,17 @@ Deno.test("start-up: --help and list (local claims only) load no npm package and
     for (const args of [["--help"], ["list"], ["crew", "connect", "--help"]]) {
       assert.deepEqual(nodeCompat(await modulesLoaded(home, args)), [], args.join(" "));
     }
+    // deno.json's lazy-dynamic-imports: the loader does not even read what only the
+    // commands' lazy imports (lib/mesh, providers, …) would need.
+    const fetched = [
+      ...(await debugLog(home, ["--help"])).matchAll(/fetch_no_follow - specifier: (\S+)/g),
+    ]
+      .map((m) => m[1]);
+    assert.ok(fetched.some((f) => f.endsWith("/cli.ts")), "the debug log names the files read");
+    assert.deepEqual(
+      fetched.filter((f) => /\/(lib\/(mesh|lease|tailnet)|providers)\//.test(f)),
+      [],
+    );
   } finally {
     await Deno.remove(home, { recursive: true });
   }
@@ -44,37 +60,7 @@ Deno.test("start-up: --help and list (local claims only) load no npm package and
 Deno.test("start-up: with an unchanged config.yaml, list and crew connect --json load no npm package (the parsed config is cached)", async () => {
   const home = await Deno.makeTempDir({ prefix: "cbx-startup-" });
   try {
-    // A crew of one claimed member on the `ssh` provider (a static host in config.yaml).
-    const id = "cbx-000000000001";
-    const owner = await ownerFor({
-      env: (k) => (k === "CRABBOX_OWNER" ? "tester@example.com" : undefined),
-    });
-    const labels = encodeLabels({ leaseId: id, crew: "g", slug: "api", expose: [8080], owner });
-    const createdAt = new Date(0).toISOString();
-    await Deno.writeTextFile(
-      `${home}/config.yaml`,
-      "ssh:\n  hosts:\n    - { name: rack1, host: 127.0.0.1, port: 22 }\n",
-    );
-    await Deno.mkdir(`${home}/ssh-hosts`, { mode: 0o700 });
-    await Deno.writeTextFile(
-      `${home}/ssh-hosts/rack1.json`,
-      JSON.stringify({ host: "rack1", leaseId: id, labels, createdAt }),
-    );
-    await saveClaim(home, {
-      id,
-      provider: "ssh",
-      providerId: "rack1",
-      crew: "g",
-      slug: "api",
-      role: "api",
-      owner,
-      labels,
-      expose: [8080],
-      ssh: { host: "127.0.0.1", port: 22, user: "root" },
-      tailscale: false,
-      createdAt,
-      state: "active",
-    });
+    await writeStaticCrewHome(home, "g", "tester@example.com");
     const first = await modulesLoaded(home, ["list"]);
     assert.ok(first.some((m) => m.includes("/yaml")), "the first run parses config.yaml");
     assert.deepEqual(nodeCompat(await modulesLoaded(home, ["list"])), [], "list");
