@@ -523,4 +523,20 @@ export const MUTATIONS: readonly Mutation[] = [
     new: "if (false) {",
     tests: AWS,
   },
+  // cli: words after -- reach the remote command untouched, never parsed as options
+  {
+    name: "cli/double-dash-ends-options",
+    file: "cli/args/parse.ts",
+    old: "positional.push(...words.slice(i + 1));\n      break;",
+    new: "continue;",
+    tests: ["tests/cli/args_parse_test.ts", "tests/cli/run_command_test.ts"],
+  },
+  // config: a cached config is used only for exactly the same text
+  {
+    name: "config-cache/exact-text",
+    file: "lib/core/config_cache.ts",
+    old: "entry.path !== key.path || entry.text !== key.text ||",
+    new: "entry.path !== key.path ||",
+    tests: ["tests/core/config_cache_test.ts"],
+  },
 ];
