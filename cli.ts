@@ -110,6 +110,16 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
       await assertUsableHome(library.home ?? crabboxHome(library.env ?? processEnv));
     }
     await parsed.command.action!(parsed.flags, parsed.args);
+    if (io.status === 0 && !HOMELESS.has(parsed.path[0]) && library.config === undefined) {
+      // Keep the parsed config.yaml for the next start-up (only after a success:
+      // a refused command writes nothing).
+      const { crabboxHome, processEnv, rememberConfig } = await import("./lib/core/mod.ts");
+      const { providerConfigSchemas } = await import("./providers/mod.ts");
+      await rememberConfig(
+        library.home ?? crabboxHome(library.env ?? processEnv),
+        providerConfigSchemas(),
+      );
+    }
     return io.status;
   } catch (e) {
     return reportError(io, e);

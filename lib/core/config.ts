@@ -77,8 +77,9 @@ export function configPath(home: string): string {
 /**
  * Load the config file (missing file → defaults) and apply env overrides.
  * Provider sections are checked against `schemas`. While the file is
- * unchanged its parsed form comes from `cache/config.json` in the home (see
- * `config_cache.ts`), so the YAML parser is loaded only after an edit.
+ * unchanged its parsed form comes from `cache/config.json` in the home when
+ * {@link rememberConfig} kept it (see `config_cache.ts`), so the YAML parser
+ * is loaded only after an edit. Never writes.
  *
  * @example
  * ```ts
@@ -109,12 +110,41 @@ export async function loadConfig(
     });
   }
   if (text.trim() === "") return await parseConfig(text, path, env, schemas);
-  const key = { path, text, schemas };
-  const cached = await readCachedConfig(home, key);
+  const cached = await readCachedConfig(home, { path, text, schemas });
   if (isConfigShape(cached)) return applyConfigEnv(cached, env);
-  const config = await parseConfigFile(text, path, schemas);
+  return applyConfigEnv(await parseConfigFile(text, path, schemas), env);
+}
+
+/**
+ * Keep the parsed `config.yaml` of `home` in `cache/config.json` for
+ * {@link loadConfig} (nothing when it is absent, empty, invalid or already
+ * cached; failures are ignored). Never called by the library itself: the CLI
+ * calls it after a command succeeded, so a refused command writes nothing.
+ *
+ * @example
+ * ```ts
+ * import { rememberConfig } from "./config.ts";
+ * await rememberConfig("/tmp/cbx-none", {});
+ * ```
+ */
+export async function rememberConfig(home: string, schemas: ProviderConfigSchemas): Promise<void> {
+  const path = configPath(home);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch {
+    return;
+  }
+  if (text.trim() === "") return;
+  const key = { path, text, schemas };
+  if (isConfigShape(await readCachedConfig(home, key))) return;
+  let config: Config;
+  try {
+    config = await parseConfigFile(text, path, schemas);
+  } catch {
+    return;
+  }
   await writeCachedConfig(home, key, config);
-  return applyConfigEnv(config, env);
 }
 
 /** Whether a cached value has the shape of a {@link Config}. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { configPath, loadConfig } from "../../lib/core/config.ts";
+import { configPath, loadConfig, rememberConfig } from "../../lib/core/config.ts";
 import { configCachePath, isPlainJson } from "../../lib/core/config_cache.ts";
 import { CrabboxError } from "../../lib/core/errors.ts";
 import { providerConfigSchemas } from "../../providers/registry.ts";
@@ -17,10 +17,12 @@ async function withHome(fn: (home: string) => Promise<void>): Promise<void> {
   }
 }
 
-Deno.test("config cache: the first load writes cache/config.json (0600 under 0700); the next returns the same config", async () => {
+Deno.test("config cache: loadConfig never writes; rememberConfig writes cache/config.json (0600 under 0700); the next load returns the same config", async () => {
   await withHome(async (home) => {
     await Deno.writeTextFile(configPath(home), TEXT);
     const first = await loadConfig(home, noEnv, providerConfigSchemas());
+    assert.deepEqual([...Deno.readDirSync(home)].map((e) => e.name), ["config.yaml"]);
+    await rememberConfig(home, providerConfigSchemas());
     const st = await Deno.stat(configCachePath(home));
     assert.equal(st.mode! & 0o777, 0o600);
     assert.equal((await Deno.stat(`${home}/cache`)).mode! & 0o777, 0o700);
@@ -34,7 +36,7 @@ Deno.test("config cache: the first load writes cache/config.json (0600 under 070
 Deno.test("config cache: an entry is used for exactly the same text, path and schemas", async () => {
   await withHome(async (home) => {
     await Deno.writeTextFile(configPath(home), TEXT);
-    await loadConfig(home, noEnv, providerConfigSchemas());
+    await rememberConfig(home, providerConfigSchemas());
     // Plant a different parsed value: it is what comes back while the text is unchanged
     // (so the YAML is not parsed again)...
     const entry = JSON.parse(await Deno.readTextFile(configCachePath(home)));
@@ -47,11 +49,15 @@ Deno.test("config cache: an entry is used for exactly the same text, path and sc
     // Other schemas: parsed again.
     const schemas = { ...providerConfigSchemas(), extra: { x: "string" as const } };
     assert.equal((await loadConfig(home, noEnv, schemas)).provider, "ssh");
+    // rememberConfig leaves a matching entry alone.
+    await rememberConfig(home, providerConfigSchemas());
+    assert.equal((await loadConfig(home, noEnv, providerConfigSchemas())).provider, "from-cache");
     // An edit: parsed again, and the entry follows the new text.
     entry.config.provider = "from-cache";
     await Deno.writeTextFile(configCachePath(home), JSON.stringify(entry));
     await Deno.writeTextFile(configPath(home), TEXT.replace("provider: ssh", "provider: local"));
     assert.equal((await loadConfig(home, noEnv, providerConfigSchemas())).provider, "local");
+    await rememberConfig(home, providerConfigSchemas());
     const now = JSON.parse(await Deno.readTextFile(configCachePath(home)));
     assert.equal(now.config.provider, "local");
   });
@@ -74,6 +80,8 @@ Deno.test("config cache: a damaged or foreign entry is ignored, never trusted", 
       assert.equal(c.provider, "ssh", junk);
     }
     // The same text at another path (another home's entry copied over) is not used.
+    await Deno.remove(configCachePath(home));
+    await rememberConfig(home, providerConfigSchemas());
     const entry = JSON.parse(await Deno.readTextFile(configCachePath(home)));
     entry.path = "/elsewhere/config.yaml";
     entry.config.provider = "from-cache";
@@ -86,6 +94,7 @@ Deno.test("config cache: a bad config is never cached and fails the same way eve
   await withHome(async (home) => {
     await Deno.writeTextFile(configPath(home), "provider: ssh\nbogus: 1\n");
     for (let i = 0; i < 2; i++) {
+      await rememberConfig(home, providerConfigSchemas());
       await assert.rejects(
         loadConfig(home, noEnv, providerConfigSchemas()),
         (e) => e instanceof CrabboxError && /config\.yaml:2: unknown key "bogus"/.test(e.message),
@@ -101,6 +110,7 @@ Deno.test("config cache: a read-only home still loads the config (the entry is b
     await withHome(async (home) => {
       await Deno.writeTextFile(configPath(home), TEXT);
       await Deno.mkdir(configCachePath(home), { recursive: true });
+      await rememberConfig(home, providerConfigSchemas());
       assert.equal((await loadConfig(home, noEnv, providerConfigSchemas())).provider, "ssh");
       assert.ok((await Deno.stat(configCachePath(home))).isDirectory);
     });
@@ -109,6 +119,7 @@ Deno.test("config cache: a read-only home still loads the config (the entry is b
   await withHome(async (home) => {
     await Deno.writeTextFile(configPath(home), TEXT);
     await Deno.chmod(home, 0o500);
+    await rememberConfig(home, providerConfigSchemas());
     assert.equal((await loadConfig(home, noEnv, providerConfigSchemas())).provider, "ssh");
   });
 });
@@ -130,8 +141,9 @@ Deno.test("config cache: without write permission (ssh's ProxyCommand) the confi
     const lib = (p: string) => new URL(p, import.meta.url).href;
     await Deno.writeTextFile(
       script,
-      `import { loadConfig } from "${lib("../../lib/core/config.ts")}";\n` +
+      `import { loadConfig, rememberConfig } from "${lib("../../lib/core/config.ts")}";\n` +
         `import { providerConfigSchemas } from "${lib("../../providers/registry.ts")}";\n` +
+        `await rememberConfig(${JSON.stringify(home)}, providerConfigSchemas());\n` +
         `const c = await loadConfig(${
           JSON.stringify(home)
         }, () => undefined, providerConfigSchemas());\n` +
