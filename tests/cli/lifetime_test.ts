@@ -135,14 +135,17 @@ Deno.test("cleanup: idle past the timeout by the labels is expired; a touch save
   try {
     const warm = async (slug: string) => {
       const r = await world.run(
-        ["warmup", "--crew", "c2", "--slug", slug, "--provider", "memory", "--idle-timeout", "1s"],
+        ["warmup", "--crew", "c2", "--slug", slug, "--provider", "memory", "--idle-timeout", "2s"],
       );
       assert.equal(r.code, 0, r.stderr);
       return r.stdout.trim();
     };
     const idle = await warm("idle");
     const used = await warm("used");
-    await new Promise((r) => setTimeout(r, 1100));
+    // Lifetimes count whole seconds: a 2 s timeout leaves the touched lease a
+    // full second of margin however the touch and the cleanup straddle a
+    // second boundary (with 1 s, a boundary between them expired it too).
+    await new Promise((r) => setTimeout(r, 2100));
     const t = await world.run(["touch", "c2/used"]);
     assert.equal(t.code, 0, t.stderr);
     assert.equal(t.stdout, `touched ${used} (no expiry)\n`);
