@@ -57,6 +57,13 @@ interface CreateFlags {
 }
 
 /** Options of the commands that create a box (warmup, run), in help order. */
+/** Options of the commands that run something on a box (`run`, `ssh`). */
+const REMOTE_OPTIONS = {
+  shell: value("--shell <cmd>", "run this shell string on the box instead of an argv after --"),
+  network: value("--network <mode>", NETWORK_HELP),
+  json: flag("--json", "errors as one JSON object on stderr (stdout is the command's)"),
+};
+
 const CREATE_OPTIONS = {
   crew: value("--crew <name>", "lease into this crew (label crew=<name>)"),
   slug: value("--slug <slug>", "member name within the crew (default: a generated name)"),
@@ -331,12 +338,7 @@ function runCommand(io: CliIo) {
       ...CREATE_OPTIONS,
       id: value("--id <id>", "existing lease id or crew/slug"),
       keep: flag("--keep", "keep a box this command created"),
-      shell: value(
-        "--shell <cmd>",
-        "run this shell string on the box instead of an argv after --",
-      ),
-      network: value("--network <mode>", NETWORK_HELP),
-      json: flag("--json", "errors as one JSON object on stderr (stdout is the command's)"),
+      ...REMOTE_OPTIONS,
     },
     args: {
       command: restArgs("command to run on the box (after --); each word is passed intact"),
@@ -398,12 +400,7 @@ function sshCommand(io: CliIo) {
       id: value("--id <id>", "lease id or crew/slug"),
       crew: value("--crew <name>", "crew of the box"),
       slug: value("--slug <slug>", "member slug"),
-      shell: value(
-        "--shell <cmd>",
-        "run this shell string on the box instead of an argv after --",
-      ),
-      network: value("--network <mode>", NETWORK_HELP),
-      json: flag("--json", "errors as one JSON object on stderr (stdout is the command's)"),
+      ...REMOTE_OPTIONS,
     },
     args: {
       command: restArgs(
