@@ -21,14 +21,20 @@ import { joinPath } from "./fs.ts";
  * await homeProblem("/tmp/my home"); // "contains whitespace or control characters …"
  * ```
  */
-export async function homeProblem(home: string): Promise<string | undefined> {
+export function homeProblem(home: string): Promise<string | undefined> {
+  // Synchronous calls: three tiny metadata operations on every CLI start-up,
+  // where the first asynchronous file write alone costs a few milliseconds.
+  return Promise.resolve(homeProblemNow(home));
+}
+
+function homeProblemNow(home: string): string | undefined {
   // deno-lint-ignore no-control-regex
   if (/[\s\x00-\x1f\x7f]/.test(home)) {
     return "contains whitespace or control characters (ssh options such as UserKnownHostsFile cannot carry it)";
   }
   let info: Deno.FileInfo;
   try {
-    info = await Deno.stat(home);
+    info = Deno.statSync(home);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return undefined;
     return `cannot be read (${(e as Error).message.split("\n")[0]})`;
@@ -37,8 +43,8 @@ export async function homeProblem(home: string): Promise<string | undefined> {
   // Unique per call: runs in one process (the CLI in tests, scripts) probe concurrently.
   const probe = joinPath(home, `.write-probe-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
   try {
-    await Deno.writeTextFile(probe, "", { mode: 0o600 });
-    await Deno.remove(probe);
+    Deno.writeTextFileSync(probe, "", { mode: 0o600 });
+    Deno.removeSync(probe);
   } catch (e) {
     return `is not writable (${(e as Error).message.split("\n")[0].split(":")[0]})`;
   }

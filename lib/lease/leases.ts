@@ -234,7 +234,10 @@ export async function listLeasesReport(
   const alive = options.creatorAlive ?? creatorAlive;
   const crew = selector.crew === undefined ? undefined : normalizeCrewName(selector.crew);
   if (selector.provider !== undefined) providerFeatures(options, selector.provider);
-  const owner = selector.allOwners ? undefined : await ownerFor({ env: rt.env });
+  // The owner may take a `git config` spawn: it runs while the claims are
+  // read and the providers load; each provider's list waits for it.
+  const ownerLookup = selector.allOwners ? Promise.resolve(undefined) : ownerFor({ env: rt.env });
+  ownerLookup.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
   const badClaims: BadClaim[] = [];
   const claims = (await listClaims(rt.home, (b) => {
     if (crew === undefined || b.crew === undefined || b.crew === crew) badClaims.push(b);
@@ -261,9 +264,12 @@ export async function listLeasesReport(
   const byId = new Map<string, Lease>();
   await Promise.all([...providers].map(async (name) => {
     const mine = claims.filter((c) => c.provider === name);
+    const loading = rt.provider(name);
+    loading.catch(() => {}); // awaited in the try below, after the owner
+    const owner = await ownerLookup;
     let listed: ProviderLease[];
     try {
-      const provider = await rt.provider(name);
+      const provider = await loading;
       listed = await provider.list({ crew, owner }, rt.signal);
     } catch (e) {
       rt.log(`provider ${name}: list failed (${(e as Error).message}); showing local claims`);
@@ -301,6 +307,7 @@ export async function listLeasesReport(
       }
     }
   }));
+  const owner = await ownerLookup;
   const leases = [...byId.values()].filter((l) => owner === undefined || l.owner === owner);
   return { leases: leases.sort(compareLeases), badClaims, unqueried };
 }
