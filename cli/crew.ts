@@ -115,7 +115,9 @@ async function connectAction(
     return [sig, h] as const;
   });
   let ready = false;
-  const toucher = setInterval(() => void touchCrewOnUse(io, name), TOUCH_INTERVAL_MS);
+  // Started once ready: a process's first timer costs a few ms of start-up,
+  // and the first touch is due then anyway (the interval is minutes).
+  let toucher: ReturnType<typeof setInterval> | undefined;
   try {
     const m = await connectCrew(name, {
       ...io.options,
@@ -146,6 +148,7 @@ async function connectAction(
     // Marked as used once ready, not before: a touch writes every member's
     // labels and claim, which would sit in front of connect→ready.
     const touched = touchCrewOnUse(io, name);
+    toucher = setInterval(() => void touchCrewOnUse(io, name), TOUCH_INTERVAL_MS);
     await m.closed;
     await touched;
     io.err(`crew "${m.crew}" SSH-mesh stopped (${received ?? "closed"})`);
