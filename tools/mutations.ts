@@ -221,15 +221,15 @@ export const MUTATIONS: readonly Mutation[] = [
   {
     name: "state/failed-claim-frees-slug",
     file: "lib/lease/claims.ts",
-    old: `c.crew === lease.crew && c.slug === lease.slug && c.state !== "failed"`,
-    new: "c.crew === lease.crew && c.slug === lease.slug",
+    old: `if (c.crew === crew && c.state !== "failed") holders.set(c.slug, c.id);`,
+    new: "if (c.crew === crew) holders.set(c.slug, c.id);",
     tests: STATE,
   },
   {
     name: "state/only-failed-frees-slug",
     file: "lib/lease/claims.ts",
-    old: `c.crew === lease.crew && c.slug === lease.slug && c.state !== "failed"`,
-    new: `c.crew === lease.crew && c.slug === lease.slug && c.state === "active"`,
+    old: `if (c.crew === crew && c.state !== "failed") holders.set(c.slug, c.id);`,
+    new: `if (c.crew === crew && c.state === "active") holders.set(c.slug, c.id);`,
     tests: STATE,
   },
   // core formats
@@ -432,8 +432,9 @@ export const MUTATIONS: readonly Mutation[] = [
   {
     name: "lease/list-scoped-to-owner",
     file: "lib/lease/leases.ts",
-    old: "const owner = selector.allOwners ? undefined : await ownerFor({ env: rt.env });",
-    new: "const owner = undefined;",
+    old:
+      "const ownerLookup = selector.allOwners ? Promise.resolve(undefined) : ownerFor({ env: rt.env });",
+    new: "const ownerLookup = Promise.resolve(undefined);",
     tests: LEASES,
   },
   {
@@ -446,8 +447,8 @@ export const MUTATIONS: readonly Mutation[] = [
   {
     name: "lease/slug-checked-before-tailnet",
     file: "lib/lease/create.ts",
-    old: `claims.some((c) => c.crew === crew && c.slug === m.slug && c.state !== "failed")`,
-    new: "false",
+    old: "const slugs = chooseSlugs(prepared.map((m) => m.pick ?? { slug: m.slug }), taken, {",
+    new: "const slugs = chooseSlugs(prepared.map((m) => m.pick ?? { slug: m.slug }), new Set(), {",
     tests: LEASE_TAILNET,
   },
   {
