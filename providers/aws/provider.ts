@@ -34,12 +34,14 @@ import { CrabboxError, knownHostsPath } from "../../lib/core/mod.ts";
 import {
   assertSelectorValue,
   backoffMs,
+  badProviderIdError,
   type BoxOwner,
   type CloudProviderOptions,
   cloudRuntime,
   detectOperatorCidr,
   fetchWithRetry,
   type HttpAnswer,
+  notOursError,
   ownerOf,
   sharedResourceName,
   timeoutError,
@@ -555,20 +557,12 @@ export function createAwsProvider(
 
     async delete(lease, signal): Promise<void> {
       if (!INSTANCE_ID.test(lease.providerId)) {
-        throw new CrabboxError(
-          "usage",
-          "aws_bad_id",
-          `${JSON.stringify(lease.providerId)} is not an EC2 instance id`,
-        );
+        throw badProviderIdError("aws", lease.providerId, "an EC2 instance id");
       }
       const inst = await describeOne(lease.providerId, signal);
       if (inst && inst.state !== "terminated") {
         if (ownerOf(inst.tags)?.leaseId !== lease.leaseId) {
-          throw new CrabboxError(
-            "provider",
-            "aws_not_ours",
-            `EC2 instance ${inst.id} is not lease ${lease.leaseId}; not terminating it`,
-          );
+          throw notOursError("aws", `EC2 instance ${inst.id}`, lease.leaseId, "terminating");
         }
         if (inst.state !== "shutting-down") await terminate(inst.id, signal);
         ctx.log(`aws: terminating ${inst.id}`);

@@ -31,11 +31,13 @@ import { CrabboxError, knownHostsPath, retryAfterMs } from "../../lib/core/mod.t
 import {
   assertSelectorValue,
   backoffMs,
+  badProviderIdError,
   type BoxOwner,
   capMessage,
   type CloudProviderOptions,
   cloudRuntime,
   fetchWithRetry,
+  notOursError,
   ownerOf,
   parseJsonAnswer,
   requestFragments,
@@ -466,20 +468,12 @@ export function createAzureProvider(
 
     async delete(lease, signal): Promise<void> {
       if (!/^crabbox-[a-z0-9-]{1,56}$/.test(lease.providerId)) {
-        throw new CrabboxError(
-          "usage",
-          "azure_bad_id",
-          `${JSON.stringify(lease.providerId)} is not a crabbox VM name`,
-        );
+        throw badProviderIdError("azure", lease.providerId, "a crabbox VM name");
       }
       const vm = await getVm(lease.providerId, signal);
       const owner = ownerOf(lease.labels) ?? { leaseId: lease.leaseId };
       if (vm && ownerOf(vm.tags)?.leaseId !== lease.leaseId) {
-        throw new CrabboxError(
-          "provider",
-          "azure_not_ours",
-          `Azure VM ${vm.name} is not lease ${lease.leaseId}; not deleting it`,
-        );
+        throw notOursError("azure", `Azure VM ${vm.name}`, lease.leaseId, "deleting");
       }
       const left = [
         ...await removeBox(lease.providerId, signal),

@@ -13,3 +13,4 @@ export * from "./http_api.ts";
 export * from "./lease_identity.ts";
 export * from "./operator_address.ts";
 export * from "./request_data.ts";
+export * from "./delete_guard.ts";

@@ -37,10 +37,12 @@ import { leaseUserConfigPath, removeLeaseUser, storeLeaseUser } from "../../lib/
 import {
   apiClient,
   backoffMs,
+  badProviderIdError,
   type CloudProviderOptions,
   cloudRuntime,
   finishCreate,
   hasLabels,
+  notOursError,
   refuseTailscale,
   selectorLabels,
   timeoutError,
@@ -284,19 +286,16 @@ export function createDaytonaProvider(
 
     async delete(lease, signal): Promise<void> {
       if (!SANDBOX_ID.test(lease.providerId)) {
-        throw new CrabboxError(
-          "usage",
-          "daytona_bad_id",
-          `${JSON.stringify(lease.providerId)} is not a Daytona sandbox id`,
-        );
+        throw badProviderIdError("daytona", lease.providerId, "a Daytona sandbox id");
       }
       const sb = await getSandbox(lease.providerId, signal);
       if (sb && sb.state !== "destroyed") {
         if (sandboxToLease(sb)?.leaseId !== lease.leaseId) {
-          throw new CrabboxError(
-            "provider",
-            "daytona_not_ours",
-            `Daytona sandbox ${sb.id} (${sb.name}) is not lease ${lease.leaseId}; not deleting it`,
+          throw notOursError(
+            "daytona",
+            `Daytona sandbox ${sb.id} (${sb.name})`,
+            lease.leaseId,
+            "deleting",
           );
         }
         await deleteSandbox(sb.id, signal);

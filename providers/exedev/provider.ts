@@ -22,10 +22,12 @@ import { CrabboxError, knownHostsPath, retryAfterMs } from "../../lib/core/mod.t
 import {
   assertSelectorValue,
   backoffMs,
+  badProviderIdError,
   capMessage,
   type CloudProviderOptions,
   cloudRuntime,
   fetchWithRetry,
+  notOursError,
   requestFragments,
   scrubRequestData,
   timeoutError,
@@ -244,20 +246,12 @@ export function createExedevProvider(
 
     async delete(lease, signal): Promise<void> {
       if (!isExedevVmName(lease.providerId)) {
-        throw new CrabboxError(
-          "usage",
-          "exedev_bad_id",
-          `${JSON.stringify(lease.providerId)} is not a crabbox VM name`,
-        );
+        throw badProviderIdError("exedev", lease.providerId, "a crabbox VM name");
       }
       const vm = (await listVms(signal)).find((v) => v.name === lease.providerId);
       if (!vm) return;
       if (vmToLease(vm)?.leaseId !== lease.leaseId) {
-        throw new CrabboxError(
-          "provider",
-          "exedev_not_ours",
-          `exe.dev VM ${vm.name} is not lease ${lease.leaseId}; not removing it`,
-        );
+        throw notOursError("exedev", `exe.dev VM ${vm.name}`, lease.leaseId, "removing");
       }
       await remove(vm.name, signal);
       ctx.log(`exe-dev: removed ${vm.name}`);

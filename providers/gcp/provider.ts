@@ -36,10 +36,12 @@ import { CrabboxError, knownHostsPath } from "../../lib/core/mod.ts";
 import {
   assertSelectorValue,
   backoffMs,
+  badProviderIdError,
   type BoxOwner,
   type CloudProviderOptions,
   cloudRuntime,
   fetchWithRetry,
+  notOursError,
   ownerOf,
   parseJsonAnswer,
   retryAfterDelayMs,
@@ -420,21 +422,13 @@ export function createGcpProvider(
     async delete(lease, signal): Promise<void> {
       const id = parseGcpProviderId(lease.providerId);
       if (!id) {
-        throw new CrabboxError(
-          "usage",
-          "gcp_bad_id",
-          `${JSON.stringify(lease.providerId)} is not a GCP instance id (<zone>/<name>)`,
-        );
+        throw badProviderIdError("gcp", lease.providerId, "a GCP instance id (<zone>/<name>)");
       }
       const inst = await getInstance(id.zone, id.name, signal);
       const owner = ownerOf(lease.labels) ?? { leaseId: lease.leaseId };
       if (inst) {
         if (ownerOf(inst.labels)?.leaseId !== lease.leaseId) {
-          throw new CrabboxError(
-            "provider",
-            "gcp_not_ours",
-            `GCP instance ${inst.name} is not lease ${lease.leaseId}; not deleting it`,
-          );
+          throw notOursError("gcp", `GCP instance ${inst.name}`, lease.leaseId, "deleting");
         }
         await deleteInstance(id.zone, id.name, signal);
         ctx.log(`gcp: deleted instance ${id.zone}/${id.name}`);

@@ -27,10 +27,12 @@ import type { Labels } from "../../lib/core/mod.ts";
 import {
   assertSelectorValue,
   backoffMs,
+  badProviderIdError,
   type BoxOwner,
   type CloudProviderOptions,
   cloudRuntime,
   fetchWithRetry,
+  notOursError,
   ownerOf,
   parseJsonAnswer,
   sharedResourceLabels,
@@ -402,21 +404,18 @@ export function createHetznerProvider(
 
     async delete(lease, signal): Promise<void> {
       if (!/^[1-9][0-9]{0,18}$/.test(lease.providerId)) {
-        throw new CrabboxError(
-          "usage",
-          "hetzner_bad_id",
-          `${JSON.stringify(lease.providerId)} is not a Hetzner server id`,
-        );
+        throw badProviderIdError("hetzner", lease.providerId, "a Hetzner server id");
       }
       const server = await getServer(lease.providerId, signal);
       const owner = ownerOf(lease.labels) ?? { leaseId: lease.leaseId };
       if (server) {
         const actual = ownerOf(server.labels);
         if (actual?.leaseId !== lease.leaseId) {
-          throw new CrabboxError(
-            "provider",
-            "hetzner_not_ours",
-            `Hetzner server ${server.id} (${server.name}) is not lease ${lease.leaseId}; not deleting it`,
+          throw notOursError(
+            "hetzner",
+            `Hetzner server ${server.id} (${server.name})`,
+            lease.leaseId,
+            "deleting",
           );
         }
         if (server.status !== "deleting") await deleteServer(lease.providerId, signal);

@@ -26,10 +26,12 @@ import { clientKeyPath, proxyArgv } from "../../lib/ssh/mod.ts";
 import {
   assertSelectorValue,
   backoffMs,
+  badProviderIdError,
   type CloudProviderOptions,
   cloudRuntime,
   fetchWithRetry,
   finishCreate,
+  notOursError,
   parseJsonAnswer,
   timeoutError,
   WsConnection,
@@ -282,19 +284,16 @@ export function createNamespaceProvider(
 
     async delete(lease, signal): Promise<void> {
       if (!INSTANCE_ID.test(lease.providerId)) {
-        throw new CrabboxError(
-          "usage",
-          "namespace_bad_id",
-          `${JSON.stringify(lease.providerId)} is not a Namespace instance id`,
-        );
+        throw badProviderIdError("namespace", lease.providerId, "a Namespace instance id");
       }
       const inst = await describe(lease.providerId, signal);
       if (!inst || inst.status === "DESTROYED") return;
       if (decodeLabels(inst.labels)?.leaseId !== lease.leaseId) {
-        throw new CrabboxError(
-          "provider",
-          "namespace_not_ours",
-          `Namespace instance ${inst.instanceId} is not lease ${lease.leaseId}; not destroying it`,
+        throw notOursError(
+          "namespace",
+          `Namespace instance ${inst.instanceId}`,
+          lease.leaseId,
+          "destroying",
         );
       }
       await destroy(inst.instanceId, signal);

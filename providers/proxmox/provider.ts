@@ -27,11 +27,13 @@ import { clientKeyPath } from "../../lib/ssh/mod.ts";
 import {
   apiClient,
   type ApiRequest,
+  badProviderIdError,
   type CloudProviderOptions,
   cloudRuntime,
   finishCreate,
   hasLabels,
   leaseResourceName,
+  notOursError,
   refuseTailscale,
   selectorLabels,
   timeoutError,
@@ -325,19 +327,16 @@ export function createProxmoxProvider(
 
     async delete(lease, signal): Promise<void> {
       if (!VMID.test(lease.providerId)) {
-        throw new CrabboxError(
-          "usage",
-          "proxmox_bad_id",
-          `${JSON.stringify(lease.providerId)} is not a Proxmox VM id`,
-        );
+        throw badProviderIdError("proxmox", lease.providerId, "a Proxmox VM id");
       }
       const config = await vmConfig(lease.providerId, signal);
       if (!config) return;
       if (labelsFromDescription(config.description)?.["crabbox-lease"] !== lease.leaseId) {
-        throw new CrabboxError(
-          "provider",
-          "proxmox_not_ours",
-          `Proxmox VM ${lease.providerId} is not lease ${lease.leaseId}; not destroying it`,
+        throw notOursError(
+          "proxmox",
+          `Proxmox VM ${lease.providerId}`,
+          lease.leaseId,
+          "destroying",
         );
       }
       await destroy(lease.providerId, signal);

@@ -23,11 +23,13 @@
 import { CrabboxError } from "../../lib/core/mod.ts";
 import {
   apiClient,
+  badProviderIdError,
   type CloudProviderOptions,
   cloudRuntime,
   finishCreate,
   hasLabels,
   leaseResourceName,
+  notOursError,
   refuseTailscale,
   selectorLabels,
   timeoutError,
@@ -175,20 +177,17 @@ export function createRunpodProvider(
 
     async delete(lease, signal): Promise<void> {
       if (!POD_ID.test(lease.providerId)) {
-        throw new CrabboxError(
-          "usage",
-          "runpod_bad_id",
-          `${JSON.stringify(lease.providerId)} is not a RunPod pod id`,
-        );
+        throw badProviderIdError("runpod", lease.providerId, "a RunPod pod id");
       }
       const pod = await getPod(lease.providerId, signal);
       if (!pod) return;
       const mine = podToLease(pod, ctx.home);
       if (mine?.leaseId !== lease.leaseId) {
-        throw new CrabboxError(
-          "provider",
-          "runpod_not_ours",
-          `RunPod pod ${pod.id} (${pod.name}) is not lease ${lease.leaseId}; not deleting it`,
+        throw notOursError(
+          "runpod",
+          `RunPod pod ${pod.id} (${pod.name})`,
+          lease.leaseId,
+          "deleting",
         );
       }
       await deletePod(pod.id, signal);

@@ -26,11 +26,13 @@ import { CrabboxError } from "../../lib/core/mod.ts";
 import { leaseKeyPath, removeLeaseKey, storeLeaseKey } from "../../lib/ssh/mod.ts";
 import {
   apiClient,
+  badProviderIdError,
   type CloudProviderOptions,
   cloudRuntime,
   finishCreate,
   hasLabels,
   leaseResourceName,
+  notOursError,
   refuseTailscale,
   selectorLabels,
   timeoutError,
@@ -270,20 +272,17 @@ export function createSemaphoreProvider(
 
     async delete(lease, signal): Promise<void> {
       if (!JOB_ID.test(lease.providerId)) {
-        throw new CrabboxError(
-          "usage",
-          "semaphore_bad_id",
-          `${JSON.stringify(lease.providerId)} is not a Semaphore job id`,
-        );
+        throw badProviderIdError("semaphore", lease.providerId, "a Semaphore job id");
       }
       const job = await getJob(lease.providerId, signal);
       if (job && job.state !== "FINISHED") {
         const mine = toLease(job, await project(signal));
         if (mine?.leaseId !== lease.leaseId) {
-          throw new CrabboxError(
-            "provider",
-            "semaphore_not_ours",
-            `Semaphore job ${job.id} (${job.name}) is not lease ${lease.leaseId}; not stopping it`,
+          throw notOursError(
+            "semaphore",
+            `Semaphore job ${job.id} (${job.name})`,
+            lease.leaseId,
+            "stopping",
           );
         }
         await stopJob(job.id, signal);

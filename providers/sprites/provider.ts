@@ -22,10 +22,12 @@ import { clientKeyPath, proxyArgv } from "../../lib/ssh/mod.ts";
 import {
   assertSelectorValue,
   backoffMs,
+  badProviderIdError,
   type CloudProviderOptions,
   cloudRuntime,
   fetchWithRetry,
   finishCreate,
+  notOursError,
   parseJsonAnswer,
   WsConnection,
 } from "../cloud/mod.ts";
@@ -308,21 +310,13 @@ export function createSpritesProvider(
 
     async delete(lease, signal): Promise<void> {
       if (!isSpriteName(lease.providerId)) {
-        throw new CrabboxError(
-          "usage",
-          "sprites_bad_id",
-          `${JSON.stringify(lease.providerId)} is not a crabbox sprite name`,
-        );
+        throw badProviderIdError("sprites", lease.providerId, "a crabbox sprite name");
       }
       const sprite = await getSprite(lease.providerId, signal);
       if (!sprite) return;
       const owner = spriteToLease(sprite)?.leaseId;
       if (owner !== lease.leaseId) {
-        throw new CrabboxError(
-          "provider",
-          "sprites_not_ours",
-          `sprite ${sprite.name} is not lease ${lease.leaseId}; not deleting it`,
-        );
+        throw notOursError("sprites", `sprite ${sprite.name}`, lease.leaseId, "deleting");
       }
       await deleteSprite(sprite.name, signal);
       ctx.log(`sprites: deleted ${sprite.name}`);
@@ -338,11 +332,7 @@ export function createSpritesProvider(
       signal?: AbortSignal,
     ): Promise<ByteTunnel> {
       if (!isSpriteName(lease.providerId)) {
-        throw new CrabboxError(
-          "usage",
-          "sprites_bad_id",
-          `${JSON.stringify(lease.providerId)} is not a sprite name`,
-        );
+        throw badProviderIdError("sprites", lease.providerId, "a sprite name");
       }
       const conn = await WsConnection.open(
         `Sprites proxy to ${lease.providerId}`,
