@@ -80,7 +80,10 @@ function final(e: CrabboxError): boolean {
 }
 
 /**
- * Build the call function of one provider's API.
+ * Build the call function of one provider's API. `options` may be a
+ * function: it is called once, at the first request, so settings that can be
+ * missing (a base URL from config, a CA file) fail that call, not the
+ * provider's construction.
  *
  * @example
  * ```ts
@@ -96,10 +99,12 @@ function final(e: CrabboxError): boolean {
  * ```
  */
 export function apiClient(
-  options: ApiClientOptions,
+  configure: ApiClientOptions | (() => ApiClientOptions),
 ): (request: ApiRequest) => Promise<ApiResponse> {
-  const { provider, rt } = options;
+  let resolved: ApiClientOptions | undefined;
   return async (request) => {
+    const options = resolved ??= typeof configure === "function" ? configure() : configure;
+    const { provider, rt } = options;
     const where = `${request.method} ${request.path.split("?")[0]}`;
     const headers: Record<string, string> = { accept: "application/json", ...options.headers() };
     let body: string | undefined;

@@ -97,18 +97,16 @@ export function createDaytonaProvider(
       "CRABBOX_DAYTONA_JWT_TOKEN",
       "DAYTONA_JWT_TOKEN",
     ].map((k) => ctx.env(k) ?? "");
-  let client: ReturnType<typeof apiClient> | undefined;
-  const call: ReturnType<typeof apiClient> = (req) =>
-    (client ??= apiClient({
-      provider: "daytona",
-      baseUrl: settings().baseUrl,
-      headers: () => daytonaHeaders(daytonaAuth(ctx.env)),
-      secrets,
-      fetch: ctx.fetch,
-      rt,
-      log: ctx.log,
-      toError: daytonaError,
-    }))(req);
+  const call = apiClient(() => ({
+    provider: "daytona",
+    baseUrl: settings().baseUrl,
+    headers: () => daytonaHeaders(daytonaAuth(ctx.env)),
+    secrets,
+    fetch: ctx.fetch,
+    rt,
+    log: ctx.log,
+    toError: daytonaError,
+  }));
   const is = (e: unknown, code: string) => e instanceof CrabboxError && e.code === code;
 
   async function getSandbox(id: string, signal?: AbortSignal): Promise<DaytonaSandbox | undefined> {

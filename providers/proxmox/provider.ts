@@ -26,7 +26,6 @@ import { CrabboxError } from "../../lib/core/mod.ts";
 import { clientKeyPath } from "../../lib/ssh/mod.ts";
 import {
   apiClient,
-  type ApiRequest,
   badProviderIdError,
   type CloudProviderOptions,
   cloudRuntime,
@@ -79,21 +78,19 @@ export function createProxmoxProvider(
   const rt = cloudRuntime(ctx, options, 2000);
   let cached: ProxmoxSettings | undefined;
   const settings = () => cached ??= proxmoxSettings(ctx.env, ctx.config);
-  let client: ReturnType<typeof apiClient> | undefined;
-  const call = (req: ApiRequest) =>
-    (client ??= apiClient({
-      provider: "proxmox",
-      baseUrl: settings().baseUrl,
-      headers: () => ({ authorization: proxmoxAuthorization(ctx.env) }),
-      secrets: () => [ctx.env("CRABBOX_PROXMOX_TOKEN_SECRET") ?? ""],
-      fetch: ctx.fetch,
-      client: settings().caCert
-        ? Deno.createHttpClient({ caCerts: [settings().caCert!] })
-        : undefined,
-      rt,
-      log: ctx.log,
-      toError: proxmoxError,
-    }))(req);
+  const call = apiClient(() => ({
+    provider: "proxmox",
+    baseUrl: settings().baseUrl,
+    headers: () => ({ authorization: proxmoxAuthorization(ctx.env) }),
+    secrets: () => [ctx.env("CRABBOX_PROXMOX_TOKEN_SECRET") ?? ""],
+    fetch: ctx.fetch,
+    client: settings().caCert
+      ? Deno.createHttpClient({ caCerts: [settings().caCert!] })
+      : undefined,
+    rt,
+    log: ctx.log,
+    toError: proxmoxError,
+  }));
   const is = (e: unknown, code: string) => e instanceof CrabboxError && e.code === code;
   const vmPath = (vmid: number | string, rest = "") =>
     `/nodes/${settings().node}/qemu/${vmid}${rest}`;

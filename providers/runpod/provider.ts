@@ -71,18 +71,16 @@ export function createRunpodProvider(
   const rt = cloudRuntime(ctx, options, 3000);
   let cached: RunpodSettings | undefined;
   const settings = () => cached ??= runpodSettings(ctx.env, ctx.config);
-  let client: ReturnType<typeof apiClient> | undefined;
-  const call: ReturnType<typeof apiClient> = (req) =>
-    (client ??= apiClient({
-      provider: "runpod",
-      baseUrl: settings().baseUrl,
-      headers: () => ({ authorization: `Bearer ${runpodApiKey(ctx.env)}` }),
-      secrets: () => [ctx.env("CRABBOX_RUNPOD_API_KEY") ?? "", ctx.env("RUNPOD_API_KEY") ?? ""],
-      fetch: ctx.fetch,
-      rt,
-      log: ctx.log,
-      toError: runpodError,
-    }))(req);
+  const call = apiClient(() => ({
+    provider: "runpod",
+    baseUrl: settings().baseUrl,
+    headers: () => ({ authorization: `Bearer ${runpodApiKey(ctx.env)}` }),
+    secrets: () => [ctx.env("CRABBOX_RUNPOD_API_KEY") ?? "", ctx.env("RUNPOD_API_KEY") ?? ""],
+    fetch: ctx.fetch,
+    rt,
+    log: ctx.log,
+    toError: runpodError,
+  }));
 
   async function getPod(id: string, signal?: AbortSignal): Promise<RunpodPod | undefined> {
     try {

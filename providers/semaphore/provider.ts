@@ -77,21 +77,19 @@ export function createSemaphoreProvider(
   const rt = cloudRuntime(ctx, options, 2000);
   let cached: SemaphoreSettings | undefined;
   const settings = () => cached ??= semaphoreSettings(ctx.env, ctx.config);
-  let client: ReturnType<typeof apiClient> | undefined;
-  const call: ReturnType<typeof apiClient> = (req) =>
-    (client ??= apiClient({
-      provider: "semaphore",
-      baseUrl: settings().baseUrl,
-      headers: () => ({ authorization: `Token ${semaphoreToken(ctx.env)}` }),
-      secrets: () => [
-        ctx.env("CRABBOX_SEMAPHORE_TOKEN") ?? "",
-        ctx.env("SEMAPHORE_API_TOKEN") ?? "",
-      ],
-      fetch: ctx.fetch,
-      rt,
-      log: ctx.log,
-      toError: semaphoreError,
-    }))(req);
+  const call = apiClient(() => ({
+    provider: "semaphore",
+    baseUrl: settings().baseUrl,
+    headers: () => ({ authorization: `Token ${semaphoreToken(ctx.env)}` }),
+    secrets: () => [
+      ctx.env("CRABBOX_SEMAPHORE_TOKEN") ?? "",
+      ctx.env("SEMAPHORE_API_TOKEN") ?? "",
+    ],
+    fetch: ctx.fetch,
+    rt,
+    log: ctx.log,
+    toError: semaphoreError,
+  }));
   const notFound = (e: unknown) => e instanceof CrabboxError && e.code === "semaphore_not_found";
   let projectId: string | undefined;
 
