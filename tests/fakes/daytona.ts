@@ -29,8 +29,9 @@
 import {
   type FakeHttp,
   type Fault,
+  jsonBodyOf,
   type RecordedRequest,
-  redactedHeaders,
+  recordRequest,
   serveFake,
   takeFault,
 } from "./fake_http.ts";
@@ -360,14 +361,7 @@ export function startFakeDaytona(options: FakeDaytonaOptions = {}): FakeDaytona 
   const http: FakeHttp = serveFake(async (req) => {
     const u = new URL(req.url);
     const path = u.pathname.replace(/^\/api/, "");
-    const record: RecordedRequest = {
-      method: req.method,
-      path,
-      query: Object.fromEntries(u.searchParams),
-      headers: redactedHeaders(req.headers, ["authorization"]),
-      status: 0,
-    };
-    requests.push(record);
+    const { rec: record } = recordRequest(requests, req, ["authorization"], path);
     const fault = takeFault(faults, req.method, path);
     let res: Response;
     if (fault) {
@@ -378,11 +372,7 @@ export function startFakeDaytona(options: FakeDaytonaOptions = {}): FakeDaytona 
       res = error(404, "not found", path, req.method);
     } else {
       if (req.method === "POST" || req.method === "PUT") {
-        try {
-          record.body = JSON.parse(await req.clone().text());
-        } catch {
-          record.body = undefined;
-        }
+        record.body = await jsonBodyOf(req);
       }
       res = await route(req, path, u.searchParams);
     }

@@ -121,9 +121,9 @@ export function redactedHeaders(
 }
 
 /**
- * Record a request (method, path, query, headers with `secretHeaders`
- * redacted) in `log`; `done(res)` stores the answered status and returns
- * `res`.
+ * Record a request (method, path — the URL's, or `path` when the fake strips
+ * an API prefix — query, headers with `secretHeaders` redacted) in `log`;
+ * `done(res)` stores the answered status and returns `res`.
  *
  * @example
  * ```ts
@@ -137,11 +137,12 @@ export function recordRequest(
   log: RecordedRequest[],
   req: Request,
   secretHeaders: readonly string[],
+  path?: string,
 ): { rec: RecordedRequest; done: (res: Response) => Response } {
   const url = new URL(req.url);
   const rec: RecordedRequest = {
     method: req.method,
-    path: url.pathname,
+    path: path ?? url.pathname,
     query: Object.fromEntries(url.searchParams),
     headers: redactedHeaders(req.headers, secretHeaders),
     status: 0,
@@ -154,6 +155,15 @@ export function recordRequest(
       return res;
     },
   };
+}
+
+/** A request's body as JSON, read from a clone; `undefined` when it is not JSON. */
+export async function jsonBodyOf(req: Request): Promise<unknown> {
+  try {
+    return JSON.parse(await req.clone().text());
+  } catch {
+    return undefined;
+  }
 }
 
 /** Options of {@link serveFakeRaw}. */

@@ -32,7 +32,7 @@ import {
   type FakeHttp,
   type Fault,
   type RecordedRequest,
-  redactedHeaders,
+  recordRequest,
   serveFakeRaw,
   takeFault,
 } from "./fake_http.ts";
@@ -382,14 +382,7 @@ export function startFakeProxmox(options: FakeProxmoxOptions = {}): FakeProxmox 
   const handler = async (req: Request) => {
     const u = new URL(req.url);
     const path = u.pathname.replace(/^\/api2\/json/, "");
-    const record: RecordedRequest = {
-      method: req.method,
-      path,
-      query: Object.fromEntries(u.searchParams),
-      headers: redactedHeaders(req.headers, ["authorization"]),
-      status: 0,
-    };
-    requests.push(record);
+    const { rec: record } = recordRequest(requests, req, ["authorization"], path);
     if (req.method === "POST" || req.method === "PUT") {
       record.body = Object.fromEntries(new URLSearchParams(await req.clone().text()));
     }

@@ -23,8 +23,9 @@
 import {
   type FakeHttp,
   type Fault,
+  jsonBodyOf,
   type RecordedRequest,
-  redactedHeaders,
+  recordRequest,
   serveFake,
   takeFault,
 } from "./fake_http.ts";
@@ -254,14 +255,7 @@ export function startFakeRunpod(options: FakeRunpodOptions = {}): FakeRunpod {
   const http: FakeHttp = serveFake(async (req) => {
     const u = new URL(req.url);
     const path = u.pathname.replace(/^\/v1/, "");
-    const record: RecordedRequest = {
-      method: req.method,
-      path,
-      query: Object.fromEntries(u.searchParams),
-      headers: redactedHeaders(req.headers, ["authorization"]),
-      status: 0,
-    };
-    requests.push(record);
+    const { rec: record } = recordRequest(requests, req, ["authorization"], path);
     const fault = takeFault(faults, req.method, path);
     let res: Response;
     if (fault && req.headers.get("authorization") === `Bearer ${token}`) {
@@ -275,12 +269,7 @@ export function startFakeRunpod(options: FakeRunpodOptions = {}): FakeRunpod {
       if (!u.pathname.startsWith("/v1/")) res = fail(404, "not found");
       else {
         if (req.method === "POST") {
-          const clone = req.clone();
-          try {
-            record.body = JSON.parse(await clone.text());
-          } catch {
-            record.body = undefined;
-          }
+          record.body = await jsonBodyOf(req);
         }
         res = await route(req, path, u.searchParams);
       }

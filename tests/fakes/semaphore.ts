@@ -29,8 +29,9 @@
 import {
   type FakeHttp,
   type Fault,
+  jsonBodyOf,
   type RecordedRequest,
-  redactedHeaders,
+  recordRequest,
   serveFake,
   takeFault,
 } from "./fake_http.ts";
@@ -315,14 +316,7 @@ export function startFakeSemaphore(options: FakeSemaphoreOptions = {}): FakeSema
   const http: FakeHttp = serveFake(async (req) => {
     const u = new URL(req.url);
     const path = u.pathname.replace(/^\/api\/v1alpha/, "");
-    const record: RecordedRequest = {
-      method: req.method,
-      path,
-      query: Object.fromEntries(u.searchParams),
-      headers: redactedHeaders(req.headers, ["authorization"]),
-      status: 0,
-    };
-    requests.push(record);
+    const { rec: record } = recordRequest(requests, req, ["authorization"], path);
     const fault = takeFault(faults, req.method, path);
     let res: Response;
     if (fault && req.headers.get("authorization") === `Token ${token}`) {
@@ -332,11 +326,7 @@ export function startFakeSemaphore(options: FakeSemaphoreOptions = {}): FakeSema
       res = fail(404, "not found");
     } else {
       if (req.method === "POST") {
-        try {
-          record.body = JSON.parse(await req.clone().text());
-        } catch {
-          record.body = undefined;
-        }
+        record.body = await jsonBodyOf(req);
       }
       res = await route(req, path, u.searchParams);
     }
