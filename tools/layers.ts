@@ -1,8 +1,15 @@
 /**
  * The layer check: fails on any import cycle, on any import from a lower area
- * into a higher one, on an import of another area that does not go through
- * its `mod.ts`, and on `await import(` outside `cli/` and
+ * into a higher one, on an import of another area's private file (one its
+ * `mod.ts` does not re-export), and on `await import(` outside `cli/` and
  * `providers/registry.ts`.
+ *
+ * An import that leaves its folder names either the folder's `mod.ts` or one
+ * of the files that `mod.ts` re-exports (`export * from "./x.ts"`,
+ * `export { … } from "./x.ts"`): the folder's public modules. Naming the
+ * public file that holds what is used, instead of `mod.ts`, keeps a command
+ * from loading the whole area (issue #17: `crew connect --json` evaluated 111
+ * modules through the areas' `mod.ts`, 76 through their public files).
  *
  * Areas, lowest first:
  * `process < core < ssh < providers < runtime < tailnet < lease < mesh < doctor < mod.ts < cli`.
@@ -57,8 +64,8 @@ function unitOf(path: string): string {
   return m ? `lib/${m[1]}` : path;
 }
 
-/** Whether `from` may import `to` without going through `to`'s `mod.ts`. */
-function directImportAllowed(from: string, to: string): boolean {
+/** Whether `from` may import `to`: its own folder, a `mod.ts`, or a public module of another folder. */
+function importAllowed(from: string, to: string, publicModules: ReadonlySet<string>): boolean {
   if (to === "lib/runtime.ts" || to === "mod.ts" || to.endsWith("/mod.ts")) return true;
   const fromUnit = unitOf(from);
   const toUnit = unitOf(to);
@@ -66,7 +73,31 @@ function directImportAllowed(from: string, to: string): boolean {
   // A provider folder uses the seam's types and the registry of its own area.
   if (fromUnit.startsWith("providers/") && toUnit === "providers") return true;
   // The CLI's own files.
-  return areaOf(from) === "cli" && areaOf(to) === "cli";
+  if (areaOf(from) === "cli" && areaOf(to) === "cli") return true;
+  return publicModules.has(to);
+}
+
+/**
+ * The public modules of every folder: the files each `mod.ts` re-exports
+ * from (repo-relative paths), given the text of every `mod.ts` by path.
+ *
+ * @example
+ * ```ts
+ * import { publicModules } from "./layers.ts";
+ * publicModules(new Map([["lib/core/mod.ts", 'export * from "./fs.ts";']])); // Set { "lib/core/fs.ts" }
+ * ```
+ */
+export function publicModules(modTexts: ReadonlyMap<string, string>): Set<string> {
+  const out = new Set<string>();
+  for (const [path, text] of modTexts) {
+    const dir = path.slice(0, path.lastIndexOf("/") + 1);
+    for (
+      const m of text.matchAll(/^export\s+(?:type\s+)?(?:\*|\{[^}]*\})\s+from\s+"\.\/([^"]+)";/gm)
+    ) {
+      out.add(dir + m[1]);
+    }
+  }
+  return out;
 }
 
 /** An import edge between two repo files. */
@@ -77,8 +108,14 @@ export interface Edge {
   to: string;
 }
 
-/** The problems of an import graph, one line each. */
-export function layerProblems(edges: readonly Edge[]): string[] {
+/**
+ * The problems of an import graph, one line each; `publicModules` are the
+ * files other folders may import besides `mod.ts` (see {@link publicModules}).
+ */
+export function layerProblems(
+  edges: readonly Edge[],
+  publicModules: ReadonlySet<string> = new Set(),
+): string[] {
   const problems: string[] = [];
   for (const { from, to } of edges) {
     const a = areaOf(from);
@@ -86,8 +123,10 @@ export function layerProblems(edges: readonly Edge[]): string[] {
     if (a === undefined || b === undefined) continue;
     if (AREAS.indexOf(b) > AREAS.indexOf(a)) {
       problems.push(`upward import: ${from} (${a}) imports ${to} (${b})`);
-    } else if (!directImportAllowed(from, to)) {
-      problems.push(`import not through mod.ts: ${from} imports ${to}`);
+    } else if (!importAllowed(from, to, publicModules)) {
+      problems.push(
+        `import of a private file: ${from} imports ${to} (not re-exported by its mod.ts)`,
+      );
     }
   }
   for (const cycle of cycles(edges)) problems.push(`cycle among: ${cycle.join(", ")}`);
@@ -214,7 +253,8 @@ async function main(): Promise<number> {
   }
   const texts = new Map<string, string>();
   for (const file of layered) texts.set(file, await Deno.readTextFile(`${root}/${file}`));
-  const problems = [...layerProblems(edges), ...lazyImportProblems(texts)];
+  const mods = new Map([...texts].filter(([path]) => path.endsWith("/mod.ts")));
+  const problems = [...layerProblems(edges, publicModules(mods)), ...lazyImportProblems(texts)];
   for (const p of problems) console.error(`layers: ${p}`);
   const areaEdges = new Set(
     edges.map((e) => [areaOf(e.from), areaOf(e.to)]).filter(([a, b]) => a && b && a !== b)

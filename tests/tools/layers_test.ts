@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { areaOf, cycles, layerProblems, lazyImportProblems } from "../../tools/layers.ts";
+import {
+  areaOf,
+  cycles,
+  layerProblems,
+  lazyImportProblems,
+  publicModules,
+} from "../../tools/layers.ts";
 
 Deno.test("areaOf maps paths to the layered areas", () => {
   assert.equal(areaOf("lib/process/identity.ts"), "process");
@@ -17,11 +23,28 @@ Deno.test("an import from a lower area into a higher one is a problem", () => {
   ]);
 });
 
-Deno.test("another area is imported through its mod.ts", () => {
-  assert.deepEqual(layerProblems([{ from: "lib/mesh/live.ts", to: "lib/core/mod.ts" }]), []);
-  assert.deepEqual(layerProblems([{ from: "lib/mesh/live.ts", to: "lib/core/fs.ts" }]), [
-    "import not through mod.ts: lib/mesh/live.ts imports lib/core/fs.ts",
-  ]);
+Deno.test("another area is imported through its mod.ts or a file its mod.ts re-exports", () => {
+  const pub = publicModules(
+    new Map([
+      [
+        "lib/core/mod.ts",
+        'export * from "./fs.ts";\nexport { x } from "./names.ts";\n// "./no.ts"',
+      ],
+      ["providers/mod.ts", 'export type { T } from "./types.ts";'],
+    ]),
+  );
+  assert.deepEqual([...pub].sort(), ["lib/core/fs.ts", "lib/core/names.ts", "providers/types.ts"]);
+  assert.deepEqual(layerProblems([{ from: "lib/mesh/live.ts", to: "lib/core/mod.ts" }], pub), []);
+  assert.deepEqual(layerProblems([{ from: "lib/mesh/live.ts", to: "lib/core/fs.ts" }], pub), []);
+  assert.deepEqual(layerProblems([{ from: "cli/crew.ts", to: "lib/core/names.ts" }], pub), []);
+  // A file its mod.ts does not re-export is private to its folder.
+  assert.deepEqual(
+    layerProblems([{ from: "lib/mesh/live.ts", to: "lib/core/config_cache.ts" }], pub),
+    [
+      "import of a private file: lib/mesh/live.ts imports lib/core/config_cache.ts (not re-exported by its mod.ts)",
+    ],
+  );
+  assert.equal(layerProblems([{ from: "lib/mesh/live.ts", to: "lib/core/fs.ts" }]).length, 1);
   // A provider folder may use the seam's types; not another provider's files.
   assert.deepEqual(
     layerProblems([{ from: "providers/aws/provider.ts", to: "providers/types.ts" }]),
