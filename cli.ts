@@ -24,7 +24,7 @@ import { completionsCommand } from "./cli/completions.ts";
 import { proxyCommand } from "./cli/proxy.ts";
 import { VERSION } from "./cli/version.ts";
 import { type CliIo, type CliStreams, makeIo, reportError, wantsJson } from "./cli/output.ts";
-import { CrabboxError } from "./lib/core/mod.ts";
+import { CrabboxError } from "./lib/core/errors.ts";
 import type { CrabboxOptions } from "./lib/runtime.ts";
 
 /**
@@ -106,15 +106,17 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
   }
   try {
     if (!HOMELESS.has(parsed.path[0])) {
-      const { assertUsableHome, crabboxHome, processEnv } = await import("./lib/core/mod.ts");
+      const { assertUsableHome } = await import("./lib/core/home_check.ts");
+      const { crabboxHome, processEnv } = await import("./lib/core/fs.ts");
       await assertUsableHome(library.home ?? crabboxHome(library.env ?? processEnv));
     }
     await parsed.command.action!(parsed.flags, parsed.args);
     if (io.status === 0 && !HOMELESS.has(parsed.path[0]) && library.config === undefined) {
       // Keep the parsed config.yaml for the next start-up (only after a success:
       // a refused command writes nothing).
-      const { crabboxHome, processEnv, rememberConfig } = await import("./lib/core/mod.ts");
-      const { providerConfigSchemas } = await import("./providers/mod.ts");
+      const { crabboxHome, processEnv } = await import("./lib/core/fs.ts");
+      const { rememberConfig } = await import("./lib/core/config.ts");
+      const { providerConfigSchemas } = await import("./providers/registry.ts");
       await rememberConfig(
         library.home ?? crabboxHome(library.env ?? processEnv),
         providerConfigSchemas(),

@@ -41,7 +41,8 @@
  */
 
 import type { Lease } from "../lib/lease/claims.ts";
-import { listLeases, releaseCrew } from "../lib/lease/leases.ts";
+import { listLeases } from "../lib/lease/leases.ts";
+import { releaseCrew } from "../lib/lease/release.ts";
 import { leaseCrew } from "../lib/lease/create.ts";
 import { connectCrew } from "../lib/mesh/connect.ts";
 import { runSsh, sshCommandArgs, sshForwardArgs, type SshTarget } from "../lib/ssh/args.ts";

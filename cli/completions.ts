@@ -6,7 +6,7 @@
  */
 
 import { arg, type Command, command } from "./args/command.ts";
-import { usageError } from "../lib/core/mod.ts";
+import { usageError } from "../lib/core/errors.ts";
 import type { CliIo } from "./output.ts";
 
 /** A command path and what may follow it. */

@@ -7,8 +7,9 @@
  */
 
 import { arg, type Command, command, flag, group, requiredValue, value } from "./args/command.ts";
-import { CrabboxError } from "../lib/core/mod.ts";
-import type { MemberPeers, MeshEvent } from "../lib/mesh/mod.ts";
+import { CrabboxError } from "../lib/core/errors.ts";
+import type { MemberPeers } from "../lib/mesh/peer_table.ts";
+import type { MeshEvent } from "../lib/mesh/plan.ts";
 import { type CliIo, NETWORK_HELP, networkFlag, releasedLine, table } from "./output.ts";
 
 const TEARDOWN_SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGTSTP"];
@@ -17,7 +18,7 @@ const TOUCH_INTERVAL_MS = 5 * 60_000;
 
 /** Mark every member of the crew as used; failures are warnings. */
 async function touchCrewOnUse(io: CliIo, name: string): Promise<void> {
-  const { touchCrew } = await import("../mod.ts");
+  const { touchCrew } = await import("../lib/lease/touch.ts");
   await touchCrew(name, io.options).catch((e) =>
     io.err(`crabbox: warning: could not touch crew ${name}: ${(e as Error).message}`)
   );
@@ -57,7 +58,6 @@ async function connectAction(
   name: string,
   flags: { provider?: string; export?: boolean; json?: boolean; peers?: boolean; network?: string },
 ): Promise<void> {
-  const { connectCrew, describeCrew, startCrewDaemons } = await import("../lib/mesh/mod.ts");
   const peers = flags.peers === true;
   const network = await networkFlag(flags.network);
   if (flags.export && flags.json) {
@@ -65,12 +65,14 @@ async function connectAction(
   }
   const log = (m: string) => io.err(`crabbox: ${m}`);
   if (flags.json) {
+    const { describeCrew } = await import("../lib/mesh/describe.ts");
     io.printJson(
       await describeCrew(name, { ...io.options, provider: flags.provider, peers, log, network }),
     );
     return;
   }
   if (flags.export) {
+    const { startCrewDaemons } = await import("../lib/mesh/daemon.ts");
     await touchCrewOnUse(io, name);
     // A teardown signal mid-start stops what was started and exits 130.
     const stop = new AbortController();
@@ -119,6 +121,7 @@ async function connectAction(
   // and the first touch is due then anyway (the interval is minutes).
   let toucher: ReturnType<typeof setInterval> | undefined;
   try {
+    const { connectCrew } = await import("../lib/mesh/connect.ts");
     const m = await connectCrew(name, {
       ...io.options,
       provider: flags.provider,
@@ -159,7 +162,7 @@ async function connectAction(
 }
 
 async function disconnectAction(io: CliIo, name: string, json = false): Promise<void> {
-  const { disconnectCrew } = await import("../lib/mesh/mod.ts");
+  const { disconnectCrew } = await import("../lib/mesh/daemon.ts");
   const r = await disconnectCrew(name, io.options);
   if (json) {
     io.printJson({ crew: r.crew, recorded: r.recorded, stopped: r.stopped });
@@ -182,7 +185,7 @@ async function peersAction(
   name: string,
   flags: { provider?: string; json?: boolean },
 ) {
-  const { crewPeers } = await import("../lib/mesh/mod.ts");
+  const { crewPeers } = await import("../lib/mesh/peers.ts");
   const peers = await crewPeers(name, {
     ...io.options,
     provider: flags.provider,
@@ -217,7 +220,7 @@ export async function releaseCrewAction(
   allOwners?: boolean,
   json = false,
 ): Promise<void> {
-  const { disconnectAndReleaseCrew } = await import("../lib/mesh/mod.ts");
+  const { disconnectAndReleaseCrew } = await import("../lib/mesh/release.ts");
   const r = await disconnectAndReleaseCrew(name, {
     ...io.options,
     allOwners,
@@ -236,12 +239,12 @@ export async function releaseCrewAction(
   }
   if (r.released.length === 0 && r.failed.length === 0) {
     if (r.badClaims?.length) {
-      const { badClaimsError } = await import("../lib/lease/mod.ts");
+      const { badClaimsError } = await import("../lib/lease/leases.ts");
       throw badClaimsError(r.badClaims);
     }
     if (!json) io.out(`crew "${d.crew}" has no leases`);
     if (r.unqueried?.length) {
-      const { unqueriedHint } = await import("../lib/lease/mod.ts");
+      const { unqueriedHint } = await import("../lib/lease/leases.ts");
       io.err(`hint: ${unqueriedHint(r.unqueried)}`);
     }
     return;
@@ -260,7 +263,7 @@ export async function releaseCrewAction(
     );
   }
   if (r.badClaims?.length) {
-    const { badClaimsError } = await import("../lib/lease/mod.ts");
+    const { badClaimsError } = await import("../lib/lease/leases.ts");
     throw badClaimsError(r.badClaims);
   }
 }
@@ -269,7 +272,9 @@ async function upAction(
   io: CliIo,
   flags: { file: string; replace?: boolean; connect?: boolean; json?: boolean },
 ): Promise<void> {
-  const { crewUp, loadCrewManifest, startCrewDaemons } = await import("../lib/mesh/mod.ts");
+  const { crewUp } = await import("../lib/mesh/crew_up.ts");
+  const { loadCrewManifest } = await import("../lib/mesh/manifest.ts");
+  const { startCrewDaemons } = await import("../lib/mesh/daemon.ts");
   const { leaseJson } = await import("./lease_json.ts");
   const log = (m: string) => io.err(`crabbox: ${m}`);
   const manifest = await loadCrewManifest(flags.file, io.options);
@@ -316,7 +321,7 @@ async function upAction(
 }
 
 async function downAction(io: CliIo, flags: { file: string; json?: boolean }): Promise<void> {
-  const { loadCrewManifest } = await import("../lib/mesh/mod.ts");
+  const { loadCrewManifest } = await import("../lib/mesh/manifest.ts");
   const manifest = await loadCrewManifest(flags.file, io.options);
   await releaseCrewAction(io, manifest.crew, false, flags.json);
 }

@@ -5,7 +5,7 @@
  */
 
 import { command, flag, value } from "./args/command.ts";
-import type { DoctorReport } from "../lib/doctor/mod.ts";
+import type { DoctorReport } from "../lib/doctor/checks.ts";
 import { type CliIo, table } from "./output.ts";
 
 const MARK = { ok: "ok  ", warn: "warn", skip: "skip", fail: "FAIL" } as const;
@@ -74,7 +74,7 @@ export function doctorCommand(io: CliIo) {
       json: flag("--json", "print the report as JSON"),
     },
     action: async (flags) => {
-      const { runDoctor } = await import("../lib/doctor/mod.ts");
+      const { runDoctor } = await import("../lib/doctor/checks.ts");
       const report = await runDoctor({ ...io.options, crew: flags.crew, online: flags.online });
       if (flags.json) io.printJson(report);
       else io.out(renderDoctorReport(report));

@@ -5,16 +5,11 @@
  */
 
 import { command, flag, list, negatable, restArgs, value } from "./args/command.ts";
-import type { Lease } from "../lib/lease/mod.ts";
-import {
-  CrabboxError,
-  describeLifetime,
-  parseDuration,
-  readLifetime,
-  readShape,
-  unixNow,
-  usageError,
-} from "../lib/core/mod.ts";
+import type { Lease } from "../lib/lease/leases.ts";
+import { parseDuration } from "../lib/core/duration.ts";
+import { CrabboxError, usageError } from "../lib/core/errors.ts";
+import { describeLifetime, readLifetime, unixNow } from "../lib/core/lifetime.ts";
+import { readShape } from "../lib/core/shape.ts";
 import {
   type CliIo,
   NETWORK_HELP,
@@ -113,7 +108,8 @@ async function createFromFlags(
   flags: CreateFlags & { userData?: string },
   count = 1,
 ): Promise<Lease[]> {
-  const { leaseBox, leaseCrew, normalizeCrewName } = await import("../mod.ts");
+  const { leaseBox, leaseCrew } = await import("../lib/lease/create.ts");
+  const { normalizeCrewName } = await import("../lib/core/names.ts");
   if (flags.init !== undefined && flags.userData !== undefined) {
     throw usageError("bad_init", "give --init or --user-data, not both");
   }
@@ -213,7 +209,7 @@ function leaseRows(leases: readonly Lease[], me?: string, wide = false): string 
 
 /** This operator's owner segment. */
 async function myOwner(io: CliIo): Promise<string> {
-  const { ownerFor } = await import("../mod.ts");
+  const { ownerFor } = await import("../lib/core/names.ts");
   return await ownerFor({ env: io.options.env });
 }
 
@@ -222,7 +218,8 @@ async function resolveTarget(
   flags: { id?: string; crew?: string; slug?: string },
   allOwners?: boolean,
 ): Promise<Lease> {
-  const { findLease, normalizeCrewName, normalizeSlug } = await import("../mod.ts");
+  const { findLease } = await import("../lib/lease/leases.ts");
+  const { normalizeCrewName, normalizeSlug } = await import("../lib/core/names.ts");
   if (flags.id !== undefined) {
     if (flags.crew !== undefined || flags.slug !== undefined) {
       throw usageError("conflicting_target", "give --id or --crew/--slug, not both");
@@ -240,7 +237,7 @@ async function resolveTarget(
 
 /** Mark a lease as used (last-touched = now); a failure is a warning, not an error. */
 export async function touchOnUse(io: CliIo, lease: Lease): Promise<void> {
-  const { touchLease } = await import("../mod.ts");
+  const { touchLease } = await import("../lib/lease/touch.ts");
   await touchLease(lease, io.options).catch((e) =>
     io.err(`crabbox: warning: could not touch ${lease.id}: ${(e as Error).message}`)
   );
@@ -346,7 +343,8 @@ function runCommand(io: CliIo) {
     action: async (flags, { command }) => {
       const remote = remoteCommandFrom(command, flags.shell, false);
       const network = await networkFlag(flags.network);
-      const { attachToLease, releaseLease } = await import("../mod.ts");
+      const { attachToLease } = await import("../lib/lease/exec.ts");
+      const { releaseLease } = await import("../lib/lease/release.ts");
       let lease: Lease;
       let created = false;
       if (flags.id !== undefined) {
@@ -360,8 +358,8 @@ function runCommand(io: CliIo) {
           );
         }
         if (flags.expose.length > 0) {
-          const { exposePort } = await import("../mod.ts");
-          const { parseExposedPorts } = await import("../lib/core/mod.ts");
+          const { exposePort } = await import("../lib/mesh/expose.ts");
+          const { parseExposedPorts } = await import("../lib/core/expose.ts");
           lease = await resolveTarget(io, { id: flags.id });
           for (const p of parseExposedPorts(flags.expose)) {
             lease = await exposePort(lease, p, io.options);
@@ -410,7 +408,7 @@ function sshCommand(io: CliIo) {
     action: async (flags, { command }) => {
       const remote = remoteCommandFrom(command, flags.shell, true);
       const network = await networkFlag(flags.network);
-      const { attachToLease } = await import("../mod.ts");
+      const { attachToLease } = await import("../lib/lease/exec.ts");
       const lease = requireActive(await resolveTarget(io, flags));
       await touchOnUse(io, lease);
       io.status = await attachToLease(lease, remote, { ...io.options, network });
@@ -430,7 +428,7 @@ function listCommand(io: CliIo) {
       json: flag("--json", "print JSON"),
     },
     action: async (flags) => {
-      const { listLeasesReport, badClaimsError } = await import("../lib/lease/mod.ts");
+      const { listLeasesReport, badClaimsError } = await import("../lib/lease/leases.ts");
       const { leases, badClaims } = await listLeasesReport(
         { crew: flags.crew, provider: flags.provider, allOwners: flags.allOwners },
         { ...io.options, log: (m) => io.err(m) },
@@ -454,7 +452,7 @@ function statusCommand(io: CliIo) {
       json: flag("--json", "print JSON"),
     },
     action: async (flags) => {
-      const { listLeasesReport, badClaimsError } = await import("../lib/lease/mod.ts");
+      const { listLeasesReport, badClaimsError } = await import("../lib/lease/leases.ts");
       let leases: Lease[];
       let bad: Awaited<ReturnType<typeof listLeasesReport>>["badClaims"] = [];
       if (flags.id !== undefined) {
@@ -475,7 +473,7 @@ function statusCommand(io: CliIo) {
       } else {
         throw usageError("missing_target", "status needs --id ID or --crew NAME");
       }
-      const { refreshPendingTailnet } = await import("../lib/lease/mod.ts");
+      const { refreshPendingTailnet } = await import("../lib/lease/tailnet_refresh.ts");
       leases = await refreshPendingTailnet(leases, io.options);
       if (flags.json) {
         io.printJson(flags.id !== undefined ? leaseJson(leases[0]) : leases.map(leaseJson));
@@ -501,7 +499,7 @@ function releaseCommand(io: CliIo) {
       json: flag("--json", "print JSON: {crew, disconnected, released, failed}"),
     },
     action: async (flags) => {
-      const { releaseLease } = await import("../mod.ts");
+      const { releaseLease } = await import("../lib/lease/release.ts");
       if (flags.id !== undefined) {
         if (flags.crew !== undefined) {
           throw usageError("conflicting_target", "give --id or --crew, not both");

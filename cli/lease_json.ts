@@ -5,8 +5,9 @@
  * @module
  */
 
-import type { Lease } from "../lib/lease/mod.ts";
-import { readLifetime, readShape } from "../lib/core/mod.ts";
+import type { Lease } from "../lib/lease/leases.ts";
+import { readLifetime } from "../lib/core/lifetime.ts";
+import { readShape } from "../lib/core/shape.ts";
 
 /** The lifetime of a lease as JSON: unix seconds / seconds, `null` when none. */
 export function lifetimeJson(l: Lease) {

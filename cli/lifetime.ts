@@ -6,8 +6,10 @@
  */
 
 import { command, flag, optionalArg, value } from "./args/command.ts";
-import { CrabboxError, formatDuration, unixNow, usageError } from "../lib/core/mod.ts";
-import type { TouchResult } from "../lib/lease/mod.ts";
+import { formatDuration } from "../lib/core/duration.ts";
+import { CrabboxError, usageError } from "../lib/core/errors.ts";
+import { unixNow } from "../lib/core/lifetime.ts";
+import type { TouchResult } from "../lib/lease/touch.ts";
 import { type CliIo, table } from "./output.ts";
 import { lifetimeJson } from "./lease_json.ts";
 
@@ -34,7 +36,8 @@ function touchCommand(io: CliIo) {
       json: flag("--json", "print JSON"),
     },
     action: async (flags, { id }) => {
-      const { findLease, touchCrew, touchLease } = await import("../mod.ts");
+      const { findLease } = await import("../lib/lease/leases.ts");
+      const { touchCrew, touchLease } = await import("../lib/lease/touch.ts");
       if ((id === undefined) === (flags.crew === undefined)) {
         throw usageError("missing_target", "touch needs a lease ID or --crew NAME (one of them)");
       }
@@ -81,7 +84,7 @@ function cleanupCommand(io: CliIo) {
       json: flag("--json", "print JSON"),
     },
     action: async (flags) => {
-      const { cleanupExpired } = await import("../mod.ts");
+      const { cleanupExpired } = await import("../lib/lease/cleanup.ts");
       const r = await cleanupExpired({
         ...io.options,
         provider: flags.provider,

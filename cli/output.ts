@@ -6,14 +6,9 @@
  * @module
  */
 
-import {
-  CrabboxError,
-  processEnv,
-  redact,
-  SECRET_ENV_NAME,
-  SECRET_ENV_NAMES,
-  secretEnvValues,
-} from "../lib/core/mod.ts";
+import { CrabboxError } from "../lib/core/errors.ts";
+import { processEnv } from "../lib/core/fs.ts";
+import { redact, SECRET_ENV_NAME, SECRET_ENV_NAMES, secretEnvValues } from "../lib/core/redact.ts";
 import type { CrabboxOptions } from "../lib/runtime.ts";
 
 /** Where a CLI run writes and what it hands to the library. */
@@ -205,6 +200,6 @@ export const NETWORK_HELP =
 /** The `--network` value, validated (undefined: config `network`, else auto). */
 export async function networkFlag(value: string | undefined) {
   if (value === undefined) return undefined;
-  const { parseNetworkMode } = await import("../lib/lease/mod.ts");
+  const { parseNetworkMode } = await import("../lib/lease/network.ts");
   return parseNetworkMode(value);
 }

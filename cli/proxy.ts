@@ -8,7 +8,7 @@
  */
 
 import { arg, command, value } from "./args/command.ts";
-import { usageError } from "../lib/core/mod.ts";
+import { usageError } from "../lib/core/errors.ts";
 import type { CliIo } from "./output.ts";
 
 /**
@@ -30,7 +30,7 @@ export function proxyCommand(io: CliIo) {
       box: value("--box <id>", "the provider's id of the box", { hidden: true }),
     },
     action: async (flags, { lease: leaseId }) => {
-      const { proxyToLease } = await import("../lib/lease/mod.ts");
+      const { proxyToLease } = await import("../lib/lease/proxy.ts");
       if (!/^[0-9]+$/.test(flags.port)) {
         throw usageError("bad_port", `--port ${JSON.stringify(flags.port)} must be 1..65535`);
       }

@@ -6,23 +6,17 @@
  * @module
  */
 
+import { type Config, loadConfig } from "./core/config.ts";
+import { crabboxHome, type EnvReader, processEnv } from "./core/fs.ts";
+import type { ShapeRules } from "./core/shape.ts";
 import {
-  type Config,
-  crabboxHome,
-  type EnvReader,
-  loadConfig,
-  processEnv,
-  type ShapeRules,
-} from "./core/mod.ts";
-import {
-  type Feature,
   loadProvider,
-  type Provider,
   providerConfigSchemas,
   providerEntry,
   providerRegistry,
-} from "../providers/mod.ts";
-import { type ProcessRunner, systemProcess } from "./process/mod.ts";
+} from "../providers/registry.ts";
+import type { Feature, Provider } from "../providers/types.ts";
+import { type ProcessRunner, systemProcess } from "./process/run.ts";
 
 /** Options accepted by every toolkit function. All optional. */
 export interface CrabboxOptions {

@@ -11,13 +11,10 @@
  * @module
  */
 
-import { CrabboxError } from "../lib/core/mod.ts";
-import type {
-  ConfigKeyType,
-  EnvReader,
-  ProviderConfigSchemas,
-  ShapeRules,
-} from "../lib/core/mod.ts";
+import { CrabboxError } from "../lib/core/errors.ts";
+import type { ConfigKeyType, ProviderConfigSchemas } from "../lib/core/config.ts";
+import type { EnvReader } from "../lib/core/fs.ts";
+import type { ShapeRules } from "../lib/core/shape.ts";
 import type { Feature, Provider, ProviderContext, ProviderFactory } from "./types.ts";
 
 /** What a provider is missing on this machine, as `doctor` reports it. */

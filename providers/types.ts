@@ -6,9 +6,11 @@
  * @module
  */
 
-import type { EnvReader, Labels, Shape } from "../lib/core/mod.ts";
-import type { SshTarget } from "../lib/ssh/mod.ts";
-import type { ProcessRunner } from "../lib/process/mod.ts";
+import type { EnvReader } from "../lib/core/fs.ts";
+import type { Labels } from "../lib/core/labels.ts";
+import type { Shape } from "../lib/core/shape.ts";
+import type { SshTarget } from "../lib/ssh/args.ts";
+import type { ProcessRunner } from "../lib/process/run.ts";
 
 export type { SshTarget };
 

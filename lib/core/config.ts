@@ -111,7 +111,10 @@ export async function loadConfig(
   }
   if (text.trim() === "") return await parseConfig(text, path, env, schemas);
   const cached = await readCachedConfig(home, { path, text, schemas });
-  if (isConfigShape(cached)) return applyConfigEnv(cached, env);
+  if (isConfigShape(cached)) {
+    servedFromCache.set(home, text);
+    return applyConfigEnv(cached, env);
+  }
   return applyConfigEnv(await parseConfigFile(text, path, schemas), env);
 }
 
@@ -135,7 +138,7 @@ export async function rememberConfig(home: string, schemas: ProviderConfigSchema
   } catch {
     return;
   }
-  if (text.trim() === "") return;
+  if (text.trim() === "" || servedFromCache.get(home) === text) return;
   const key = { path, text, schemas };
   if (isConfigShape(await readCachedConfig(home, key))) return;
   let config: Config;
@@ -146,6 +149,13 @@ export async function rememberConfig(home: string, schemas: ProviderConfigSchema
   }
   await writeCachedConfig(home, key, config);
 }
+
+/**
+ * The config.yaml text per home that this process last read from the cache:
+ * {@link rememberConfig} has nothing to write for it (saves reading and
+ * comparing the cache entry again at the end of every command).
+ */
+const servedFromCache = new Map<string, string>();
 
 /** Whether a cached value has the shape of a {@link Config}. */
 function isConfigShape(c: unknown): c is Config {

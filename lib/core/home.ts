@@ -22,6 +22,8 @@ export interface MeshPaths {
   knownHosts: string;
   /** `<dir>/log` — one ssh `-E` log per member. */
   logDir: string;
+  /** `<dir>/peers.json` — the live peer tables of a `connect --peers` (the ssh-peer plane). */
+  peers: string;
 }
 
 /**
@@ -42,6 +44,7 @@ export function meshPaths(home: string, crew: string): MeshPaths {
     daemon: joinPath(dir, "daemon.json"),
     knownHosts: knownHostsPath(home, { crew }),
     logDir: joinPath(dir, "log"),
+    peers: joinPath(dir, "peers.json"),
   };
 }
 

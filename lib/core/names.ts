@@ -5,7 +5,7 @@
  */
 
 import { usageError } from "./errors.ts";
-import { output } from "../process/mod.ts";
+import { output } from "../process/run.ts";
 import { type EnvReader, processEnv } from "./fs.ts";
 
 /** Longest crew name or slug after normalization. */

@@ -6,43 +6,34 @@
  * @module
  */
 
-import type { Lease } from "../lease/mod.ts";
+import type { Lease } from "../lease/leases.ts";
 import {
   type CrabboxOptions,
   providerFeaturesOrNone,
   resolveRuntime,
   type Runtime,
 } from "../runtime.ts";
+import { configPath, loadConfig } from "../core/config.ts";
+import { CrabboxError } from "../core/errors.ts";
+import { homeProblem } from "../core/home_check.ts";
+import { meshPaths } from "../core/home.ts";
+import { crewTag, normalizeCrewName, ownerFor } from "../core/names.ts";
+import { listLeases } from "../lease/leases.ts";
 import {
-  configPath,
-  CrabboxError,
-  crewTag,
-  homeProblem,
-  loadConfig,
-  meshPaths,
-  normalizeCrewName,
-  ownerFor,
-} from "../core/mod.ts";
-import {
-  listLeases,
   memberTransport,
   type Reachability,
   reachabilityMatrix,
   type Transport,
-} from "../lease/mod.ts";
-import { identityUnsupported, readDaemonState } from "../mesh/mod.ts";
-import {
-  type IdentityBackend,
-  identityBackend,
-  processIdentity,
-  sameProcess,
-} from "../process/mod.ts";
-import { sshProgram } from "../ssh/mod.ts";
-import { providerConfigSchemas, providerEntry, providerNames } from "../../providers/mod.ts";
+} from "../lease/transport.ts";
+import { identityUnsupported, readDaemonState } from "../mesh/daemon_state.ts";
+import { type IdentityBackend, identityBackend } from "../process/find.ts";
+import { processIdentity, sameProcess } from "../process/identity.ts";
+import { sshProgram } from "../ssh/args.ts";
+import { providerConfigSchemas, providerEntry, providerNames } from "../../providers/registry.ts";
 import { defaultTailnetProbe, type TailnetPolicyProbe } from "./tailnet_probe.ts";
 import { measurePeerPlane } from "./peer_plane.ts";
-import { manualPolicySnippet } from "../tailnet/mod.ts";
-import { runOnLease } from "../lease/mod.ts";
+import { manualPolicySnippet } from "../tailnet/policy_snippet.ts";
+import { runOnLease } from "../lease/exec.ts";
 import {
   DIAL_PROBE_SCRIPT,
   type DialCell,

@@ -7,11 +7,14 @@
  * @module
  */
 
-import type { Lease, Reachability } from "../lease/mod.ts";
+import type { Lease } from "../lease/leases.ts";
+import type { Reachability } from "../lease/transport.ts";
 import type { Runtime } from "../runtime.ts";
-import { meshPaths, readJsonFile } from "../core/mod.ts";
-import { type MemberPeers, peersPath, runBoxScript } from "../mesh/mod.ts";
-import { controlForLease } from "../ssh/mod.ts";
+import { readJsonFile } from "../core/fs.ts";
+import { meshPaths } from "../core/home.ts";
+import { runBoxScript } from "../mesh/peer_box.ts";
+import type { MemberPeers } from "../mesh/peer_table.ts";
+import { controlForLease } from "../ssh/control.ts";
 
 /** Where member M connects for a peer entry: `<peer>.cbx:<port>` or the fallback address. */
 function targetOf(p: MemberPeers["peers"][number]): { host: string; port: number } {
@@ -31,9 +34,7 @@ export async function measurePeerPlane(
   members: readonly Lease[],
 ): Promise<Reachability[] | undefined> {
   const paths = meshPaths(rt.home, crew);
-  const live = await readJsonFile<{ members?: MemberPeers[] }>(peersPath(paths)).catch(() =>
-    undefined
-  );
+  const live = await readJsonFile<{ members?: MemberPeers[] }>(paths.peers).catch(() => undefined);
   if (!Array.isArray(live?.members) || live.members.length === 0) return undefined;
   const byId = new Map(members.map((l) => [l.id, l]));
   const slugOfPeer = new Map(

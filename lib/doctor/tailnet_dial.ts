@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { Lease } from "../lease/mod.ts";
+import type { Lease } from "../lease/leases.ts";
 
 /** How long one TCP connect may take on the box (seconds). */
 export const DIAL_CONNECT_TIMEOUT_S = 3;

@@ -6,13 +6,10 @@
  */
 
 import type { Runtime } from "../runtime.ts";
-import { CrabboxError } from "../core/mod.ts";
-import {
-  POLICY_API_UNAVAILABLE,
-  policyRowsPresent,
-  tailnetClientFromEnv,
-  tailnetCredentialsFrom,
-} from "../tailnet/mod.ts";
+import { CrabboxError } from "../core/errors.ts";
+import { POLICY_API_UNAVAILABLE, tailnetClientFromEnv } from "../tailnet/api.ts";
+import { tailnetCredentialsFrom } from "../tailnet/config.ts";
+import { policyRowsPresent } from "../tailnet/policy.ts";
 
 /** What the tailnet probe reports about the policy. */
 export type TailnetPolicyProbe =

@@ -5,17 +5,11 @@
  * @module
  */
 
-import type { Labels } from "../core/mod.ts";
-import type { SshTarget, TailnetFacts } from "../../providers/mod.ts";
-import {
-  CrabboxError,
-  isLeaseId,
-  joinPath,
-  readJsonFile,
-  removeFile,
-  withLock,
-  writeJsonAtomic,
-} from "../core/mod.ts";
+import type { Labels } from "../core/labels.ts";
+import type { SshTarget, TailnetFacts } from "../../providers/types.ts";
+import { CrabboxError } from "../core/errors.ts";
+import { joinPath, readJsonFile, removeFile, withLock, writeJsonAtomic } from "../core/fs.ts";
+import { isLeaseId } from "../core/names.ts";
 
 /**
  * Lifecycle state of a lease. A claim records `creating`, `active` or

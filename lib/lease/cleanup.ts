@@ -6,16 +6,12 @@
  * @module
  */
 
-import {
-  expiryOf,
-  type ExpiryReason,
-  LabelKey,
-  ownerFor,
-  readLifetime,
-  unixNow,
-} from "../core/mod.ts";
+import { LabelKey } from "../core/labels.ts";
+import { expiryOf, type ExpiryReason, readLifetime, unixNow } from "../core/lifetime.ts";
+import { ownerFor } from "../core/names.ts";
 import type { Lease } from "./claims.ts";
-import { listLeases, releaseLeases } from "./leases.ts";
+import { listLeases } from "./leases.ts";
+import { releaseLeases } from "./release.ts";
 import { type CrabboxOptions, resolveRuntime } from "../runtime.ts";
 
 /** One expired lease. */

@@ -12,7 +12,9 @@
  * @module
  */
 
-import { LOGIN_SERVER_URL, MAX_NAME_LENGTH, normalizeName, usageError } from "../core/mod.ts";
+import { LOGIN_SERVER_URL } from "../core/config.ts";
+import { usageError } from "../core/errors.ts";
+import { MAX_NAME_LENGTH, normalizeName } from "../core/names.ts";
 import { HOSTS_BLOCK_BEGIN, HOSTS_BLOCK_END, refresherScript } from "./cloud_init_refresher.ts";
 import {
   LIFETIME_CONF_PATH,

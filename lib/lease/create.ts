@@ -5,30 +5,23 @@
  * @module
  */
 
+import { runBounded } from "../core/async.ts";
+import { parseSeconds } from "../core/duration.ts";
+import { CrabboxError, usageError } from "../core/errors.ts";
+import { parseExposedPorts } from "../core/expose.ts";
+import { encodeLabels, LabelKey, tailnetIpv4Label } from "../core/labels.ts";
+import { readLifetime, unixNow } from "../core/lifetime.ts";
 import {
-  chooseSlugs,
-  CrabboxError,
   crewTag,
-  encodeLabels,
-  LabelKey,
   newLeaseId,
   normalizeCrewName,
   normalizeSlug,
   ownerFor,
-  parseExposedPorts,
-  parseSeconds,
-  readLifetime,
   roleOf,
-  runBounded,
-  type Shape,
-  shapeLabels,
-  type SlugRequest,
-  tailnetIpv4Label,
-  unixNow,
-  usageError,
-  validateShape,
-} from "../core/mod.ts";
-import type { Lifetime } from "../core/mod.ts";
+} from "../core/names.ts";
+import { type Shape, shapeLabels, validateShape } from "../core/shape.ts";
+import { chooseSlugs, type SlugRequest } from "../core/slugs.ts";
+import type { Lifetime } from "../core/lifetime.ts";
 import { type Lease, listClaims, removeClaim, reserveClaims, saveClaim } from "./claims.ts";
 import {
   checkProviderConfig,
@@ -39,19 +32,18 @@ import {
   resolveRuntime,
   type Runtime,
 } from "../runtime.ts";
-import { clientKeyDir, ensureClientKey } from "../ssh/mod.ts";
-import { procStartTime } from "../process/mod.ts";
+import { clientKeyDir, ensureClientKey } from "../ssh/keys.ts";
+import { procStartTime } from "../process/identity.ts";
+import { renderTailnetHostname, type TailnetHostname } from "../tailnet/hostname.ts";
 import {
   bootstrapCrewPolicy,
-  defaultTailnetOps,
   obtainAuthKey,
-  renderTailnetHostname,
-  type TailnetHostname,
   type TailnetJoin,
   type TailnetOps,
-} from "../tailnet/mod.ts";
-import { providersWith } from "../../providers/mod.ts";
-import { releaseLeases, type ReleaseResult } from "./leases.ts";
+} from "../tailnet/join.ts";
+import { defaultTailnetOps } from "../tailnet/ops.ts";
+import { providersWith } from "../../providers/registry.ts";
+import { releaseLeases, type ReleaseResult } from "./release.ts";
 import { renderCloudInit } from "./cloud_init.ts";
 import { awaitReady } from "./readiness.ts";
 import { runOnLease } from "./exec.ts";

@@ -8,17 +8,18 @@
 import type { Lease } from "./claims.ts";
 import { withFreshSsh } from "./refresh.ts";
 import { type NetworkMode, routeLease } from "./network.ts";
-import { CrabboxError, knownHostsPath } from "../core/mod.ts";
+import { CrabboxError } from "../core/errors.ts";
+import { knownHostsPath } from "../core/home.ts";
 import { type CrabboxOptions, resolveRuntime } from "../runtime.ts";
 import {
-  controlForLease,
-  prepareKnownHosts,
   type RemoteCommand,
   runSsh,
   runSshInteractive,
   sshCommandArgs,
   type SshResult,
-} from "../ssh/mod.ts";
+} from "../ssh/args.ts";
+import { controlForLease } from "../ssh/control.ts";
+import { prepareKnownHosts } from "../ssh/known_hosts.ts";
 
 function requireSsh(lease: Lease) {
   if (!lease.ssh) {

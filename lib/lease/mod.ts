@@ -14,6 +14,7 @@ export * from "./create.ts";
 export * from "./exec.ts";
 export * from "./leases.ts";
 export * from "./refresh.ts";
+export * from "./release.ts";
 export * from "./touch.ts";
 export * from "./transport.ts";
 export * from "./readiness.ts";

@@ -10,8 +10,8 @@
  */
 
 import type { Lease } from "./claims.ts";
-import { CrabboxError, usageError } from "../core/mod.ts";
-import type { ProcessRunner } from "../process/mod.ts";
+import { CrabboxError, usageError } from "../core/errors.ts";
+import type { ProcessRunner } from "../process/run.ts";
 
 /** How to reach a tailnet member. */
 export type NetworkMode = "auto" | "tailscale" | "public";

@@ -7,9 +7,10 @@
  */
 
 import { loadClaim } from "./claims.ts";
-import { CrabboxError, isLeaseId } from "../core/mod.ts";
+import { CrabboxError } from "../core/errors.ts";
+import { isLeaseId } from "../core/names.ts";
 import { type CrabboxOptions, resolveRuntime } from "../runtime.ts";
-import type { ByteTunnel, ProviderLease } from "../../providers/mod.ts";
+import type { ByteTunnel, ProviderLease } from "../../providers/types.ts";
 
 /** Which box to reach; `provider`/`providerId` default to the lease's claim. */
 export interface ProxyRequest {

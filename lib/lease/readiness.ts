@@ -7,8 +7,9 @@
  * @module
  */
 
-import type { TailnetFacts } from "../../providers/mod.ts";
-import { CrabboxError, redact } from "../core/mod.ts";
+import type { TailnetFacts } from "../../providers/types.ts";
+import { CrabboxError } from "../core/errors.ts";
+import { redact } from "../core/redact.ts";
 
 /** Default bound of the first-boot wait (`--wait-timeout`): 10 minutes. */
 export const DEFAULT_WAIT_TIMEOUT_MS = 10 * 60_000;

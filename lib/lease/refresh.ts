@@ -9,7 +9,7 @@
 
 import { type Lease, updateClaim } from "./claims.ts";
 import type { Runtime } from "../runtime.ts";
-import type { SshTarget } from "../ssh/mod.ts";
+import type { SshTarget } from "../ssh/args.ts";
 
 /** Renew this long before a target expires. */
 export const SSH_REFRESH_MARGIN_MS = 60_000;

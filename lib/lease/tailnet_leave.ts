@@ -9,14 +9,10 @@
 
 import type { Lease } from "./claims.ts";
 import type { Runtime } from "../runtime.ts";
-import { crewTag } from "../core/mod.ts";
-import {
-  deleteDevice,
-  devicesWithTag,
-  listDevices,
-  tailnetClientFromEnv,
-  tailnetCredentialsFrom,
-} from "../tailnet/mod.ts";
+import { crewTag } from "../core/names.ts";
+import { tailnetClientFromEnv } from "../tailnet/api.ts";
+import { tailnetCredentialsFrom } from "../tailnet/config.ts";
+import { deleteDevice, devicesWithTag, listDevices } from "../tailnet/devices.ts";
 import { runOnLease } from "./exec.ts";
 
 /** How long leaving the tailnet may take before the release goes on. */

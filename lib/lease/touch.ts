@@ -8,14 +8,9 @@
  * @module
  */
 
-import {
-  type Labels,
-  parseSeconds,
-  readLifetime,
-  touchedLifetime,
-  unixNow,
-  withLifetime,
-} from "../core/mod.ts";
+import { parseSeconds } from "../core/duration.ts";
+import type { Labels } from "../core/labels.ts";
+import { readLifetime, touchedLifetime, unixNow, withLifetime } from "../core/lifetime.ts";
 import { type Lease, updateClaim } from "./claims.ts";
 import { listLeases, toProviderLease } from "./leases.ts";
 import { runOnLease } from "./exec.ts";

@@ -6,7 +6,7 @@
  */
 
 import type { Lease } from "./claims.ts";
-import type { Feature } from "../../providers/mod.ts";
+import type { Feature } from "../../providers/types.ts";
 
 /** How a member is reached. */
 export type Transport = "tailnet" | "ssh" | "pending" | "none";

@@ -8,16 +8,12 @@
  */
 
 import { resolveRuntime } from "../runtime.ts";
-import {
-  CrabboxError,
-  dirOf,
-  type MeshPaths,
-  removeFile,
-  sleep,
-  writeJsonAtomic,
-} from "../core/mod.ts";
+import { sleep } from "../core/async.ts";
+import { CrabboxError } from "../core/errors.ts";
+import { dirOf, removeFile, writeJsonAtomic } from "../core/fs.ts";
+import type { MeshPaths } from "../core/home.ts";
 import { forwardAddress, type MeshMember, type SkippedMember } from "./forwards.ts";
-import { liveDaemonCount } from "./daemon.ts";
+import { liveDaemonCount } from "./daemon_state.ts";
 import { envRecord, exportLines, type MeshForward } from "./files.ts";
 import { liveMeshes } from "./live.ts";
 import {
@@ -41,7 +37,7 @@ import {
   stopChild,
   type Tunnel,
 } from "./tunnel.ts";
-import { startAnchor } from "../process/mod.ts";
+import { startAnchor } from "../process/identity.ts";
 import { watchSockets } from "./socket_watch.ts";
 import { followMembers } from "./membership.ts";
 import type { MemberPeers } from "./peer_table.ts";
@@ -49,7 +45,6 @@ import {
   memberPeerTables,
   newPeerPlane,
   type PeerPlane,
-  peersPath,
   removePeerBlocks,
   resyncRestarted,
   syncAllPeers,
@@ -246,7 +241,7 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
       if (plane) {
         await plane.queue.catch(() => {});
         await removePeerBlocks(ctx, tunnels);
-        await removeFile(peersPath(plan.paths)).catch(() => {});
+        await removeFile(plan.paths.peers).catch(() => {});
       }
       for (const t of tunnels) t.stopping = true;
       await Promise.all(tunnels.map((t) => stopChild(t)));
@@ -283,7 +278,7 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
   await writeMeshFiles(plan.paths, crew, forwards);
   lap("files");
   const current = () => sortForwards(tunnels.flatMap((t) => t.forwards).map((f) => ({ ...f })));
-  const peersFile = peersPath(plan.paths);
+  const peersFile = plan.paths.peers;
   const record = () => writeJsonAtomic(peersFile, { crew, members: memberPeerTables(tunnels) });
   const syncPeers = async () => {
     if (!plane) return;

@@ -7,8 +7,8 @@
  * @module
  */
 
-import type { Lease } from "../lease/mod.ts";
-import { readShape, shapeLabels } from "../core/mod.ts";
+import type { Lease } from "../lease/leases.ts";
+import { readShape, shapeLabels } from "../core/shape.ts";
 import type { CrewManifest, ManifestMember } from "./manifest.ts";
 
 /** A member that exists but differs from its declaration. */

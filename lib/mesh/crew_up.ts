@@ -7,19 +7,14 @@
  * @module
  */
 
-import {
-  type Lease,
-  leaseCrew,
-  type LeaseOptions,
-  listLeases,
-  type MemberSpec,
-  releaseLeases,
-} from "../lease/mod.ts";
+import { leaseCrew, type LeaseOptions, type MemberSpec } from "../lease/create.ts";
+import { type Lease, listLeases } from "../lease/leases.ts";
+import { releaseLeases } from "../lease/release.ts";
 import { resolveRuntime } from "../runtime.ts";
 import type { CrewManifest, ManifestMember } from "./manifest.ts";
 import { type CrewDrift, planCrewUp } from "./crew_plan.ts";
 import { type CrewReleaseResult, disconnectAndReleaseCrew } from "./release.ts";
-import { CrabboxError } from "../core/mod.ts";
+import { CrabboxError } from "../core/errors.ts";
 
 /** Options of {@link crewUp}. */
 export interface CrewUpOptions extends LeaseOptions {

@@ -7,20 +7,13 @@
  */
 
 import { type CrabboxOptions, resolveRuntime, type Runtime } from "../runtime.ts";
-import { memberPeerTables, newPeerPlane, peersPath, syncAllPeers } from "./peer_sync.ts";
+import { memberPeerTables, newPeerPlane, syncAllPeers } from "./peer_sync.ts";
 import { runBoxScript } from "./peer_box.ts";
-import {
-  CrabboxError,
-  joinPath,
-  type MeshPaths,
-  meshPaths,
-  normalizeCrewName,
-  removeFile,
-  sleep,
-  withLock,
-  writeFileAtomic,
-  writeJsonAtomic,
-} from "../core/mod.ts";
+import { sleep } from "../core/async.ts";
+import { CrabboxError } from "../core/errors.ts";
+import { joinPath, removeFile, withLock, writeFileAtomic, writeJsonAtomic } from "../core/fs.ts";
+import { type MeshPaths, meshPaths } from "../core/home.ts";
+import { normalizeCrewName } from "../core/names.ts";
 import type { SkippedMember } from "./forwards.ts";
 import {
   type DaemonIntent,
@@ -28,49 +21,18 @@ import {
   type DaemonState,
   exportLines,
   type MeshForward,
-  parseDaemonState,
   renderDaemonState,
 } from "./files.ts";
 import { type ConnectOptions, planCrew, sortForwards, writeMeshFiles } from "./plan.ts";
 import { firstConnect, launchAll, makeCtx, makeTunnels, stopChild, type Tunnel } from "./tunnel.ts";
+import { type IdentityBackend, ownProcesses, runsCommand } from "../process/find.ts";
+import { identityUnsupported, readDaemonState, requireProcessIdentity } from "./daemon_state.ts";
 import {
-  type IdentityBackend,
-  identityBackend,
   killIfMatches,
-  ownProcesses,
   type ProcessIdentity,
   processIdentity,
-  runsCommand,
   sameProcess,
-} from "../process/mod.ts";
-
-/**
- * The error for a system where process identity cannot be told (neither
- * `/proc` nor `ps`): `what` cannot be done safely there (exit 6).
- *
- * @example
- * ```ts
- * import { identityUnsupported } from "./daemon.ts";
- * identityUnsupported("crew disconnect").message;
- * // "crew disconnect is not supported on this OS: needs /proc or ps"
- * ```
- */
-export function identityUnsupported(what: string): CrabboxError {
-  return new CrabboxError(
-    "prerequisite",
-    "identity_unsupported",
-    `${what} is not supported on this OS: needs /proc or ps`,
-    { hint: "crabbox stops only processes it can identify (pid, start time, argv)" },
-  );
-}
-
-/** Throw {@link identityUnsupported} when this system has neither `/proc` nor `ps`. */
-export async function requireProcessIdentity(
-  what: string,
-  backend: () => Promise<IdentityBackend> = identityBackend,
-): Promise<void> {
-  if ((await backend()) === "none") throw identityUnsupported(what);
-}
+} from "../process/identity.ts";
 
 /**
  * Test hook: `CRABBOX_TEST_RECORD_DELAY_MS` holds each `--export` ssh this
@@ -78,34 +40,6 @@ export async function requireProcessIdentity(
  * the CLI inside that window.
  */
 const RECORD_DELAY_ENV = "CRABBOX_TEST_RECORD_DELAY_MS";
-
-/** A crew's `daemon.json`, or `undefined` when there is none. */
-export async function readDaemonState(paths: MeshPaths): Promise<DaemonState | undefined> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(paths.daemon);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
-    throw e;
-  }
-  return parseDaemonState(text, paths.daemon);
-}
-
-/** How many processes of `daemon.json` still run (pid, start time and argv match). */
-export async function liveDaemonCount(paths: MeshPaths): Promise<number> {
-  const state = await readDaemonState(paths).catch(() => undefined);
-  if (!state) return 0;
-  let n = 0;
-  for (const p of state.processes) {
-    const now = await processIdentity(p.pid);
-    if (now && sameProcess(now, { pid: p.pid, startTime: p.startTime, argv: p.argv })) n++;
-  }
-  if (state.starting?.length) {
-    const mine = (await ownProcesses()) ?? [];
-    for (const i of state.starting) n += mine.filter((p) => runsCommand(p, i.argv)).length;
-  }
-  return n;
-}
 
 /** The daemon.json entry of a running tunnel. */
 function daemonProcess(t: Tunnel, id: ProcessIdentity): DaemonProcess {
@@ -264,7 +198,7 @@ export async function startCrewDaemons(
         for (const [i, t] of tunnels.entries()) {
           if (t.peer?.written) processes[i].peerBlock = t.member.lease.ssh;
         }
-        await writeJsonAtomic(peersPath(paths), { crew, members: memberPeerTables(tunnels) });
+        await writeJsonAtomic(paths.peers, { crew, members: memberPeerTables(tunnels) });
       }
       if (options.signal?.aborted) {
         await abandon();
@@ -337,7 +271,7 @@ async function stopDaemons(
   paths: MeshPaths,
 ): Promise<{ recorded: number; stopped: number }> {
   const state = await readDaemonState(paths);
-  await removeFile(peersPath(paths)).catch(() => {});
+  await removeFile(paths.peers).catch(() => {});
   if (!state) return { recorded: 0, stopped: 0 };
   await Promise.all(state.processes.map((p) => removeDaemonBlock(rt, paths, p)));
   const stop = async (expected: ProcessIdentity, controlPath: string) => {

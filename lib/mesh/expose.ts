@@ -6,8 +6,10 @@
  * @module
  */
 
-import { encodeLabels, LabelKey, parseExposedPorts, validatePort } from "../core/mod.ts";
-import { type Lease, updateClaim } from "../lease/mod.ts";
+import { parseExposedPorts, validatePort } from "../core/expose.ts";
+import { encodeLabels, LabelKey } from "../core/labels.ts";
+import { updateClaim } from "../lease/claims.ts";
+import type { Lease } from "../lease/leases.ts";
 import { type CrabboxOptions, resolveRuntime } from "../runtime.ts";
 import { addLiveForward } from "./live.ts";
 

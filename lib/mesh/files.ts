@@ -6,8 +6,8 @@
  * @module
  */
 
-import { CrabboxError } from "../core/mod.ts";
-import type { SshTarget } from "../ssh/mod.ts";
+import { CrabboxError } from "../core/errors.ts";
+import type { SshTarget } from "../ssh/args.ts";
 
 /** One forward of the mesh: `127.0.0.1:<localPort>` reaches `<peer>`'s `127.0.0.1:<remotePort>`. */
 export interface MeshForward {

@@ -6,11 +6,12 @@
  * @module
  */
 
-import type { Lease } from "../lease/mod.ts";
-import { CrabboxError, normalizeName } from "../core/mod.ts";
+import type { Lease } from "../lease/leases.ts";
+import { CrabboxError } from "../core/errors.ts";
+import { normalizeName } from "../core/names.ts";
 import { envPeerName, type MeshForward } from "./files.ts";
-import { sshForwardArgs } from "../ssh/mod.ts";
-import type { SshTarget } from "../../providers/mod.ts";
+import { sshForwardArgs } from "../ssh/args.ts";
+import type { SshTarget } from "../../providers/types.ts";
 
 export type { MeshForward } from "./files.ts";
 

@@ -6,22 +6,18 @@
  * @module
  */
 
-import type { Lease } from "../lease/mod.ts";
-import {
-  CrabboxError,
-  joinPath,
-  meshPaths,
-  processEnv,
-  withLock,
-  writeFileAtomic,
-} from "../core/mod.ts";
+import type { Lease } from "../lease/leases.ts";
+import { CrabboxError } from "../core/errors.ts";
+import { joinPath, processEnv, withLock, writeFileAtomic } from "../core/fs.ts";
+import { meshPaths } from "../core/home.ts";
 import { isLoopbackPortFree, MESH_PORT_RANGE, nextFreePort } from "./forwards.ts";
-import { readDaemonState } from "./daemon.ts";
+import { readDaemonState } from "./daemon_state.ts";
 import { type MeshForward, parseHostsFile, renderDaemonState } from "./files.ts";
 import { type ConnectOptions, sortForwards, writeMeshFiles } from "./plan.ts";
 import type { Ctx, Tunnel } from "./tunnel.ts";
-import { controlForLease, sshDestination, sshOptionArgs, sshProgram } from "../ssh/mod.ts";
-import { output } from "../process/mod.ts";
+import { sshDestination, sshOptionArgs, sshProgram } from "../ssh/args.ts";
+import { controlForLease } from "../ssh/control.ts";
+import { output } from "../process/run.ts";
 
 /** Foreground meshes of this process by `<home>\0<crew>` (set by `connectCrew`). */
 export const liveMeshes = new Map<string, { tunnels: Tunnel[]; ctx: Ctx }>();

@@ -19,20 +19,13 @@
  * @module
  */
 
-import {
-  CrabboxError,
-  dirOf,
-  joinPath,
-  normalizeCrewName,
-  normalizeSlug,
-  parseExposedPorts,
-  parseSeconds,
-  parseYamlSource,
-  roleOf,
-  type Shape,
-  usageError,
-  validateShape,
-} from "../core/mod.ts";
+import { parseYamlSource } from "../core/config.ts";
+import { parseSeconds } from "../core/duration.ts";
+import { CrabboxError, usageError } from "../core/errors.ts";
+import { parseExposedPorts } from "../core/expose.ts";
+import { dirOf, joinPath } from "../core/fs.ts";
+import { normalizeCrewName, normalizeSlug, roleOf } from "../core/names.ts";
+import { type Shape, validateShape } from "../core/shape.ts";
 import {
   type CrabboxOptions,
   providerFeatures,

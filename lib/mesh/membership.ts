@@ -6,8 +6,8 @@
  * @module
  */
 
-import { sleep } from "../core/mod.ts";
-import { loadClaim } from "../lease/mod.ts";
+import { sleep } from "../core/async.ts";
+import { loadClaim } from "../lease/claims.ts";
 import { allocateForwards, type MeshMember, selectMembers, shortLeaseId } from "./forwards.ts";
 import { type ConnectOptions, crewLeases, hasSshFeature, type MeshPlan } from "./plan.ts";
 import { type Ctx, firstConnect, makeTunnels, stopChild, type Tunnel } from "./tunnel.ts";

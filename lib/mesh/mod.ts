@@ -9,6 +9,8 @@ export * from "./connect.ts";
 export * from "./crew_plan.ts";
 export * from "./crew_up.ts";
 export * from "./daemon.ts";
+export * from "./daemon_state.ts";
+export * from "./describe.ts";
 export * from "./expose.ts";
 export * from "./files.ts";
 export * from "./forwards.ts";

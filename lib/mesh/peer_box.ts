@@ -10,9 +10,10 @@
  * @module
  */
 
-import { CrabboxError, type EnvReader } from "../core/mod.ts";
-import { HOSTS_BLOCK_AWK, INSTALL_FILE_SH } from "../lease/mod.ts";
-import type { ProcessRunner } from "../process/mod.ts";
+import { CrabboxError } from "../core/errors.ts";
+import type { EnvReader } from "../core/fs.ts";
+import { HOSTS_BLOCK_AWK, INSTALL_FILE_SH } from "../lease/cloud_init_refresher.ts";
+import type { ProcessRunner } from "../process/run.ts";
 import {
   runSsh,
   sshCommandArgs,
@@ -20,7 +21,7 @@ import {
   sshOptionArgs,
   type SshResult,
   type SshTarget,
-} from "../ssh/mod.ts";
+} from "../ssh/args.ts";
 import { PEER_BLOCK_BEGIN, PEER_BLOCK_END } from "./peer_table.ts";
 
 /** Where the member's env file goes (`. /run/crabbox/crew.env`). */

@@ -8,7 +8,6 @@
  */
 
 import type { Ctx, Tunnel } from "./tunnel.ts";
-import { joinPath, type MeshPaths } from "../core/mod.ts";
 import {
   assignPeerOctets,
   type MemberPeers,
@@ -30,11 +29,6 @@ export interface PeerPlane {
   octets: Map<string, number>;
   /** The running sync (syncs are serialized). */
   queue: Promise<void>;
-}
-
-/** `<crew dir>/peers.json`: the live peer tables of a foreground `connect --peers`. */
-export function peersPath(paths: MeshPaths): string {
-  return joinPath(paths.dir, "peers.json");
 }
 
 /** A new plane. */

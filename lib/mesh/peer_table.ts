@@ -12,7 +12,8 @@
  * @module
  */
 
-import { CrabboxError, roleOf } from "../core/mod.ts";
+import { CrabboxError } from "../core/errors.ts";
+import { roleOf } from "../core/names.ts";
 import { envVarName, type MeshForward } from "./files.ts";
 import type { MeshMember } from "./forwards.ts";
 

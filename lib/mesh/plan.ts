@@ -7,17 +7,16 @@
  * @module
  */
 
-import type { Lease } from "../lease/mod.ts";
+import type { Lease } from "../lease/leases.ts";
 import { type CrabboxOptions, providerFeaturesOrNone, resolveRuntime } from "../runtime.ts";
-import type { IdentityBackend } from "../process/mod.ts";
-import {
-  CrabboxError,
-  type MeshPaths,
-  meshPaths,
-  normalizeCrewName,
-  writeFileAtomic,
-} from "../core/mod.ts";
-import { listLeases, type NetworkMode, routeLease, withFreshSsh } from "../lease/mod.ts";
+import type { IdentityBackend } from "../process/find.ts";
+import { CrabboxError } from "../core/errors.ts";
+import { writeFileAtomic } from "../core/fs.ts";
+import { type MeshPaths, meshPaths } from "../core/home.ts";
+import { normalizeCrewName } from "../core/names.ts";
+import { listLeases } from "../lease/leases.ts";
+import { type NetworkMode, routeLease } from "../lease/network.ts";
+import { withFreshSsh } from "../lease/refresh.ts";
 import {
   allocateForwards,
   isLoopbackPortFree,

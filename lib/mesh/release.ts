@@ -6,7 +6,7 @@
  * @module
  */
 
-import { releaseCrew, type ReleaseResult } from "../lease/mod.ts";
+import { releaseCrew, type ReleaseResult } from "../lease/release.ts";
 import type { CrabboxOptions } from "../runtime.ts";
 import { disconnectCrew, type DisconnectResult } from "./daemon.ts";
 

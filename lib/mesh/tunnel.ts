@@ -9,15 +9,9 @@
  */
 
 import type { Runtime } from "../runtime.ts";
-import {
-  CrabboxError,
-  dirOf,
-  ensurePrivateDir,
-  type EnvReader,
-  joinPath,
-  removeFile,
-  sleep,
-} from "../core/mod.ts";
+import { sleep } from "../core/async.ts";
+import { CrabboxError } from "../core/errors.ts";
+import { dirOf, ensurePrivateDir, type EnvReader, joinPath, removeFile } from "../core/fs.ts";
 import {
   isLoopbackPortFree,
   memberSshArgs,
@@ -37,17 +31,11 @@ import {
   probeForward,
   readLog,
 } from "./probe.ts";
-import type { Anchor } from "../process/mod.ts";
+import type { Anchor } from "../process/identity.ts";
 import type { SocketWatch } from "./socket_watch.ts";
-import {
-  ensureControlDir,
-  isSocket,
-  memberControlPath,
-  pinHostKeys,
-  sshAnswers,
-  sshDestination,
-  sshProgram,
-} from "../ssh/mod.ts";
+import { sshDestination, sshProgram } from "../ssh/args.ts";
+import { ensureControlDir, isSocket, memberControlPath, sshAnswers } from "../ssh/control.ts";
+import { pinHostKeys } from "../ssh/known_hosts.ts";
 
 /** One member's tunnel and its supervision state. */
 export interface Tunnel {

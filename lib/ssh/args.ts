@@ -7,8 +7,11 @@
  * @module
  */
 
-import { CrabboxError, type EnvReader, processEnv, sleep, usageError } from "../core/mod.ts";
-import { output, type ProcessRunner, shellQuote, spawn } from "../process/mod.ts";
+import { sleep } from "../core/async.ts";
+import { CrabboxError, usageError } from "../core/errors.ts";
+import { type EnvReader, processEnv } from "../core/fs.ts";
+import { shellQuote } from "../process/identity.ts";
+import { output, type ProcessRunner, spawn } from "../process/run.ts";
 import { validateHostKey } from "./host_key.ts";
 
 /**

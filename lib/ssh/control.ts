@@ -6,8 +6,10 @@
  * @module
  */
 
-import { CrabboxError, ensurePrivateDir, joinPath, meshPaths, processEnv } from "../core/mod.ts";
-import type { EnvReader } from "../core/mod.ts";
+import { CrabboxError } from "../core/errors.ts";
+import { ensurePrivateDir, joinPath, processEnv } from "../core/fs.ts";
+import { meshPaths } from "../core/home.ts";
+import type { EnvReader } from "../core/fs.ts";
 import {
   type ControlMode,
   MAX_CONTROL_PATH,
@@ -15,7 +17,7 @@ import {
   sshProgram,
   type SshTarget,
 } from "./args.ts";
-import { output, type ProcessRunner } from "../process/mod.ts";
+import { output, type ProcessRunner } from "../process/run.ts";
 
 /**
  * ControlPath for a lease: `<dir>/cm/<lease-id>` when it fits the socket

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { usageError } from "../core/mod.ts";
+import { usageError } from "../core/errors.ts";
 
 /** The host key types crabbox pins (what OpenSSH offers as host keys). */
 export const HOST_KEY_TYPES: ReadonlySet<string> = new Set([

@@ -6,10 +6,10 @@
  */
 
 import type { SshTarget } from "./args.ts";
-import { CrabboxError } from "../core/mod.ts";
+import { CrabboxError } from "../core/errors.ts";
 import { runSsh, sshCommandArgs, type SshResult } from "./args.ts";
-import type { ProcessRunner } from "../process/mod.ts";
-import type { EnvReader } from "../core/mod.ts";
+import type { ProcessRunner } from "../process/run.ts";
+import type { EnvReader } from "../core/fs.ts";
 
 /**
  * The one `--init` runner: `script` on stdin of `bash -s` on the target,

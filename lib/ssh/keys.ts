@@ -5,17 +5,17 @@
  * @module
  */
 
+import { CrabboxError } from "../core/errors.ts";
 import {
-  CrabboxError,
   dirOf,
   ensurePrivateDir,
-  isLeaseId,
   joinPath,
   removeFile,
   withLock,
   writeFileAtomic,
-} from "../core/mod.ts";
-import { type CommandOutput, output, type ProcessRunner } from "../process/mod.ts";
+} from "../core/fs.ts";
+import { isLeaseId } from "../core/names.ts";
+import { type CommandOutput, output, type ProcessRunner } from "../process/run.ts";
 
 /** A client key pair on disk. */
 export interface ClientKey {

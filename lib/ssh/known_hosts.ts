@@ -6,7 +6,7 @@
  * @module
  */
 
-import { dirOf, ensurePrivateDir, withLock, writeFileAtomic } from "../core/mod.ts";
+import { dirOf, ensurePrivateDir, withLock, writeFileAtomic } from "../core/fs.ts";
 import type { SshTarget } from "./args.ts";
 import { validateHostKey } from "./host_key.ts";
 

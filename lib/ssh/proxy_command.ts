@@ -8,7 +8,7 @@
  * @module
  */
 
-import { dirOf, joinPath } from "../core/mod.ts";
+import { dirOf, joinPath } from "../core/fs.ts";
 
 /** What the running process is. */
 export interface SelfInvocation {

@@ -8,15 +8,11 @@
  * @module
  */
 
-import {
-  CrabboxError,
-  type ExitStatusName,
-  processEnv,
-  redact,
-  retryAfterMs,
-  secretForms,
-  sleep,
-} from "../core/mod.ts";
+import { sleep } from "../core/async.ts";
+import { CrabboxError, type ExitStatusName } from "../core/errors.ts";
+import { processEnv } from "../core/fs.ts";
+import { redact, secretForms } from "../core/redact.ts";
+import { retryAfterMs } from "../core/retry_after.ts";
 import {
   type EnvSource,
   resolveTailnetConfig,

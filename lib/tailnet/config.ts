@@ -12,7 +12,7 @@
  * @module
  */
 
-import { CrabboxError, usageError } from "../core/mod.ts";
+import { CrabboxError, usageError } from "../core/errors.ts";
 
 /** Environment variables as a map, or a lookup function such as `Deno.env.get`. */
 export type EnvSource =

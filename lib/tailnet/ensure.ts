@@ -7,7 +7,7 @@
  * @module
  */
 
-import { CrabboxError } from "../core/mod.ts";
+import { CrabboxError } from "../core/errors.ts";
 import {
   POLICY_API_UNAVAILABLE,
   POLICY_CHANGED,

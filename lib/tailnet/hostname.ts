@@ -8,7 +8,7 @@
  * @module
  */
 
-import { usageError } from "../core/mod.ts";
+import { usageError } from "../core/errors.ts";
 
 /** The default template. */
 export const DEFAULT_HOSTNAME_TEMPLATE = "crabbox-{slug}";

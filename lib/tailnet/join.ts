@@ -9,7 +9,7 @@
  */
 
 import type { Runtime } from "../runtime.ts";
-import { CrabboxError } from "../core/mod.ts";
+import { CrabboxError } from "../core/errors.ts";
 
 /** What a policy bootstrap did. */
 export interface PolicyBootstrapResult {

@@ -6,7 +6,8 @@
  * @module
  */
 
-import { CrabboxError, REDACTED, usageError } from "../core/mod.ts";
+import { CrabboxError, usageError } from "../core/errors.ts";
+import { REDACTED } from "../core/redact.ts";
 import { TailnetClient, type TailnetClientOptions } from "./api.ts";
 import { assertTailnetTag } from "./policy_snippet.ts";
 

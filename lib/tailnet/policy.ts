@@ -5,7 +5,7 @@
  * @module
  */
 
-import { CrabboxError } from "../core/mod.ts";
+import { CrabboxError } from "../core/errors.ts";
 import {
   type AppendItem,
   applyInsertions,

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { CrabboxError } from "../core/mod.ts";
+import { CrabboxError } from "../core/errors.ts";
 import {
   type HuDocument,
   HuJSONSyntaxError,

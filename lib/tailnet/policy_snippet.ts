@@ -5,7 +5,7 @@
  * @module
  */
 
-import { usageError } from "../core/mod.ts";
+import { usageError } from "../core/errors.ts";
 
 /** The owner every crabbox tag gets in `tagOwners`. */
 export const DEFAULT_TAG_OWNER = "autogroup:admin";

@@ -7,23 +7,24 @@
  * @module
  */
 
-import { clientKeyPath } from "../../lib/ssh/mod.ts";
-import { CrabboxError, isLeaseId, redact } from "../../lib/core/mod.ts";
-import type { EnvReader, Labels } from "../../lib/core/mod.ts";
+import { clientKeyPath } from "../../lib/ssh/keys.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { isLeaseId } from "../../lib/core/names.ts";
+import { redact } from "../../lib/core/redact.ts";
+import type { EnvReader } from "../../lib/core/fs.ts";
+import type { Labels } from "../../lib/core/labels.ts";
 import {
   apiBaseUrl,
   type BoxOwner,
-  capMessage,
   configPort,
   configString,
   configStringList,
-  DEFAULT_IP_ECHO_URL,
   isIpv4,
-  isIpv6Cidr,
   ownerOf,
-  parseCidr,
   sharedResourceLabels,
-} from "../cloud/mod.ts";
+} from "../cloud/common.ts";
+import { DEFAULT_IP_ECHO_URL, isIpv6Cidr, parseCidr } from "../cloud/operator_address.ts";
+import { capMessage } from "../cloud/request_data.ts";
 import { items, node, root, tagMap, text, type XmlNode } from "./xml.ts";
 import type { CreateSpec, ProviderLease } from "../types.ts";
 

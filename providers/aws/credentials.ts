@@ -8,8 +8,8 @@
  * @module
  */
 
-import { CrabboxError } from "../../lib/core/mod.ts";
-import type { EnvReader } from "../../lib/core/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import type { EnvReader } from "../../lib/core/fs.ts";
 
 /** Static credentials. `source` names where they came from, never their values. */
 export interface AwsCredentials {

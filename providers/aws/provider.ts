@@ -30,23 +30,22 @@
  * @module
  */
 
-import { CrabboxError, knownHostsPath } from "../../lib/core/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { knownHostsPath } from "../../lib/core/home.ts";
 import {
   assertSelectorValue,
   backoffMs,
-  badProviderIdError,
   type BoxOwner,
   type CloudProviderOptions,
   cloudRuntime,
-  detectOperatorCidr,
-  fetchWithRetry,
-  type HttpAnswer,
-  notOursError,
   ownerOf,
   sharedResourceName,
   timeoutError,
   withLeftBehind,
-} from "../cloud/mod.ts";
+} from "../cloud/common.ts";
+import { badProviderIdError, notOursError } from "../cloud/delete_guard.ts";
+import { fetchWithRetry, type HttpAnswer } from "../cloud/http.ts";
+import { detectOperatorCidr } from "../cloud/operator_address.ts";
 import {
   authorizeSshParams,
   type AwsSettings,

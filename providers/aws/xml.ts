@@ -7,7 +7,7 @@
  * @module
  */
 
-import { CrabboxError } from "../../lib/core/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
 import { XMLParser, XMLValidator } from "fast-xml-parser";
 
 /** A parsed XML element: child name → child (string, element, or array of them). */

@@ -6,15 +6,12 @@
  * @module
  */
 
-import {
-  CrabboxError,
-  decodeLabels,
-  isValidLabelValue,
-  knownHostsPath,
-  type Labels,
-  sleep,
-} from "../../lib/core/mod.ts";
-import { forgetHostKey, prepareKnownHosts, waitForSsh } from "../../lib/ssh/mod.ts";
+import { sleep } from "../../lib/core/async.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { knownHostsPath } from "../../lib/core/home.ts";
+import { decodeLabels, isValidLabelValue, type Labels } from "../../lib/core/labels.ts";
+import { waitForSsh } from "../../lib/ssh/args.ts";
+import { forgetHostKey, prepareKnownHosts } from "../../lib/ssh/known_hosts.ts";
 import type { CreateSpec, ProviderContext, ProviderLease, SshTarget } from "../types.ts";
 
 /** Waits until a fresh box answers SSH; the default runs the system `ssh`. */

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { CrabboxError } from "../../lib/core/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
 
 /**
  * The usage error for a provider id that is not of the provider's form

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { LabelKey, type Labels } from "../../lib/core/mod.ts";
+import { LabelKey, type Labels } from "../../lib/core/labels.ts";
 
 const short = (key: string) => key.replace(/^crabbox-/, "");
 

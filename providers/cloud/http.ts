@@ -10,7 +10,9 @@
  * @module
  */
 
-import { CrabboxError, redact, retryAfterMs } from "../../lib/core/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { redact } from "../../lib/core/redact.ts";
+import { retryAfterMs } from "../../lib/core/retry_after.ts";
 import { backoffMs, type CloudRuntime } from "./common.ts";
 import { requestFragments, scrubRequestData } from "./request_data.ts";
 

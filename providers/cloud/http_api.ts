@@ -10,7 +10,8 @@
  * @module
  */
 
-import { CrabboxError, retryAfterMs } from "../../lib/core/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { retryAfterMs } from "../../lib/core/retry_after.ts";
 import { backoffMs, type CloudRuntime } from "./common.ts";
 import { fetchWithRetry, parseJsonAnswer } from "./http.ts";
 import { capMessage } from "./request_data.ts";

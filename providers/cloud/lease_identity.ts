@@ -13,7 +13,7 @@ import {
   isValidLabelKey,
   isValidLabelValue,
   type Labels,
-} from "../../lib/core/mod.ts";
+} from "../../lib/core/labels.ts";
 
 /** Prefix of the environment variables that carry reserved labels. */
 export const LABEL_ENV_PREFIX = "CRABBOX_LABEL_";

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { CrabboxError } from "../../lib/core/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
 import type { ByteTunnel } from "../types.ts";
 
 /** One received message: text, binary bytes, or `undefined` once closed. */

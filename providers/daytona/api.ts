@@ -10,16 +10,12 @@
  * @module
  */
 
-import { CrabboxError, decodeLabels, type EnvReader, type Labels } from "../../lib/core/mod.ts";
-import {
-  apiBaseUrl,
-  type ApiFailure,
-  configInt,
-  configString,
-  errorMessage,
-  leaseResourceName,
-  restError,
-} from "../cloud/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import type { EnvReader } from "../../lib/core/fs.ts";
+import { decodeLabels, type Labels } from "../../lib/core/labels.ts";
+import { apiBaseUrl, configInt, configString } from "../cloud/common.ts";
+import { type ApiFailure, errorMessage, restError } from "../cloud/http_api.ts";
+import { leaseResourceName } from "../cloud/lease_identity.ts";
 import type { CreateSpec, ProviderLease } from "../types.ts";
 
 /** Documented production endpoint. */

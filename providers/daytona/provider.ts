@@ -24,29 +24,22 @@
  * @module
  */
 
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { dirOf, joinPath, readJsonFile, removeFile, writeJsonAtomic } from "../../lib/core/fs.ts";
+import type { Labels } from "../../lib/core/labels.ts";
+import { leaseUserConfigPath, removeLeaseUser, storeLeaseUser } from "../../lib/ssh/keys.ts";
 import {
-  CrabboxError,
-  dirOf,
-  joinPath,
-  type Labels,
-  readJsonFile,
-  removeFile,
-  writeJsonAtomic,
-} from "../../lib/core/mod.ts";
-import { leaseUserConfigPath, removeLeaseUser, storeLeaseUser } from "../../lib/ssh/mod.ts";
-import {
-  apiClient,
   backoffMs,
-  badProviderIdError,
   type CloudProviderOptions,
   cloudRuntime,
   finishCreate,
   hasLabels,
-  notOursError,
   refuseTailscale,
   selectorLabels,
   timeoutError,
-} from "../cloud/mod.ts";
+} from "../cloud/common.ts";
+import { badProviderIdError, notOursError } from "../cloud/delete_guard.ts";
+import { apiClient } from "../cloud/http_api.ts";
 import type { Provider, ProviderContext, ProviderLease, SshTarget } from "../types.ts";
 import {
   createSandboxBody,

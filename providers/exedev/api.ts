@@ -8,15 +8,12 @@
  * @module
  */
 
-import { CrabboxError, type EnvReader, type Labels } from "../../lib/core/mod.ts";
-import { shellQuote } from "../../lib/process/mod.ts";
-import {
-  apiBaseUrl,
-  configPort,
-  configString,
-  decodeFlatTags,
-  encodeFlatTags,
-} from "../cloud/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import type { EnvReader } from "../../lib/core/fs.ts";
+import type { Labels } from "../../lib/core/labels.ts";
+import { shellQuote } from "../../lib/process/identity.ts";
+import { apiBaseUrl, configPort, configString } from "../cloud/common.ts";
+import { decodeFlatTags, encodeFlatTags } from "../cloud/flat_tags.ts";
 import type { CreateSpec, ProviderLease } from "../types.ts";
 
 /** Documented production endpoint. */

@@ -18,20 +18,19 @@
  * @module
  */
 
-import { CrabboxError, knownHostsPath, retryAfterMs } from "../../lib/core/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { knownHostsPath } from "../../lib/core/home.ts";
+import { retryAfterMs } from "../../lib/core/retry_after.ts";
 import {
   assertSelectorValue,
   backoffMs,
-  badProviderIdError,
-  capMessage,
   type CloudProviderOptions,
   cloudRuntime,
-  fetchWithRetry,
-  notOursError,
-  requestFragments,
-  scrubRequestData,
   timeoutError,
-} from "../cloud/mod.ts";
+} from "../cloud/common.ts";
+import { badProviderIdError, notOursError } from "../cloud/delete_guard.ts";
+import { fetchWithRetry } from "../cloud/http.ts";
+import { capMessage, requestFragments, scrubRequestData } from "../cloud/request_data.ts";
 import type { CreateSpec, Provider, ProviderContext, ProviderLease, SshTarget } from "../types.ts";
 import {
   answerError,

@@ -9,23 +9,22 @@
  * @module
  */
 
-import { CrabboxError, isLeaseId } from "../../lib/core/mod.ts";
-import type { EnvReader, Labels } from "../../lib/core/mod.ts";
-import { clientKeyPath } from "../../lib/ssh/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { isLeaseId } from "../../lib/core/names.ts";
+import type { EnvReader } from "../../lib/core/fs.ts";
+import type { Labels } from "../../lib/core/labels.ts";
+import { clientKeyPath } from "../../lib/ssh/keys.ts";
 import {
   apiBaseUrl,
-  asObject,
   type BoxOwner,
-  capMessage,
   configPort,
   configString,
-  errorEnvelope,
   isIpv4,
   ownerOf,
-  requestFragments,
-  scrubRequestData,
   sharedResourceName,
-} from "../cloud/mod.ts";
+} from "../cloud/common.ts";
+import { asObject, errorEnvelope } from "../cloud/http.ts";
+import { capMessage, requestFragments, scrubRequestData } from "../cloud/request_data.ts";
 import type { CreateSpec, ProviderLease } from "../types.ts";
 
 /** Default compute base URL (`CRABBOX_GCP_COMPUTE_URL` overrides). */

@@ -10,9 +10,10 @@
  * @module
  */
 
-import { CrabboxError, redact } from "../../lib/core/mod.ts";
-import type { EnvReader } from "../../lib/core/mod.ts";
-import { apiBaseUrl } from "../cloud/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { redact } from "../../lib/core/redact.ts";
+import type { EnvReader } from "../../lib/core/fs.ts";
+import { apiBaseUrl } from "../cloud/common.ts";
 
 /** OAuth scope crabbox asks for. */
 export const GCP_SCOPE = "https://www.googleapis.com/auth/cloud-platform";

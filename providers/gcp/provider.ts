@@ -31,24 +31,22 @@
  * @module
  */
 
-import type { Labels } from "../../lib/core/mod.ts";
-import { CrabboxError, knownHostsPath } from "../../lib/core/mod.ts";
+import type { Labels } from "../../lib/core/labels.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { knownHostsPath } from "../../lib/core/home.ts";
 import {
   assertSelectorValue,
   backoffMs,
-  badProviderIdError,
   type BoxOwner,
   type CloudProviderOptions,
   cloudRuntime,
-  fetchWithRetry,
-  notOursError,
   ownerOf,
-  parseJsonAnswer,
-  retryAfterDelayMs,
   sharedResourceLabels,
   timeoutError,
   withLeftBehind,
-} from "../cloud/mod.ts";
+} from "../cloud/common.ts";
+import { badProviderIdError, notOursError } from "../cloud/delete_guard.ts";
+import { fetchWithRetry, parseJsonAnswer, retryAfterDelayMs } from "../cloud/http.ts";
 import type { CreateSpec, Provider, ProviderContext, ProviderLease, SshTarget } from "../types.ts";
 import {
   firewallBody,

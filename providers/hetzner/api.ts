@@ -7,21 +7,22 @@
  * @module
  */
 
-import { clientKeyPath } from "../../lib/ssh/mod.ts";
+import { clientKeyPath } from "../../lib/ssh/keys.ts";
 import { createHash } from "node:crypto";
-import { CrabboxError, isLeaseId } from "../../lib/core/mod.ts";
-import type { EnvReader, Labels } from "../../lib/core/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { isLeaseId } from "../../lib/core/names.ts";
+import type { EnvReader } from "../../lib/core/fs.ts";
+import type { Labels } from "../../lib/core/labels.ts";
 import {
   apiBaseUrl,
-  asObject,
   type BoxOwner,
-  capMessage,
   configPort,
   configString,
-  errorEnvelope,
   isIpv4,
   ownerOf,
-} from "../cloud/mod.ts";
+} from "../cloud/common.ts";
+import { asObject, errorEnvelope } from "../cloud/http.ts";
+import { capMessage } from "../cloud/request_data.ts";
 import type { CreateSpec, ProviderLease } from "../types.ts";
 
 /** Documented production endpoint. */

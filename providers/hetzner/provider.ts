@@ -22,23 +22,22 @@
  * @module
  */
 
-import { CrabboxError, knownHostsPath } from "../../lib/core/mod.ts";
-import type { Labels } from "../../lib/core/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { knownHostsPath } from "../../lib/core/home.ts";
+import type { Labels } from "../../lib/core/labels.ts";
 import {
   assertSelectorValue,
   backoffMs,
-  badProviderIdError,
   type BoxOwner,
   type CloudProviderOptions,
   cloudRuntime,
-  fetchWithRetry,
-  notOursError,
   ownerOf,
-  parseJsonAnswer,
   sharedResourceLabels,
   timeoutError,
   withLeftBehind,
-} from "../cloud/mod.ts";
+} from "../cloud/common.ts";
+import { badProviderIdError, notOursError } from "../cloud/delete_guard.ts";
+import { fetchWithRetry, parseJsonAnswer } from "../cloud/http.ts";
 import {
   createServerBody,
   HETZNER_DEFAULT_SERVER_TYPE,

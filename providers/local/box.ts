@@ -5,14 +5,10 @@
  * @module
  */
 
-import {
-  CrabboxError,
-  isLeaseId,
-  joinPath,
-  readJsonFile,
-  writeJsonAtomic,
-} from "../../lib/core/mod.ts";
-import type { Labels } from "../../lib/core/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { joinPath, readJsonFile, writeJsonAtomic } from "../../lib/core/fs.ts";
+import { isLeaseId } from "../../lib/core/names.ts";
+import type { Labels } from "../../lib/core/labels.ts";
 
 /** Path of the sshd binary the local provider runs. */
 export const SSHD_PATH = "/usr/sbin/sshd";

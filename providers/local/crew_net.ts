@@ -15,8 +15,9 @@
  * @module
  */
 
-import { CrabboxError, joinPath, withLock } from "../../lib/core/mod.ts";
-import { output } from "../../lib/process/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { joinPath, withLock } from "../../lib/core/fs.ts";
+import { output } from "../../lib/process/run.ts";
 import {
   absolutePath,
   boxIds,

@@ -7,8 +7,8 @@
  * @module
  */
 
-import { CrabboxError } from "../../lib/core/mod.ts";
-import { type ProcessRunner, systemProcess } from "../../lib/process/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { type ProcessRunner, systemProcess } from "../../lib/process/run.ts";
 import {
   type PackageRequirement,
   type PrerequisiteProbe,

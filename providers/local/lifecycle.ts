@@ -5,15 +5,12 @@
  * @module
  */
 
-import {
-  CrabboxError,
-  ensurePrivateDir,
-  joinPath,
-  sleep,
-  withLock,
-  writeFileAtomic,
-} from "../../lib/core/mod.ts";
-import { execInitScript, prepareKnownHosts, waitForSsh } from "../../lib/ssh/mod.ts";
+import { sleep } from "../../lib/core/async.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { ensurePrivateDir, joinPath, withLock, writeFileAtomic } from "../../lib/core/fs.ts";
+import { waitForSsh } from "../../lib/ssh/args.ts";
+import { execInitScript } from "../../lib/ssh/init_script.ts";
+import { prepareKnownHosts } from "../../lib/ssh/known_hosts.ts";
 import type { CreateSpec, ProviderLease, SshTarget } from "../types.ts";
 import {
   absolutePath,
@@ -39,7 +36,8 @@ import {
 import { killPid, killRef, run, waitGone } from "./procs.ts";
 import { renderSshdConfig, startSshd } from "./sshd.ts";
 import { startRelay } from "./relay.ts";
-import { output, procAlive, procStartTime } from "../../lib/process/mod.ts";
+import { procAlive, procStartTime } from "../../lib/process/identity.ts";
+import { output } from "../../lib/process/run.ts";
 
 function targetOf(box: LocalBoxRecord): SshTarget {
   return {

@@ -6,7 +6,7 @@
  */
 
 import { run } from "./procs.ts";
-import { output } from "../../lib/process/mod.ts";
+import { output } from "../../lib/process/run.ts";
 
 /** Whether the network namespace `ns` exists. */
 export function netnsExists(ns: string): boolean {

@@ -5,7 +5,8 @@
  * @module
  */
 
-import { CrabboxError, processEnv } from "../../lib/core/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { processEnv } from "../../lib/core/fs.ts";
 import { SSHD_PATH } from "./box.ts";
 
 /**

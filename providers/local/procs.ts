@@ -5,14 +5,10 @@
  * @module
  */
 
-import {
-  output,
-  procAlive,
-  procComm,
-  procStartTime,
-  spawnDetached,
-} from "../../lib/process/mod.ts";
-import { CrabboxError, sleep } from "../../lib/core/mod.ts";
+import { procAlive, procComm, procStartTime } from "../../lib/process/identity.ts";
+import { output, spawnDetached } from "../../lib/process/run.ts";
+import { sleep } from "../../lib/core/async.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
 import { LISTEN_TIMEOUT_MS, type ProcRef } from "./box.ts";
 
 /**

@@ -13,7 +13,9 @@
  * @module
  */
 
-import { CrabboxError, isLeaseId, type Labels } from "../../lib/core/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import type { Labels } from "../../lib/core/labels.ts";
+import { isLeaseId } from "../../lib/core/names.ts";
 import type {
   CreateSpec,
   Feature,

@@ -5,7 +5,8 @@
  * @module
  */
 
-import { CrabboxError, joinPath } from "../../lib/core/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { joinPath } from "../../lib/core/fs.ts";
 import { bindable, type LocalBoxRecord, type ProcRef, requireLeaseId } from "./box.ts";
 import { killRef, startDetached, tailFile, waitListening } from "./procs.ts";
 

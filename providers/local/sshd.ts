@@ -4,7 +4,8 @@
  * @module
  */
 
-import { CrabboxError, joinPath } from "../../lib/core/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { joinPath } from "../../lib/core/fs.ts";
 import {
   localBoxDir,
   type LocalBoxRecord,
@@ -18,7 +19,7 @@ import {
 import { killPid, killRef, startDetached, tailFile, waitGone, waitListening } from "./procs.ts";
 import { netnsExists, netnsPids } from "./netns.ts";
 import { boxEtcDir } from "./crew_net.ts";
-import { procAlive, procComm } from "../../lib/process/mod.ts";
+import { procAlive, procComm } from "../../lib/process/identity.ts";
 
 /**
  * The `sshd_config` of a box. Paths are quoted; they must be absolute and free

@@ -8,9 +8,11 @@
  * @module
  */
 
-import { CrabboxError } from "../../lib/core/mod.ts";
-import type { EnvReader, Labels } from "../../lib/core/mod.ts";
-import { apiBaseUrl, capMessage, configString } from "../cloud/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import type { EnvReader } from "../../lib/core/fs.ts";
+import type { Labels } from "../../lib/core/labels.ts";
+import { apiBaseUrl, configString } from "../cloud/common.ts";
+import { capMessage } from "../cloud/request_data.ts";
 import type { CreateSpec, ProviderLease } from "../types.ts";
 
 /** The Connect service every call is a method of. */

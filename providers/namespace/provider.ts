@@ -21,21 +21,22 @@
  * @module
  */
 
-import { CrabboxError, decodeLabels, retryAfterMs } from "../../lib/core/mod.ts";
-import { clientKeyPath, proxyArgv } from "../../lib/ssh/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { decodeLabels } from "../../lib/core/labels.ts";
+import { retryAfterMs } from "../../lib/core/retry_after.ts";
+import { clientKeyPath } from "../../lib/ssh/keys.ts";
+import { proxyArgv } from "../../lib/ssh/proxy_command.ts";
 import {
   assertSelectorValue,
   backoffMs,
-  badProviderIdError,
   type CloudProviderOptions,
   cloudRuntime,
-  fetchWithRetry,
   finishCreate,
-  notOursError,
-  parseJsonAnswer,
   timeoutError,
-  WsConnection,
-} from "../cloud/mod.ts";
+} from "../cloud/common.ts";
+import { badProviderIdError, notOursError } from "../cloud/delete_guard.ts";
+import { fetchWithRetry, parseJsonAnswer } from "../cloud/http.ts";
+import { WsConnection } from "../cloud/ws_tunnel.ts";
 import type {
   ByteTunnel,
   CreateSpec,

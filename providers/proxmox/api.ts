@@ -9,23 +9,18 @@
  * @module
  */
 
+import { CrabboxError } from "../../lib/core/errors.ts";
+import type { EnvReader } from "../../lib/core/fs.ts";
 import {
-  CrabboxError,
   decodeLabels,
-  type EnvReader,
   isValidLabelKey,
   isValidLabelValue,
   type Labels,
-} from "../../lib/core/mod.ts";
-import {
-  apiBaseUrl,
-  type ApiFailure,
-  capMessage,
-  configString,
-  isIpv4,
-  leaseResourceName,
-  restError,
-} from "../cloud/mod.ts";
+} from "../../lib/core/labels.ts";
+import { apiBaseUrl, configString, isIpv4 } from "../cloud/common.ts";
+import { type ApiFailure, restError } from "../cloud/http_api.ts";
+import { leaseResourceName } from "../cloud/lease_identity.ts";
+import { capMessage } from "../cloud/request_data.ts";
 import type { CreateSpec } from "../types.ts";
 
 /** First line of the description that carries crabbox labels. */

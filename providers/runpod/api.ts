@@ -11,21 +11,12 @@
  * @module
  */
 
-import { CrabboxError, type EnvReader } from "../../lib/core/mod.ts";
-import { clientKeyPath } from "../../lib/ssh/mod.ts";
-import {
-  apiBaseUrl,
-  type ApiFailure,
-  configInt,
-  configString,
-  configStringList,
-  errorMessage,
-  identityOf,
-  isIpv4,
-  labelsToEnv,
-  leaseResourceName,
-  restError,
-} from "../cloud/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import type { EnvReader } from "../../lib/core/fs.ts";
+import { clientKeyPath } from "../../lib/ssh/keys.ts";
+import { apiBaseUrl, configInt, configString, configStringList, isIpv4 } from "../cloud/common.ts";
+import { type ApiFailure, errorMessage, restError } from "../cloud/http_api.ts";
+import { identityOf, labelsToEnv, leaseResourceName } from "../cloud/lease_identity.ts";
 import type { CreateSpec, ProviderLease } from "../types.ts";
 
 /** Documented production endpoint (v1). */

@@ -10,18 +10,11 @@
  * @module
  */
 
-import { CrabboxError, type EnvReader } from "../../lib/core/mod.ts";
-import {
-  apiBaseUrl,
-  type ApiFailure,
-  configString,
-  errorMessage,
-  identityOf,
-  isIpv4,
-  labelsToEnv,
-  leaseResourceName,
-  restError,
-} from "../cloud/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import type { EnvReader } from "../../lib/core/fs.ts";
+import { apiBaseUrl, configString, isIpv4 } from "../cloud/common.ts";
+import { type ApiFailure, errorMessage, restError } from "../cloud/http_api.ts";
+import { identityOf, labelsToEnv, leaseResourceName } from "../cloud/lease_identity.ts";
 import type { CreateSpec, ProviderLease } from "../types.ts";
 
 /** Default machine type. */

@@ -22,21 +22,20 @@
  * @module
  */
 
-import { CrabboxError } from "../../lib/core/mod.ts";
-import { leaseKeyPath, removeLeaseKey, storeLeaseKey } from "../../lib/ssh/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { leaseKeyPath, removeLeaseKey, storeLeaseKey } from "../../lib/ssh/keys.ts";
 import {
-  apiClient,
-  badProviderIdError,
   type CloudProviderOptions,
   cloudRuntime,
   finishCreate,
   hasLabels,
-  leaseResourceName,
-  notOursError,
   refuseTailscale,
   selectorLabels,
   timeoutError,
-} from "../cloud/mod.ts";
+} from "../cloud/common.ts";
+import { badProviderIdError, notOursError } from "../cloud/delete_guard.ts";
+import { apiClient } from "../cloud/http_api.ts";
+import { leaseResourceName } from "../cloud/lease_identity.ts";
 import type { Provider, ProviderContext, ProviderLease } from "../types.ts";
 import {
   createJobBody,

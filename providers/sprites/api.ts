@@ -7,16 +7,14 @@
  * @module
  */
 
-import { CrabboxError, retryAfterMs } from "../../lib/core/mod.ts";
-import type { EnvReader, Labels } from "../../lib/core/mod.ts";
-import {
-  apiBaseUrl,
-  capMessage,
-  configString,
-  decodeFlatTags,
-  encodeFlatTags,
-  wsUrl,
-} from "../cloud/mod.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
+import { retryAfterMs } from "../../lib/core/retry_after.ts";
+import type { EnvReader } from "../../lib/core/fs.ts";
+import type { Labels } from "../../lib/core/labels.ts";
+import { apiBaseUrl, configString } from "../cloud/common.ts";
+import { decodeFlatTags, encodeFlatTags } from "../cloud/flat_tags.ts";
+import { capMessage } from "../cloud/request_data.ts";
+import { wsUrl } from "../cloud/ws_tunnel.ts";
 import type { CreateSpec, ProviderLease } from "../types.ts";
 
 /** Documented production endpoint. */

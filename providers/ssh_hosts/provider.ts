@@ -14,22 +14,21 @@
  * @module
  */
 
-import type { EnvReader, Labels, StaticHost } from "../../lib/core/mod.ts";
+import type { StaticHost } from "../../lib/core/config.ts";
+import type { EnvReader } from "../../lib/core/fs.ts";
+import type { Labels } from "../../lib/core/labels.ts";
+import { CrabboxError } from "../../lib/core/errors.ts";
 import {
-  CrabboxError,
   joinPath,
-  knownHostsPath,
   readJsonFile,
   removeFile,
   withLock,
   writeJsonAtomic,
-} from "../../lib/core/mod.ts";
-import {
-  prepareKnownHosts,
-  runInitScript,
-  validateSshTarget,
-  waitForSsh,
-} from "../../lib/ssh/mod.ts";
+} from "../../lib/core/fs.ts";
+import { knownHostsPath } from "../../lib/core/home.ts";
+import { validateSshTarget, waitForSsh } from "../../lib/ssh/args.ts";
+import { runInitScript } from "../../lib/ssh/init_script.ts";
+import { prepareKnownHosts } from "../../lib/ssh/known_hosts.ts";
 import type { CreateSpec, Provider, ProviderContext, ProviderLease, SshTarget } from "../types.ts";
 
 interface HostClaim {

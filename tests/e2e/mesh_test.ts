@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import type { Lease } from "../../lib/lease/claims.ts";
 import { CrabboxError } from "../../lib/core/errors.ts";
-import { releaseCrew } from "../../lib/lease/leases.ts";
+import { releaseCrew } from "../../lib/lease/release.ts";
 import { leaseCrew } from "../../lib/lease/create.ts";
 import { connectCrew } from "../../lib/mesh/connect.ts";
 import { addLiveForward } from "../../lib/mesh/live.ts";

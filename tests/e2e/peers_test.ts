@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { releaseCrew, releaseLease } from "../../lib/lease/leases.ts";
+import { releaseCrew, releaseLease } from "../../lib/lease/release.ts";
 import { leaseBox, leaseCrew } from "../../lib/lease/create.ts";
 import { runDoctor } from "../../lib/doctor/checks.ts";
 import { connectCrew } from "../../lib/mesh/connect.ts";

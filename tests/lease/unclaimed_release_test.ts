@@ -3,7 +3,8 @@
 // provider whose credentials are present; a provider without credentials is
 // never asked, and a not-found says which ones were not.
 import assert from "node:assert/strict";
-import { findLease, listLeasesReport, releaseCrew, releaseLease } from "../../lib/lease/leases.ts";
+import { findLease, listLeasesReport } from "../../lib/lease/leases.ts";
+import { releaseCrew, releaseLease } from "../../lib/lease/release.ts";
 import { leaseBox } from "../../lib/lease/create.ts";
 import { parseConfig } from "../../lib/core/config.ts";
 import { CrabboxError } from "../../lib/core/errors.ts";

@@ -100,6 +100,7 @@ Deno.test("meshPaths", () => {
     daemon: "/h/crew/pr-42/daemon.json",
     knownHosts: "/h/crew/pr-42/known_hosts",
     logDir: "/h/crew/pr-42/log",
+    peers: "/h/crew/pr-42/peers.json",
   });
 });
 

@@ -11,7 +11,8 @@ import {
   selectMembers,
   shortLeaseId,
 } from "../../lib/mesh/forwards.ts";
-import { crewPeers, describeCrew } from "../../lib/mesh/peers.ts";
+import { crewPeers } from "../../lib/mesh/peers.ts";
+import { describeCrew } from "../../lib/mesh/describe.ts";
 import { planCrew } from "../../lib/mesh/plan.ts";
 import { lastLogReason, probeForward } from "../../lib/mesh/probe.ts";
 import { fakeHostKey } from "../ssh/_host_key.ts";

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { parseConfig } from "../../lib/core/config.ts";
 import { leaseBox } from "../../lib/lease/create.ts";
-import { releaseLease } from "../../lib/lease/leases.ts";
+import { releaseLease } from "../../lib/lease/release.ts";
 import { createAzureProvider } from "../../providers/azure/provider.ts";
 import { createGcpProvider } from "../../providers/gcp/provider.ts";
 import type { Provider } from "../../providers/types.ts";
