@@ -9,7 +9,9 @@
  * module graph each command loads (counted from `--log-level=debug`), and
  * the cost of importing pieces of it alone: the argv parser and help
  * renderer (`cli/args/`), the command tree (`cli.ts` without running it),
- * and the lease layer `list` loads; Deno's Node-compat layer for reference
+ * the listing `list` loads (`lib/lease/leases.ts`), what `crew connect
+ * --json` loads (`lib/mesh/describe.ts`) and, for comparison, the whole
+ * lease area through its `mod.ts`; Deno's Node-compat layer for reference
  * (the CLI no longer loads it at start-up).
  *
  * With `BENCH_BINARY=<compiled crabbox>` (and optionally
@@ -43,6 +45,8 @@ const parser = await script(
   `import "${here("../cli/args/parse.ts")}";\nimport "${here("../cli/args/help.ts")}";\n`,
 );
 const tree = await script("tree", `import "${CLI}";\n`);
+const listing = await script("listing", `import "${here("../lib/lease/leases.ts")}";\n`);
+const describe = await script("describe", `import "${here("../lib/mesh/describe.ts")}";\n`);
 const leaseLayer = await script("lease", `import "${here("../lib/lease/mod.ts")}";\n`);
 
 // Homes: one empty (list = local claims only), one with a crew of one
@@ -120,7 +124,19 @@ const cases: Case[] = [
     home: emptyHome,
   },
   {
-    label: "  import lib/lease/mod.ts",
+    label: "  import lib/lease/leases.ts (list)",
+    program: deno,
+    args: ["run", "-A", listing],
+    home: emptyHome,
+  },
+  {
+    label: "  import lib/mesh/describe.ts (crew connect --json)",
+    program: deno,
+    args: ["run", "-A", describe],
+    home: emptyHome,
+  },
+  {
+    label: "  import lib/lease/mod.ts (the whole lease area)",
     program: deno,
     args: ["run", "-A", leaseLayer],
     home: emptyHome,
