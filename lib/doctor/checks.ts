@@ -26,6 +26,7 @@ import {
   type Transport,
 } from "../lease/transport.ts";
 import { identityUnsupported, readDaemonState } from "../mesh/daemon_state.ts";
+import { connectLocal } from "../mesh/probe.ts";
 import { type IdentityBackend, identityBackend } from "../process/find.ts";
 import { processIdentity, sameProcess } from "../process/identity.ts";
 import { sshProgram } from "../ssh/args.ts";
@@ -305,15 +306,13 @@ async function meshCheck(
       dead.push(p.peer);
       continue;
     }
-    for (const f of p.forwards) {
-      forwards++;
-      try {
-        const conn = await Deno.connect({ hostname: "127.0.0.1", port: f.localPort });
-        conn.close();
-      } catch {
-        closed.push(`${p.peer}:${f.remotePort}→${f.localPort}`);
-      }
-    }
+    forwards += p.forwards.length;
+    const conns = await Promise.all(p.forwards.map((f) => connectLocal(f.localPort, 1000)));
+    conns.forEach((c, i) => {
+      if (typeof c !== "string") return c.close();
+      const f = p.forwards[i];
+      closed.push(`${p.peer}:${f.remotePort}→${f.localPort}${c === "stalled" ? " (stalled)" : ""}`);
+    });
   }
   const details = {
     daemon: paths.daemon,

@@ -125,6 +125,9 @@ async function checkTunnel(t: Tunnel, settleMs = 250): Promise<ForwardHealth[]> 
     const r = results[i];
     if (r === "data") return { ...f, ok: true };
     if (r === "refused") return { ...f, ok: false, reason: "nothing listens on the local port" };
+    if (r === "stalled") {
+      return { ...f, ok: false, reason: "the local port accepts no connections (is ssh stuck?)" };
+    }
     if (failures.length === 0) return { ...f, ok: true };
     return { ...f, ok: false, reason: `open failed: ${failures.at(-1)}` };
   });

@@ -48,36 +48,58 @@ export function lastLogReason(log: string): string | undefined {
   return lines.at(-1);
 }
 
+/**
+ * Connect to 127.0.0.1:port, giving up after `withinMs`: `refused` when
+ * nothing listens, `stalled` when the connect does not complete in time — a
+ * listener that does not accept (e.g. a stuck ssh) whose accept queue is
+ * full makes the kernel drop new SYNs, and a connect without a bound would
+ * wait out every SYN retry (about two minutes) before it fails.
+ */
+export async function connectLocal(
+  port: number,
+  withinMs: number,
+): Promise<Deno.TcpConn | "refused" | "stalled"> {
+  const connecting = new AbortController();
+  const timer = setTimeout(() => connecting.abort(), withinMs);
+  try {
+    return await Deno.connect({ hostname: "127.0.0.1", port, signal: connecting.signal });
+  } catch {
+    return connecting.signal.aborted ? "stalled" : "refused";
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** What a probe through a forward saw (see {@link probeForward}). */
-export type ProbeResult = "refused" | "data" | "closed" | "open";
+export type ProbeResult = "refused" | "stalled" | "data" | "closed" | "open";
 
 /**
- * Connect through a forward and classify what happens within `settleMs`:
- * bytes arrive (`data`: the channel is open), the connection is closed
- * (`closed`: a service that hung up, or ssh after an open failure — the ssh
- * log decides), it stays open (`open`), or nothing listens (`refused`).
+ * Connect through a forward and classify what happens within `settleMs`
+ * (connect and first read together): bytes arrive (`data`: the channel is
+ * open), the connection is closed (`closed`: a service that hung up, or ssh
+ * after an open failure — the ssh log decides), it stays open (`open`),
+ * nothing listens (`refused`), or the connect does not complete (`stalled`,
+ * see {@link connectLocal}).
  */
 export async function probeForward(port: number, settleMs: number): Promise<ProbeResult> {
-  let conn: Deno.TcpConn;
-  try {
-    conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  } catch {
-    return "refused";
-  }
+  const start = Date.now();
+  const conn = await connectLocal(port, settleMs);
+  if (typeof conn === "string") return conn;
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     const buf = new Uint8Array(256);
+    const left = Math.max(0, settleMs - (Date.now() - start));
     return await Promise.race([
       conn.read(buf).then(
         (n) => (n === null ? "closed" : "data") as ProbeResult,
         () => "closed" as ProbeResult,
       ),
-      new Promise<ProbeResult>((r) => (timer = setTimeout(() => r("open"), settleMs))),
+      new Promise<ProbeResult>((r) => (timer = setTimeout(() => r("open"), left))),
     ]);
   } finally {
     clearTimeout(timer);
     try {
-      conn.close();
+      conn.close(); // also rejects the read still pending when the window closed
     } catch { /* already closed */ }
   }
 }

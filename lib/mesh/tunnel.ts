@@ -217,6 +217,7 @@ export async function awaitReady(
   let reallocs = 0;
   let delay = 2;
   let lastOpenFailure: string | undefined;
+  let stalled: number[] = []; // local ports whose last probe could not even connect
   while (true) {
     if (t.stopping) throw new CrabboxError("interrupted", "stopped", "connect was stopped");
     if (t.exitStatus) {
@@ -256,9 +257,17 @@ export async function awaitReady(
           },
         );
       }
-      throw new CrabboxError("ssh", "ssh_timeout", `ssh to ${t.member.name} did not come up`, {
-        details: { permanent: false },
-      });
+      const why = stalled.length > 0
+        ? `: ${stalled.map((p) => `127.0.0.1:${p}`).join(", ")} accepts no connections`
+        : "";
+      throw new CrabboxError(
+        "ssh",
+        "ssh_timeout",
+        `ssh to ${t.member.name} did not come up${why}`,
+        {
+          details: { permanent: false },
+        },
+      );
     }
     const woken = ctx.sockets?.next(t.controlPath); // before the check: no change is missed
     if (!(await isSocket(t.controlPath))) {
@@ -284,7 +293,8 @@ export async function awaitReady(
     const offset = await logSize(t.logFile);
     const s = settle || 100;
     const results = await Promise.all(pending.map((f) => probeForward(f.localPort, s)));
-    if (results.some((r) => r === "refused")) {
+    stalled = pending.filter((_, i) => results[i] === "stalled").map((f) => f.localPort);
+    if (results.some((r) => r === "refused" || r === "stalled")) {
       // Not expected once the socket exists; retry until ssh exits or the deadline.
       await Promise.race([sleep(50), t.exited]);
       continue;

@@ -14,7 +14,7 @@ import {
 import { crewPeers } from "../../lib/mesh/peers.ts";
 import { describeCrew } from "../../lib/mesh/describe.ts";
 import { planCrew } from "../../lib/mesh/plan.ts";
-import { lastLogReason, probeForward } from "../../lib/mesh/probe.ts";
+import { connectLocal, lastLogReason, probeForward } from "../../lib/mesh/probe.ts";
 import { fakeHostKey } from "../ssh/_host_key.ts";
 
 let seq = 0;
@@ -255,6 +255,42 @@ Deno.test("probeForward: data, closed, open, refused", async () => {
     assert.equal(await probeForward(port, 50), "refused");
   } finally {
     for (const s of [talker, closer, silent]) s.l.close();
+    for (const c of held) c.close();
+  }
+});
+
+/** A listening socket's accept backlog (ss's Send-Q for a listener). */
+async function listenBacklog(port: number): Promise<number> {
+  const out = await new Deno.Command("ss", { args: ["-Hltn", `sport = :${port}`] }).output();
+  const cols = new TextDecoder().decode(out.stdout).trim().split(/\s+/);
+  assert.equal(cols[0], "LISTEN", `ss: ${cols.join(" ")}`);
+  return Number(cols[2]);
+}
+
+/** Connections waiting in a 127.0.0.1 listener's accept queue (/proc/net/tcp rx_queue of LISTEN). */
+function acceptQueue(port: number): number {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  const row = Deno.readTextFileSync("/proc/net/tcp").split("\n").map((l) => l.trim().split(/\s+/))
+    .find((c) => c[1] === local && c[3] === "0A");
+  assert.ok(row, `no listener ${local} in /proc/net/tcp`);
+  return parseInt(row[4].split(":")[1], 16);
+}
+
+Deno.test("probeForward: a listener that accepts nothing (full accept queue) is stalled, not a connect that waits out every SYN retry", async () => {
+  // Nobody ever accepts (a stuck ssh): once the kernel's accept queue holds backlog + 1
+  // connections it drops new SYNs, and a connect without a bound waits ~127 s before it fails.
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  const held: Deno.TcpConn[] = [];
+  try {
+    const backlog = await listenBacklog(port);
+    while (held.length <= backlog) held.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+    while (acceptQueue(port) <= backlog) await new Promise((r) => setTimeout(r, 1)); // last ACKs
+    assert.equal(acceptQueue(port), backlog + 1);
+    assert.equal(await probeForward(port, 50), "stalled");
+    assert.equal(await connectLocal(port, 50), "stalled");
+  } finally {
+    l.close();
     for (const c of held) c.close();
   }
 });
