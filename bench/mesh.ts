@@ -45,6 +45,7 @@ import { listLeases } from "../lib/lease/leases.ts";
 import { releaseCrew } from "../lib/lease/release.ts";
 import { leaseCrew } from "../lib/lease/create.ts";
 import { connectCrew } from "../lib/mesh/connect.ts";
+import { probeForward, type ProbeResult } from "../lib/mesh/probe.ts";
 import { runSsh, sshCommandArgs, sshForwardArgs, type SshTarget } from "../lib/ssh/args.ts";
 import { checkLocalPrerequisites } from "../providers/local/mod.ts";
 import { controlForLease } from "../lib/ssh/control.ts";
@@ -97,31 +98,13 @@ async function timeIt(fn: () => Promise<unknown>): Promise<number> {
   return performance.now() - t0;
 }
 
-/** Read a service's first bytes through 127.0.0.1:port; true when it said something. */
+/**
+ * Read a service's first bytes through 127.0.0.1:port within `timeoutMs`
+ * (connect included); true when it said something. The same bounded probe
+ * crabbox's readiness uses, so both sides of a ratio wait for the same thing.
+ */
 async function answers(port: number, timeoutMs = 2000): Promise<boolean> {
-  let c: Deno.TcpConn;
-  try {
-    c = await Deno.connect({ hostname: "127.0.0.1", port });
-  } catch {
-    return false;
-  }
-  // A forward that accepts but never delivers must not hang the bench.
-  const timer = setTimeout(() => {
-    try {
-      c.close();
-    } catch { /* closed */ }
-  }, timeoutMs);
-  try {
-    const n = await c.read(new Uint8Array(64));
-    return n !== null && n > 0;
-  } catch {
-    return false;
-  } finally {
-    clearTimeout(timer);
-    try {
-      c.close();
-    } catch { /* closed */ }
-  }
+  return (await probeForward(port, timeoutMs)) === "data";
 }
 
 /** Read everything through 127.0.0.1:port; returns bytes. */
@@ -177,16 +160,37 @@ function nextRawPort(): number {
 /**
  * Start one `ssh -N -L` per member in parallel and probe each port until the
  * member answers; an ssh that dies (e.g. its port was taken) is started
- * again on the next port, as one would by hand.
+ * again on the next port, as one would by hand. Every probe is bounded and
+ * the deadline is checked before every spawn and probe: a member that does
+ * not answer in time fails the bench with its port, its ssh and what the last
+ * probe saw, after every ssh started here is stopped.
  */
 async function rawConnect(
   members: Lease[],
   ownSessions = false,
 ): Promise<() => Promise<void>> {
   const children: Deno.ChildProcess[] = [];
-  const deadline = Date.now() + 60_000;
-  await Promise.all(members.map(async (l) => {
+  const stopAll = async () => {
+    for (const c of children) {
+      try {
+        c.kill("SIGTERM");
+      } catch { /* exited */ }
+    }
+    await Promise.all(children.map((c) => c.status));
+  };
+  const limitMs = 60_000;
+  const deadline = Date.now() + limitMs;
+  let failed = false;
+  const results = await Promise.allSettled(members.map(async (l) => {
+    let last = "no ssh started yet";
     while (true) {
+      if (failed) return; // another member failed: stop here, the bench fails with its reason
+      if (Date.now() > deadline) {
+        failed = true;
+        throw new Error(
+          `raw ssh -L to ${l.slug} never answered within ${limitMs / 1000} s (${last})`,
+        );
+      }
       const port = nextRawPort();
       const c = new Deno.Command("ssh", {
         args: rawArgs(l, [[port, 8080]]),
@@ -196,23 +200,25 @@ async function rawConnect(
         detached: ownSessions, // setsid: a session (and a Linux scheduling group) per ssh
       }).spawn();
       children.push(c);
-      let dead = false;
-      c.status.then(() => (dead = true));
-      while (!dead && !(await answers(port))) {
-        if (Date.now() > deadline) throw new Error(`raw ssh to ${l.slug} never answered`);
+      let exit: number | undefined;
+      c.status.then((s) => (exit = s.code));
+      let seen: ProbeResult = "refused";
+      while (exit === undefined && !failed && Date.now() <= deadline) {
+        seen = await probeForward(port, Math.min(2000, Math.max(1, deadline - Date.now())));
+        if (seen === "data") return;
         await sleep(5);
       }
-      if (!dead) return;
+      last = exit === undefined
+        ? `ssh pid ${c.pid} still running, its 127.0.0.1:${port} last probe: ${seen}`
+        : `ssh pid ${c.pid} for 127.0.0.1:${port} exited with status ${exit}`;
     }
   }));
-  return async () => {
-    for (const c of children) {
-      try {
-        c.kill("SIGTERM");
-      } catch { /* exited */ }
-    }
-    await Promise.all(children.map((c) => c.status));
-  };
+  const failures = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failures.length > 0) {
+    await stopAll();
+    throw new Error(failures.map((f) => (f.reason as Error).message).join("; "));
+  }
+  return stopAll;
 }
 
 /** The ssh processes whose argv names this crew's known_hosts file (one per member when connected). */
