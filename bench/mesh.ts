@@ -46,6 +46,8 @@ import { releaseCrew } from "../lib/lease/release.ts";
 import { leaseCrew } from "../lib/lease/create.ts";
 import { connectCrew } from "../lib/mesh/connect.ts";
 import { probeForward, type ProbeResult } from "../lib/mesh/probe.ts";
+import { parseProcStat, readProc } from "../lib/process/identity.ts";
+import { sleep } from "../lib/core/async.ts";
 import { runSsh, sshCommandArgs, sshForwardArgs, type SshTarget } from "../lib/ssh/args.ts";
 import { checkLocalPrerequisites } from "../providers/local/mod.ts";
 import { controlForLease } from "../lib/ssh/control.ts";
@@ -90,7 +92,6 @@ exit 1
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const ms = (x: number) => `${x.toFixed(0)} ms`;
-const sleep = (n: number) => new Promise((r) => setTimeout(r, n));
 
 async function timeIt(fn: () => Promise<unknown>): Promise<number> {
   const t0 = performance.now();
@@ -157,6 +158,52 @@ function nextRawPort(): number {
   return p;
 }
 
+/** A process's kernel state for a diagnostic: its `/proc/<pid>/stat` state letter and wchan. */
+async function procState(pid: number): Promise<string> {
+  const state = parseProcStat((await readProc(`/proc/${pid}/stat`)) ?? "")?.state ?? "?";
+  return `state ${state}, wchan ${(await readProc(`/proc/${pid}/wchan`))?.trim() || "-"}`;
+}
+
+/** Whether `p` settles within `ms` (the timer is cleared either way). */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  const done = new AbortController();
+  try {
+    return await Promise.race([
+      p.then(() => true),
+      sleep(ms, done.signal, { resolveOnAbort: true }).then(() => false),
+    ]);
+  } finally {
+    done.abort();
+  }
+}
+
+/**
+ * Stop raw ssh processes: SIGTERM, and SIGKILL for any still running 5 s
+ * later — said loudly with its kernel state, since an ssh that ignores
+ * SIGTERM would otherwise hold the bench forever. Throws when even SIGKILL
+ * does not end one within 5 s.
+ */
+async function stopRaw(children: readonly { c: Deno.ChildProcess; what: string }[]): Promise<void> {
+  for (const { c } of children) {
+    try {
+      c.kill("SIGTERM");
+    } catch { /* exited */ }
+  }
+  const stuck: string[] = [];
+  await Promise.all(children.map(async ({ c, what }) => {
+    if (await within(c.status, 5000)) return;
+    const state = await procState(c.pid);
+    console.error(
+      `bench: raw ssh pid ${c.pid} (${what}) ignored SIGTERM for 5 s (${state}); SIGKILL`,
+    );
+    try {
+      c.kill("SIGKILL");
+    } catch { /* exited */ }
+    if (!(await within(c.status, 5000))) stuck.push(`pid ${c.pid} (${what})`);
+  }));
+  if (stuck.length > 0) throw new Error(`raw ssh survived SIGKILL: ${stuck.join(", ")}`);
+}
+
 /**
  * Start one `ssh -N -L` per member in parallel and probe each port until the
  * member answers; an ssh that dies (e.g. its port was taken) is started
@@ -169,15 +216,8 @@ async function rawConnect(
   members: Lease[],
   ownSessions = false,
 ): Promise<() => Promise<void>> {
-  const children: Deno.ChildProcess[] = [];
-  const stopAll = async () => {
-    for (const c of children) {
-      try {
-        c.kill("SIGTERM");
-      } catch { /* exited */ }
-    }
-    await Promise.all(children.map((c) => c.status));
-  };
+  const children: { c: Deno.ChildProcess; what: string }[] = [];
+  const stopAll = () => stopRaw(children);
   const limitMs = 60_000;
   const deadline = Date.now() + limitMs;
   let failed = false;
@@ -199,7 +239,7 @@ async function rawConnect(
         stderr: "null",
         detached: ownSessions, // setsid: a session (and a Linux scheduling group) per ssh
       }).spawn();
-      children.push(c);
+      children.push({ c, what: `${l.slug} 127.0.0.1:${port}` });
       let exit: number | undefined;
       c.status.then((s) => (exit = s.code));
       let seen: ProbeResult = "refused";
@@ -208,8 +248,9 @@ async function rawConnect(
         if (seen === "data") return;
         await sleep(5);
       }
+      const state = exit === undefined ? await procState(c.pid) : "";
       last = exit === undefined
-        ? `ssh pid ${c.pid} still running, its 127.0.0.1:${port} last probe: ${seen}`
+        ? `ssh pid ${c.pid} still running (${state}), its 127.0.0.1:${port} last probe: ${seen}`
         : `ssh pid ${c.pid} for 127.0.0.1:${port} exited with status ${exit}`;
     }
   }));
