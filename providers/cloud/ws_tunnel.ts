@@ -1,7 +1,8 @@
 /**
  * Authenticated WebSockets for the providers whose boxes are reachable only
  * through a WebSocket (Sprites exec/proxy, Namespace's SSH ingress): open one
- * with headers (Deno's own `WebSocket`), read its messages in order without
+ * with headers (crabbox's own client, `ws_client.ts`: a socket with
+ * `TCP_NODELAY`), read its messages in order without
  * losing any that arrive before the caller asks, and turn it into a
  * {@link ByteTunnel} of binary frames. No provider-specific code.
  *
@@ -10,12 +11,10 @@
 
 import { CrabboxError } from "../../lib/core/errors.ts";
 import type { ByteTunnel } from "../types.ts";
+import { type OpenOptions, openWebSocket, type WsClient } from "./ws_client.ts";
 
 /** One received message: text, binary bytes, or `undefined` once closed. */
 export type WsMessage = string | Uint8Array | undefined;
-
-/** Sending stalls while more than this many bytes wait in the socket's buffer. */
-const HIGH_WATER = 1 << 20;
 
 /**
  * Turn an API base URL into the WebSocket URL of `path` on it
@@ -35,25 +34,14 @@ export function wsUrl(baseUrl: string, path: string): URL {
 
 /** A WebSocket whose messages are queued from the moment it opened. */
 export class WsConnection {
-  #ws: WebSocket;
+  #ws?: WsClient;
   #queue: WsMessage[] = [];
   #waiters: ((m: WsMessage) => void)[] = [];
   #closed = false;
   /** The close code and reason, once closed. */
   closeInfo?: { code: number; reason: string };
 
-  private constructor(ws: WebSocket) {
-    this.#ws = ws;
-    ws.binaryType = "arraybuffer";
-    ws.onmessage = (e) => {
-      this.#push(typeof e.data === "string" ? e.data : new Uint8Array(e.data as ArrayBuffer));
-    };
-    ws.onclose = (e) => {
-      this.closeInfo = { code: e.code, reason: e.reason };
-      this.#closed = true;
-      this.#push(undefined);
-    };
-  }
+  private constructor() {}
 
   #push(m: WsMessage) {
     const w = this.#waiters.shift();
@@ -63,47 +51,30 @@ export class WsConnection {
 
   /**
    * Connect to `url` with `headers` (credentials go only in headers, never in
-   * the URL); rejects with a provider error naming `what` when the server
-   * refuses or does not answer within `timeoutMs`.
+   * the URL) on a socket with `TCP_NODELAY` ({@link openWebSocket}); rejects
+   * with a provider error naming `what` when the server refuses or does not
+   * answer within `timeoutMs`. `connect` replaces `Deno.connect` (tests).
    */
-  static open(
+  static async open(
     what: string,
     url: URL,
     headers: Record<string, string>,
-    options: { signal?: AbortSignal; timeoutMs?: number } = {},
+    options: OpenOptions = {},
   ): Promise<WsConnection> {
-    return new Promise((resolve, reject) => {
-      let ws: WebSocket;
-      try {
-        ws = new WebSocket(url, { headers });
-      } catch (e) {
-        reject(
-          new CrabboxError("provider", "ws_failed", `${what}: ${(e as Error).message}`),
-        );
-        return;
-      }
-      const fail = (why: string) => {
-        clearTimeout(timer);
-        options.signal?.removeEventListener("abort", onAbort);
-        try {
-          ws.close();
-        } catch { /* already closed */ }
-        reject(new CrabboxError("provider", "ws_failed", `${what}: ${why}`));
-      };
-      const onAbort = () => fail("aborted");
-      const timer = setTimeout(
-        () => fail(`no answer within ${Math.round((options.timeoutMs ?? 30_000) / 1000)}s`),
-        options.timeoutMs ?? 30_000,
-      );
-      options.signal?.addEventListener("abort", onAbort, { once: true });
-      ws.onerror = (e) => fail((e as ErrorEvent).message || "connection refused");
-      ws.onopen = () => {
-        clearTimeout(timer);
-        options.signal?.removeEventListener("abort", onAbort);
-        ws.onerror = null;
-        resolve(new WsConnection(ws));
-      };
-    });
+    const conn = new WsConnection();
+    try {
+      conn.#ws = await openWebSocket(url, headers, {
+        onMessage: (m) => conn.#push(m),
+        onClose: (code, reason) => {
+          conn.closeInfo = { code, reason };
+          conn.#closed = true;
+          conn.#push(undefined);
+        },
+      }, options);
+    } catch (e) {
+      throw new CrabboxError("provider", "ws_failed", `${what}: ${(e as Error).message}`);
+    }
+    return conn;
   }
 
   /** The next message, or `undefined` once the socket closed. */
@@ -113,20 +84,21 @@ export class WsConnection {
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
-  /** Send text or bytes, waiting while the send buffer is over its high-water mark. */
+  /** Send text or bytes as one message; resolves once it is written to the socket. */
   async send(data: string | Uint8Array): Promise<void> {
-    while (this.#ws.bufferedAmount > HIGH_WATER && !this.#closed) {
-      await new Promise((r) => setTimeout(r, 5));
+    if (this.#closed || !this.#ws?.isOpen) {
+      throw new CrabboxError("provider", "ws_closed", "the tunnel closed");
     }
-    if (this.#closed) throw new CrabboxError("provider", "ws_closed", "the tunnel closed");
-    this.#ws.send(data);
+    try {
+      await this.#ws.send(data);
+    } catch {
+      throw new CrabboxError("provider", "ws_closed", "the tunnel closed");
+    }
   }
 
   /** Close the socket (normal closure). */
   close(): void {
-    if (this.#ws.readyState === WebSocket.OPEN || this.#ws.readyState === WebSocket.CONNECTING) {
-      this.#ws.close(1000);
-    }
+    this.#ws?.close(1000);
   }
 
   /**

@@ -1,7 +1,9 @@
 /**
  * For the fakes of providers whose SSH goes through a WebSocket proxy:
  * relay a server-side WebSocket (binary frames) to a real TCP address (a
- * `local` box's sshd), both ways, until either side closes.
+ * `local` box's sshd), both ways, until either side closes. The TCP side has
+ * `TCP_NODELAY`: a relay passes each message on as it arrives and does not
+ * hold small writes for an ACK.
  *
  * @module
  */
@@ -28,6 +30,9 @@ export async function bridgeToTcp(socket: WebSocket, addr: TcpAddress): Promise<
     socket.close(1011, "upstream connect failed");
     return;
   }
+  // A proxy relays each message as soon as it arrives: with Nagle's algorithm
+  // on, a small write would wait for the box's delayed ACK (~40 ms).
+  conn.setNoDelay(true);
   const writer = conn.writable.getWriter();
   let closed = false;
   const closeBoth = () => {
