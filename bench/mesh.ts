@@ -25,7 +25,10 @@
  * The last rows compare a proxied member with a direct one: the same box,
  * once straight to its sshd and once the way Sprites/Namespace members are
  * reached — ssh's ProxyCommand `crabbox proxy` → a WebSocket proxy (the fake
- * Sprites API on 127.0.0.1) → sshd.
+ * Sprites API on 127.0.0.1) → sshd. A new channel is timed on forwards that
+ * hold a session (sshd then sets TCP_NODELAY) and on bare `-N` forwards,
+ * where sshd's Nagle adds 0 or ~40 ms to a channel, direct or proxied alike
+ * (see `withSession`); the hand-made ssh-peer path holds sessions too.
  *
  * Sections (`BENCH_SECTIONS`, comma-separated, default all): `connect`
  * (connect→ready vs raw ssh), `throughput` (operator→member, run step),
@@ -149,6 +152,19 @@ function rawArgs(l: Lease, forwards: [number, number][]): string[] {
     ...forwards.flatMap(([local, remote]) => ["-L", `127.0.0.1:${local}:127.0.0.1:${remote}`]),
     `${t.user}@${t.host}`,
   ];
+}
+
+/**
+ * The same ssh holding a session (a remote `cat` on a stdin that is never
+ * written) instead of `-N`. OpenSSH's sshd sets TCP_NODELAY on a connection
+ * only once a session runs on it: on a bare `-N` connection its channel-open
+ * confirmation and the service's first bytes are two small writes, and the
+ * second waits for the client's delayed ACK (0 or ~40 ms, a race). crabbox's
+ * masters with `--peers` have run a session (the peer-table script), so a
+ * fair hand-made path runs one too; the proxy rows measure both ways.
+ */
+function withSession(args: string[]): string[] {
+  return [...args.filter((a) => a !== "-N"), "cat"];
 }
 
 let rawPort = 53100;
@@ -361,8 +377,8 @@ async function rawPeerPath(
 ): Promise<{ lat: number; tp: number; stop: () => Promise<void> }> {
   const [l8080, l9000, r8080, r9000] = [53970, 53971, 53972, 53973];
   const left = new Deno.Command("ssh", {
-    args: rawArgs(server, [[l8080, 8080], [l9000, 9000]]),
-    stdin: "null",
+    args: withSession(rawArgs(server, [[l8080, 8080], [l9000, 9000]])),
+    stdin: "piped",
     stdout: "null",
     stderr: "null",
   }).spawn();
@@ -370,15 +386,15 @@ async function rawPeerPath(
   const rArgs = rawArgs(client, []);
   const dest = rArgs.pop()!;
   const right = new Deno.Command("ssh", {
-    args: [
+    args: withSession([
       ...rArgs,
       "-R",
       `127.0.0.1:${r8080}:127.0.0.1:${l8080}`,
       "-R",
       `127.0.0.1:${r9000}:127.0.0.1:${l9000}`,
       dest,
-    ],
-    stdin: "null",
+    ]),
+    stdin: "piped",
     stdout: "null",
     stderr: "null",
   }).spawn();
@@ -445,7 +461,12 @@ async function peerRows(row: (...c: string[]) => void): Promise<void> {
       tpCbx.push(b.ms);
     }
     const [lr, lc] = [median(latRaw), median(latCbx)];
-    row(`member→member connect+answer: raw ssh -L + ssh -R by hand`, `${lr.toFixed(1)} ms`, "", "");
+    row(
+      `member→member connect+answer: raw ssh -L + ssh -R by hand (holding sessions)`,
+      `${lr.toFixed(1)} ms`,
+      "",
+      "",
+    );
     row(
       `  ssh-peer plane (client → bulk.cbx:8080)`,
       `${lc.toFixed(1)} ms`,
@@ -806,13 +827,14 @@ try {
         }),
       );
     }
-    const forward = async (t: SshTarget, base: number) => {
+    const forward = async (t: SshTarget, base: number, session = false) => {
+      const args = sshForwardArgs(t, [
+        { localPort: base, remotePort: 8080 },
+        { localPort: base + 1, remotePort: 9000 },
+      ], { knownHostsFile: kh });
       const c = new Deno.Command("ssh", {
-        args: sshForwardArgs(t, [
-          { localPort: base, remotePort: 8080 },
-          { localPort: base + 1, remotePort: 9000 },
-        ], { knownHostsFile: kh }),
-        stdin: "null",
+        args: session ? withSession(args) : args,
+        stdin: session ? "piped" : "null",
         stdout: "null",
         stderr: "null",
       }).spawn();
@@ -821,11 +843,18 @@ try {
     };
     const stopD = await forward(direct, 53991);
     const stopP = await forward(proxied, 53993);
+    const stopDs = await forward(direct, 53995, true);
+    const stopPs = await forward(proxied, 53997, true);
     const greetD: number[] = [], greetP: number[] = [], tpD: number[] = [], tpP: number[] = [];
+    const greetDs: number[] = [], greetPs: number[] = [];
     for (let r = 0; r < Math.max(REPS, 5) * 4; r++) {
       greetD.push(await timeIt(() => answers(53991)));
       greetP.push(await timeIt(() => answers(53993)));
+      greetDs.push(await timeIt(() => answers(53995)));
+      greetPs.push(await timeIt(() => answers(53997)));
     }
+    await stopDs();
+    await stopPs();
     for (let r = 0; r < REPS; r++) {
       let bytes = 0;
       tpD.push(await timeIt(async () => (bytes = await drain(53992))));
@@ -844,18 +873,27 @@ try {
       `${(fp / fd).toFixed(2)}×`,
       `+${ms(fp - fd)}`,
     );
+    const [gds, gps] = [median(greetDs), median(greetPs)];
+    const signed = (x: number) => `${x < 0 ? "-" : "+"}${Math.abs(x).toFixed(2)} ms`;
     row(
-      `new channel on a live forward (connect + first bytes): direct`,
-      `${gd.toFixed(2)} ms`,
+      `new channel on a live forward (connect + first bytes), sshd TCP_NODELAY: direct`,
+      `${gds.toFixed(2)} ms`,
       "",
-      "",
+      "a forward holding a session",
     );
     row(
       `  proxied member`,
-      `${gp.toFixed(2)} ms`,
-      `${(gp / gd).toFixed(2)}×`,
-      `+${(gp - gd).toFixed(2)} ms`,
+      `${gps.toFixed(2)} ms`,
+      `${(gps / gds).toFixed(2)}×`,
+      signed(gps - gds),
     );
+    row(
+      `  the same on a bare -N forward (sshd Nagle): direct`,
+      `${gd.toFixed(2)} ms`,
+      `${(gd / gds).toFixed(2)}×`,
+      "0 or ~40 ms per channel",
+    );
+    row(`  proxied member, bare -N`, `${gp.toFixed(2)} ms`, `${(gp / gds).toFixed(2)}×`, "");
     await fakeProc.stdin.close();
     await fakeProc.status;
     row(`${MIB} MiB through -L: direct member`, `${dMBs.toFixed(0)} MiB/s`, "", ms(median(tpD)));
