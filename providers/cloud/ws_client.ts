@@ -519,8 +519,9 @@ export function openWebSocket(
     options.signal?.addEventListener("abort", onAbort, { once: true });
     (async () => {
       const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
-      const request = handshakeRequest(url, key, headers);
+      let request: string;
       try {
+        request = handshakeRequest(url, key, headers);
         conn = await dialWebSocket(url, options);
       } catch (e) {
         fail(
