@@ -540,4 +540,19 @@ export const MUTATIONS: readonly Mutation[] = [
     new: "entry.path !== key.path ||",
     tests: ["tests/core/config_cache_test.ts"],
   },
+  // WebSocket tunnels: no header injection into the upgrade; the socket has TCP_NODELAY
+  {
+    name: "ws-client/header-crlf",
+    file: "providers/cloud/ws_client.ts",
+    old: "if (!TOKEN.test(name) || /[\\r\\n\\0]/.test(value)) {",
+    new: "if (!TOKEN.test(name)) {",
+    tests: ["tests/providers/cloud/ws_client_test.ts"],
+  },
+  {
+    name: "ws-client/no-delay",
+    file: "providers/cloud/ws_client.ts",
+    old: "tcp.setNoDelay(true);",
+    new: "",
+    tests: ["tests/providers/cloud/ws_client_test.ts"],
+  },
 ];
