@@ -86,8 +86,10 @@ const childEnv = { CRABBOX_HOME: home, CRABBOX_OWNER: "bench@example.com", NO_CO
 const SERVICES = `set -eu
 setsid socat TCP-LISTEN:8080,bind=127.0.0.1,reuseaddr,fork SYSTEM:"echo $1" </dev/null >/dev/null 2>&1 &
 setsid socat TCP-LISTEN:9000,bind=127.0.0.1,reuseaddr,fork SYSTEM:"head -c $2 /dev/zero" </dev/null >/dev/null 2>&1 &
+setsid socat TCP-LISTEN:7070,bind=127.0.0.1,reuseaddr,fork SYSTEM:"dd bs=2 count=1 iflag=fullblock 2>/dev/null" </dev/null >/dev/null 2>&1 &
 for _ in $(seq 100); do
-  if ss -Hltn "sport = :9000" | grep -q . && ss -Hltn "sport = :8080" | grep -q .; then exit 0; fi
+  if ss -Hltn "sport = :9000" | grep -q . && ss -Hltn "sport = :8080" | grep -q . &&
+    ss -Hltn "sport = :7070" | grep -q .; then exit 0; fi
   sleep 0.05
 done
 exit 1
@@ -109,6 +111,33 @@ async function timeIt(fn: () => Promise<unknown>): Promise<number> {
  */
 async function answers(port: number, timeoutMs = 2000): Promise<boolean> {
   return (await probeForward(port, timeoutMs)) === "data";
+}
+
+/**
+ * Through 127.0.0.1:port (a service that answers its first 2 bytes): write one
+ * byte, 2 ms later a second, and time until the answer — two small writes in
+ * a row, as a request written in parts is. Both sockets of the bench have
+ * TCP_NODELAY; what is measured is whether a hop holds the second write.
+ */
+async function writeWriteRead(port: number): Promise<number> {
+  const c = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    c.setNoDelay(true);
+    await sleep(20); // the channel is open
+    const t0 = performance.now();
+    await c.write(Uint8Array.of(97));
+    await sleep(2);
+    await c.write(Uint8Array.of(98));
+    const buf = new Uint8Array(2);
+    for (let got = 0; got < 2;) {
+      const n = await c.read(buf.subarray(got));
+      if (n === null) throw new Error(`the service on ${port} hung up`);
+      got += n;
+    }
+    return performance.now() - t0;
+  } finally {
+    c.close();
+  }
 }
 
 /** Read everything through 127.0.0.1:port; returns bytes. */
@@ -831,6 +860,7 @@ try {
       const args = sshForwardArgs(t, [
         { localPort: base, remotePort: 8080 },
         { localPort: base + 1, remotePort: 9000 },
+        { localPort: base + 2, remotePort: 7070 },
       ], { knownHostsFile: kh });
       const c = new Deno.Command("ssh", {
         args: session ? withSession(args) : args,
@@ -841,25 +871,33 @@ try {
       while (!(await answers(base))) await sleep(5);
       return async () => (c.kill("SIGTERM"), await c.status);
     };
-    const stopD = await forward(direct, 53991);
-    const stopP = await forward(proxied, 53993);
-    const stopDs = await forward(direct, 53995, true);
-    const stopPs = await forward(proxied, 53997, true);
+    const [bD, bP, bDs, bPs] = [53975, 53978, 53981, 53984];
+    const stopD = await forward(direct, bD);
+    const stopP = await forward(proxied, bP);
+    const stopDs = await forward(direct, bDs, true);
+    const stopPs = await forward(proxied, bPs, true);
     const greetD: number[] = [], greetP: number[] = [], tpD: number[] = [], tpP: number[] = [];
     const greetDs: number[] = [], greetPs: number[] = [];
-    for (let r = 0; r < Math.max(REPS, 5) * 4; r++) {
-      greetD.push(await timeIt(() => answers(53991)));
-      greetP.push(await timeIt(() => answers(53993)));
-      greetDs.push(await timeIt(() => answers(53995)));
-      greetPs.push(await timeIt(() => answers(53997)));
+    for (let r = 0; r < Math.max(REPS, 5); r++) {
+      const runs = [[bD, greetD], [bP, greetP], [bDs, greetDs], [bPs, greetPs]] as const;
+      for (const [port, times] of runs) {
+        // back to back, as a client opening one connection after another does: a
+        // byte held back from the previous channel shows in the next one
+        for (let k = 0; k < 4; k++) times.push(await timeIt(() => answers(port)));
+      }
+    }
+    const wwrD: number[] = [], wwrP: number[] = [];
+    for (let r = 0; r < Math.max(REPS, 5) * 2; r++) {
+      wwrD.push(await writeWriteRead(bDs + 2));
+      wwrP.push(await writeWriteRead(bPs + 2));
     }
     await stopDs();
     await stopPs();
     for (let r = 0; r < REPS; r++) {
       let bytes = 0;
-      tpD.push(await timeIt(async () => (bytes = await drain(53992))));
+      tpD.push(await timeIt(async () => (bytes = await drain(bD + 1))));
       if (bytes !== MIB * 1024 * 1024) throw new Error(`direct got ${bytes} bytes`);
-      tpP.push(await timeIt(async () => (bytes = await drain(53994))));
+      tpP.push(await timeIt(async () => (bytes = await drain(bP + 1))));
       if (bytes !== MIB * 1024 * 1024) throw new Error(`proxied got ${bytes} bytes`);
     }
     await stopD();
@@ -894,6 +932,14 @@ try {
       "0 or ~40 ms per channel",
     );
     row(`  proxied member, bare -N`, `${gp.toFixed(2)} ms`, `${(gp / gds).toFixed(2)}×`, "");
+    const [wd, wp] = [median(wwrD), median(wwrP)];
+    row(
+      `two small writes 2 ms apart → answer, on a live forward: direct`,
+      `${wd.toFixed(2)} ms`,
+      "",
+      "from the first write",
+    );
+    row(`  proxied member`, `${wp.toFixed(2)} ms`, `${(wp / wd).toFixed(2)}×`, signed(wp - wd));
     await fakeProc.stdin.close();
     await fakeProc.status;
     row(`${MIB} MiB through -L: direct member`, `${dMBs.toFixed(0)} MiB/s`, "", ms(median(tpD)));
