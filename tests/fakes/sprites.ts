@@ -225,8 +225,22 @@ export function startFakeSprites(options: FakeSpritesOptions = {}): FakeSprites 
         socket.close(1011);
         return;
       }
-      socket.send(JSON.stringify({ status: "connected", target: `${hello.host}:${hello.port}` }));
-      bridgeToTcp(socket, addr);
+      // "connected" once the TCP connection to the target is up, as the name says
+      bridgeToTcp(socket, addr, (ok) => {
+        if (ok) {
+          socket.send(
+            JSON.stringify({ status: "connected", target: `${hello.host}:${hello.port}` }),
+          );
+        } else {
+          socket.send(
+            JSON.stringify({
+              status: "error",
+              message: `connect to ${hello.host}:${hello.port} failed`,
+            }),
+          );
+          socket.close(1011);
+        }
+      });
     };
   }
 

@@ -19,26 +19,28 @@ export interface TcpAddress {
 /**
  * Connect to `addr` and relay `socket` ⇄ TCP. Binary messages only; a text
  * message after the bridge is up closes it with 1003 (unsupported data).
+ * Messages that arrive while the TCP connect is under way are queued and
+ * written first, in order (a proxy loses no byte the client sent early).
+ * `onConnect(true)` runs once the TCP side is up, before any byte is relayed;
+ * `onConnect(false)` when the connect failed (default: close with 1011).
  * Resolves once both directions are done.
  */
-export async function bridgeToTcp(socket: WebSocket, addr: TcpAddress): Promise<void> {
+export async function bridgeToTcp(
+  socket: WebSocket,
+  addr: TcpAddress,
+  onConnect: (ok: boolean) => void = (ok) => {
+    if (!ok) socket.close(1011, "upstream connect failed");
+  },
+): Promise<void> {
   socket.binaryType = "arraybuffer";
-  let conn: Deno.TcpConn;
-  try {
-    conn = await Deno.connect({ hostname: addr.hostname, port: addr.port });
-  } catch {
-    socket.close(1011, "upstream connect failed");
-    return;
-  }
-  // A proxy relays each message as soon as it arrives: with Nagle's algorithm
-  // on, a small write would wait for the box's delayed ACK (~40 ms).
-  conn.setNoDelay(true);
-  const writer = conn.writable.getWriter();
+  const early: Uint8Array[] = [];
+  let writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  let conn: Deno.TcpConn | undefined;
   let closed = false;
   const closeBoth = () => {
     if (closed) return;
     closed = true;
-    writer.close().catch(() => {});
+    writer?.close().catch(() => {});
     if (socket.readyState === WebSocket.OPEN) socket.close(1000);
   };
   socket.onmessage = (e) => {
@@ -46,14 +48,32 @@ export async function bridgeToTcp(socket: WebSocket, addr: TcpAddress): Promise<
       socket.close(1003, "text frame in a byte stream");
       return;
     }
-    writer.write(new Uint8Array(e.data as ArrayBuffer)).catch(closeBoth);
+    const bytes = new Uint8Array(e.data as ArrayBuffer);
+    if (writer) writer.write(bytes).catch(closeBoth);
+    else early.push(bytes);
   };
   socket.onclose = () => {
     closed = true;
     try {
-      conn.close();
+      conn?.close();
     } catch { /* already closed */ }
   };
+  try {
+    conn = await Deno.connect({ hostname: addr.hostname, port: addr.port });
+  } catch {
+    onConnect(false);
+    return;
+  }
+  if (closed) {
+    conn.close();
+    return;
+  }
+  // A proxy relays each message as soon as it arrives: with Nagle's algorithm
+  // on, a small write would wait for the box's delayed ACK (~40 ms).
+  conn.setNoDelay(true);
+  writer = conn.writable.getWriter();
+  for (const bytes of early.splice(0)) writer.write(bytes).catch(closeBoth);
+  onConnect(true);
   try {
     for await (const chunk of conn.readable) {
       if (socket.readyState !== WebSocket.OPEN) break;
