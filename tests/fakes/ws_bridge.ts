@@ -34,13 +34,13 @@ export async function bridgeToTcp(
 ): Promise<void> {
   socket.binaryType = "arraybuffer";
   const early: Uint8Array[] = [];
-  let writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  const tcp: { writer?: WritableStreamDefaultWriter<Uint8Array> } = {}; // set once connected
   let conn: Deno.TcpConn | undefined;
   let closed = false;
   const closeBoth = () => {
     if (closed) return;
     closed = true;
-    writer?.close().catch(() => {});
+    tcp.writer?.close().catch(() => {});
     if (socket.readyState === WebSocket.OPEN) socket.close(1000);
   };
   socket.onmessage = (e) => {
@@ -49,7 +49,7 @@ export async function bridgeToTcp(
       return;
     }
     const bytes = new Uint8Array(e.data as ArrayBuffer);
-    if (writer) writer.write(bytes).catch(closeBoth);
+    if (tcp.writer) tcp.writer.write(bytes).catch(closeBoth);
     else early.push(bytes);
   };
   socket.onclose = () => {
@@ -71,8 +71,9 @@ export async function bridgeToTcp(
   // A proxy relays each message as soon as it arrives: with Nagle's algorithm
   // on, a small write would wait for the box's delayed ACK (~40 ms).
   conn.setNoDelay(true);
-  writer = conn.writable.getWriter();
+  const writer = conn.writable.getWriter();
   for (const bytes of early.splice(0)) writer.write(bytes).catch(closeBoth);
+  tcp.writer = writer;
   onConnect(true);
   try {
     for await (const chunk of conn.readable) {
