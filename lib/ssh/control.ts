@@ -95,18 +95,28 @@ export function memberControlPath(home: string, crew: string, leaseId: string): 
   return controlPathFor(meshPaths(home, crew).dir, leaseId);
 }
 
-/** Whether ControlMaster `controlPath` answers `ssh -O check` for `dest`. */
+/** How long `ssh -O check` may take before the master counts as not answering. */
+export const CONTROL_CHECK_TIMEOUT_MS = 5000;
+
+/**
+ * Whether ControlMaster `controlPath` answers `ssh -O check` for `dest`
+ * within `timeoutMs`: a master that is stuck (stopped, or wedged on a dead
+ * link) counts as not answering, and the check is killed, so neither
+ * `crew connect` nor `run --id` waits on it forever.
+ */
 export async function sshAnswers(
   env: EnvReader,
   controlPath: string,
   dest: string,
   runner?: ProcessRunner,
+  timeoutMs = CONTROL_CHECK_TIMEOUT_MS,
 ): Promise<boolean> {
   const out = await output(sshProgram(env), {
     args: ["-F", "none", "-o", `ControlPath=${controlPath}`, "-O", "check", "--", dest],
     stdin: "null",
     stdout: "null",
     stderr: "null",
+    signal: AbortSignal.timeout(timeoutMs),
   }, runner);
   return out.success;
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { controlDirProblem, ensureControlDir } from "../../lib/ssh/control.ts";
+import { controlDirProblem, ensureControlDir, sshAnswers } from "../../lib/ssh/control.ts";
 import { CrabboxError } from "../../lib/core/errors.ts";
 
 const uid = Deno.uid() ?? 0;
@@ -43,4 +43,31 @@ Deno.test("controlDirProblem names another owner", () => {
     `is owned by uid ${uid + 1}, not ${uid}`,
   );
   assert.equal(controlDirProblem({ ...info, uid } as Deno.FileInfo, uid), undefined);
+});
+
+Deno.test("sshAnswers: a master that accepts the check and never replies counts as not answering (the check is killed, not waited on)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cbx-cm-stuck-" });
+  const path = `${dir}/cm`;
+  // A wedged master: its socket accepts, reads ssh's mux hello and never answers.
+  const listener = Deno.listen({ transport: "unix", path });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const c of listener) held.push(c);
+  })();
+  try {
+    let guard: ReturnType<typeof setTimeout> | undefined;
+    const hung = new Promise<"hung">((r) => (guard = setTimeout(() => r("hung"), 20_000)));
+    const answered = await Promise.race([
+      sshAnswers(() => undefined, path, "root@127.0.0.1", undefined, 300),
+      hung,
+    ]);
+    clearTimeout(guard);
+    assert.equal(answered, false);
+    assert.ok(held.length >= 1, "ssh -O check reached the socket");
+  } finally {
+    listener.close();
+    await accepting.catch(() => {});
+    for (const c of held) c.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
