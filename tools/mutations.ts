@@ -59,6 +59,13 @@ export const MUTATIONS: readonly Mutation[] = [
     tests: SSH,
   },
   {
+    name: "ssh-control/check-bounded",
+    file: "lib/ssh/control.ts",
+    old: "signal: AbortSignal.timeout(timeoutMs),",
+    new: "",
+    tests: ["tests/ssh/control_dir_test.ts"],
+  },
+  {
     name: "known-hosts/host-key-known-type",
     file: "lib/ssh/host_key.ts",
     old: "if (!HOST_KEY_TYPES.has(type))",
