@@ -31,6 +31,8 @@ import { writeStaticCrewHome } from "../tests/fakes/static_crew.ts";
 
 const REPS = Number(Deno.env.get("BENCH_REPS") ?? 15);
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
+// The import rows run with the CLI's own deno.json (lazy-dynamic-imports), as the CLI does.
+const DENO_JSON = new URL("../deno.json", import.meta.url).pathname;
 const tmp = await Deno.makeTempDir({ prefix: "cbx-bench-startup-" });
 const script = async (name: string, text: string) => {
   const path = `${tmp}/${name}.ts`;
@@ -106,6 +108,12 @@ const deno = Deno.execPath();
 const cases: Case[] = [
   { label: "deno run (empty file)", program: deno, args: ["run", "-A", empty], home: emptyHome },
   {
+    label: "  same, with the repo's deno.json (imports, lock file, unstable flags)",
+    program: deno,
+    args: ["run", "-A", "--config", DENO_JSON, empty],
+    home: emptyHome,
+  },
+  {
     label: "  import node:fs + node:child_process",
     program: deno,
     args: ["run", "-A", nodeFs],
@@ -114,31 +122,31 @@ const cases: Case[] = [
   {
     label: "  import cli/args (parser + help)",
     program: deno,
-    args: ["run", "-A", parser],
+    args: ["run", "-A", "--config", DENO_JSON, parser],
     home: emptyHome,
   },
   {
     label: "  import cli.ts (command tree)",
     program: deno,
-    args: ["run", "-A", tree],
+    args: ["run", "-A", "--config", DENO_JSON, tree],
     home: emptyHome,
   },
   {
     label: "  import lib/lease/leases.ts (list)",
     program: deno,
-    args: ["run", "-A", listing],
+    args: ["run", "-A", "--config", DENO_JSON, listing],
     home: emptyHome,
   },
   {
     label: "  import lib/mesh/describe.ts (crew connect --json)",
     program: deno,
-    args: ["run", "-A", describe],
+    args: ["run", "-A", "--config", DENO_JSON, describe],
     home: emptyHome,
   },
   {
     label: "  import lib/lease/mod.ts (the whole lease area)",
     program: deno,
-    args: ["run", "-A", leaseLayer],
+    args: ["run", "-A", "--config", DENO_JSON, leaseLayer],
     home: emptyHome,
   },
   {
