@@ -39,6 +39,7 @@ import {
 } from "./tunnel.ts";
 import { startAnchor } from "../process/identity.ts";
 import { watchSockets } from "./socket_watch.ts";
+import { warmInBackground, warmingDone } from "./warm.ts";
 import { followMembers } from "./membership.ts";
 import type { MemberPeers } from "./peer_table.ts";
 import {
@@ -155,6 +156,7 @@ async function supervise(ctx: Ctx, t: Tunnel, stop: AbortSignal): Promise<void> 
         await awaitReady(ctx, t, Date.now() + 30_000, false);
         attempt = 0;
         ctx.emit(t, "up", { pid: t.child?.pid });
+        warmInBackground(ctx, [t]);
         await ctx.afterRestart?.(t);
         break;
       } catch (e) {
@@ -163,6 +165,7 @@ async function supervise(ctx: Ctx, t: Tunnel, stop: AbortSignal): Promise<void> 
           // ssh is up and holds the ports; the member's service is not answering yet.
           attempt = 0;
           ctx.emit(t, "up", { pid: t.child?.pid, reason: `forwards not verified: ${e.message}` });
+          warmInBackground(ctx, [t]);
           await ctx.afterRestart?.(t);
           break;
         }
@@ -193,6 +196,12 @@ async function supervise(ctx: Ctx, t: Tunnel, stop: AbortSignal): Promise<void> 
  *
  * A member whose ssh dies is restarted with exponential backoff (500 ms
  * doubling, capped at 30 s) on the same local ports; the others stay up.
+ *
+ * Once the mesh is ready (never before), and again after each restart, every
+ * member's master runs one no-op session (`exit 0`) in the background:
+ * OpenSSH's sshd sets `TCP_NODELAY` on a connection only once a session ran
+ * there, and without it a new channel through a forward can wait ~40 ms for
+ * a delayed ACK (see `warm.ts`). A failure is one `log` line, never an error.
  *
  * @example
  * ```ts
@@ -249,6 +258,7 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
       for (const t of tunnels) t.stopping = true;
       await Promise.all(tunnels.map((t) => stopChild(t)));
       await Promise.all(supervisors);
+      await warmingDone(ctx); // a master gone ends its session client at once
       for (const t of tunnels) if (t.state !== "stopped") ctx.emit(t, "stopped");
       ctx.sockets?.close();
       await ctx.anchor?.close();
@@ -303,7 +313,10 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
           plan,
           joining,
           missingSince: new Map(),
-          supervise: (t) => void supervisors.push(supervise(ctx, t, stopper.signal)),
+          supervise: (t) => {
+            supervisors.push(supervise(ctx, t, stopper.signal));
+            warmInBackground(ctx, [t]);
+          },
           changed: async (joined, left) => {
             for (const t of joined) options.log?.(`crew "${crew}": ${t.member.name} joined`);
             for (const t of left) options.log?.(`crew "${crew}": ${t.member.name} left`);
@@ -317,6 +330,12 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
       );
     }
   }
+  // Ready: now, never before, one no-op session per master makes sshd set
+  // TCP_NODELAY on its connection (warm.ts). A timer starts them after the
+  // caller's own continuation, so whoever awaited the mesh is not behind them.
+  void sleep(0, stopper.signal, { resolveOnAbort: true }).then(() => {
+    if (!stopper.signal.aborted) warmInBackground(ctx, tunnels);
+  });
   const closed = (async () => {
     await new Promise<void>((r) => stopper.signal.addEventListener("abort", () => r()));
     await close();

@@ -27,6 +27,7 @@ import { type ConnectOptions, planCrew, sortForwards, writeMeshFiles } from "./p
 import { firstConnect, launchAll, makeCtx, makeTunnels, stopChild, type Tunnel } from "./tunnel.ts";
 import { type IdentityBackend, ownProcesses, runsCommand } from "../process/find.ts";
 import { identityUnsupported, readDaemonState, requireProcessIdentity } from "./daemon_state.ts";
+import { warmInBackground, warmingDone } from "./warm.ts";
 import {
   killIfMatches,
   type ProcessIdentity,
@@ -77,7 +78,8 @@ export interface DaemonResult {
  * `crew connect --export`: stop an earlier daemon set of the crew, start one
  * detached ssh per member (own session, survives this process), wait until
  * every forward works end to end, then record pid, start time, exact argv and
- * forwards in `daemon.json` and write hosts/env.
+ * forwards in `daemon.json` and write hosts/env. Meanwhile each master runs
+ * its warm-up session (`warm.ts`, bounded); it has ended when this resolves.
  *
  * @example
  * ```ts
@@ -152,6 +154,7 @@ export async function startCrewDaemons(
     const abandon = async () => {
       for (const t of tunnels) t.stopping = true;
       await Promise.all(tunnels.map((t) => stopChild(t)));
+      await warmingDone(ctx);
       await removeFile(paths.daemon);
     };
     // A teardown signal during the start stops every tunnel's wait; what was
@@ -183,6 +186,9 @@ export async function startCrewDaemons(
         await abandon();
         throw options.signal?.aborted ? interrupted() : failed!.reason;
       }
+      // Ready: one no-op session per master makes sshd set TCP_NODELAY on its
+      // connection (warm.ts); they run while the state is recorded below.
+      warmInBackground(ctx, tunnels);
       const processes: DaemonProcess[] = [];
       for (const t of tunnels) {
         const id = await processIdentity(t.child!.pid);
@@ -208,6 +214,7 @@ export async function startCrewDaemons(
       await writeFileAtomic(paths.daemon, renderDaemonState(state));
       const forwards = sortForwards(tunnels.flatMap((t) => t.forwards));
       await writeMeshFiles(paths, crew, forwards);
+      await warmingDone(ctx); // bounded (WARM_TIMEOUT_MS); nothing of ours outlives the call
       return {
         crew,
         forwards,

@@ -53,20 +53,22 @@ export interface MeshEvent {
 }
 
 /** A phase of `connectCrew` (see {@link ConnectTiming}). */
-export type ConnectPhase = "plan" | "spawn" | "sockets" | "probes" | "files";
+export type ConnectPhase = "plan" | "spawn" | "sockets" | "probes" | "files" | "warm";
 
 /**
  * How long one phase of a connect took: `plan` (leases, ports, host keys,
  * checks), `spawn` (log files and starting every ssh), per member `sockets`
  * (spawn until its ControlMaster socket exists) and `probes` (socket until
- * every forward is verified), and `files` (hosts and env files).
+ * every forward is verified), and `files` (hosts and env files). After
+ * ready, per member, `warm`: its warm-up session through the master (see
+ * `warm.ts`) ended, with how long it ran.
  */
 export interface ConnectTiming {
   /** The phase. */
   phase: ConnectPhase;
   /** Its duration in milliseconds. */
   ms: number;
-  /** The member, for `sockets` and `probes`. */
+  /** The member, for `sockets`, `probes` and `warm`. */
   peer?: string;
 }
 

@@ -97,6 +97,8 @@ export interface Ctx {
   sockets?: SocketWatch;
   /** Called after a member's ssh came back up (the ssh-peer plane restores its forwards). */
   afterRestart?: (t: Tunnel) => Promise<void>;
+  /** Warm-up sessions in flight (see `warm.ts`). */
+  warming: Set<Promise<void>>;
 }
 
 function tunnelArgs(ctx: Ctx, t: Tunnel): string[] {
@@ -388,6 +390,7 @@ export function makeCtx(
     isFree: options.isPortFree ?? isLoopbackPortFree,
     range: options.portRange ?? MESH_PORT_RANGE,
     taken,
+    warming: new Set(),
     emit: (t, state, extra = {}) => {
       const previous = t.state;
       t.state = state;
