@@ -26,9 +26,11 @@
  * once straight to its sshd and once the way Sprites/Namespace members are
  * reached — ssh's ProxyCommand `crabbox proxy` → a WebSocket proxy (the fake
  * Sprites API on 127.0.0.1) → sshd. A new channel is timed on forwards that
- * hold a session (sshd then sets TCP_NODELAY) and on bare `-N` forwards,
- * where sshd's Nagle adds 0 or ~40 ms to a channel, direct or proxied alike
- * (see `withSession`); the hand-made ssh-peer path holds sessions too.
+ * hold a session (sshd then sets TCP_NODELAY), on crabbox's own forwards
+ * (`connectCrew`, once its master's warm-up session has ended: `warm.ts`),
+ * and on bare `ssh -N` forwards made by hand, which run no session and where
+ * sshd's Nagle adds 0 or ~40 ms to a channel, direct or proxied alike (see
+ * `withSession`); the hand-made ssh-peer path holds sessions too.
  *
  * Sections (`BENCH_SECTIONS`, comma-separated, default all): `connect`
  * (connect→ready vs raw ssh), `throughput` (operator→member, run step),
