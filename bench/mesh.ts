@@ -309,7 +309,11 @@ async function rawConnect(
   return stopAll;
 }
 
-/** The ssh processes whose argv names this crew's known_hosts file (one per member when connected). */
+/**
+ * The ssh processes whose argv names this crew's known_hosts file (one per
+ * member when connected), not counting the short warm-up sessions
+ * (`… 'exit 0'`) the masters run once ready.
+ */
 async function crewSshCount(crew: string): Promise<number> {
   const marker = `UserKnownHostsFile=${meshPaths(home, crew).knownHosts}`;
   let n = 0;
@@ -317,7 +321,7 @@ async function crewSshCount(crew: string): Promise<number> {
     if (!/^\d+$/.test(e.name)) continue;
     try {
       const argv = (await Deno.readTextFile(`/proc/${e.name}/cmdline`)).split("\0");
-      if (argv[0].endsWith("ssh") && argv.includes(marker)) n++;
+      if (argv[0].endsWith("ssh") && argv.includes(marker) && argv.at(-2) !== "exit 0") n++;
     } catch { /* exited */ }
   }
   return n;

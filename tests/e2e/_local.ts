@@ -272,6 +272,21 @@ export function meshPids(home: string): number[] {
   });
 }
 
+/**
+ * {@link meshPids} without the short warm-up sessions a master runs once
+ * ready (`ssh … -- <dest> 'exit 0'`, see `lib/mesh/warm.ts`): the one
+ * long-lived ssh per member.
+ */
+export function meshTunnelPids(home: string): number[] {
+  return meshPids(home).filter((pid) => {
+    try {
+      return Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").at(-2) !== "exit 0";
+    } catch {
+      return false;
+    }
+  });
+}
+
 /** The provider-side view of a lease (what `killBoxSshd`/`restartBoxSshd` take). */
 export function providerLease(l: Lease): ProviderLease {
   return {

@@ -19,7 +19,14 @@ import { parseDaemonState, parseHostsFile } from "../../lib/mesh/files.ts";
 import { processIdentity } from "../../lib/process/identity.ts";
 import { runSsh, sshCommandArgs } from "../../lib/ssh/args.ts";
 import type { SshTarget } from "../../providers/types.ts";
-import { killBoxSshd, meshPids, providerLease, requireE2E, restartBoxSshd } from "./_local.ts";
+import {
+  killBoxSshd,
+  meshPids,
+  meshTunnelPids,
+  providerLease,
+  requireE2E,
+  restartBoxSshd,
+} from "./_local.ts";
 import { controlForLease } from "../../lib/ssh/control.ts";
 import { meshPaths } from "../../lib/core/home.ts";
 import { prepareKnownHosts } from "../../lib/ssh/known_hosts.ts";
@@ -234,7 +241,7 @@ Deno.test({
           "daemon.json",
         );
         assert.equal(state.processes.length, 3);
-        assert.equal(meshPids(home).length, 3);
+        assert.equal(meshTunnelPids(home).length, 3);
         const hosts = parseHostsFile(await Deno.readTextFile(meshPaths(home, CREW).hosts));
         assert.equal(hosts.length, 4);
         // the ssh processes are detached: own session
@@ -406,7 +413,7 @@ Deno.test({
           try {
             const vars = await fg.ready();
             assert.equal(await fetchName(vars.CRABBOX_CREW_DB_8080), "db");
-            assert.equal(meshPids(home).length, 3);
+            assert.equal(meshTunnelPids(home).length, 3);
             if (sig === "SIGTERM") {
               // A foreground connect marks every member as used (once it is ready).
               const since = Date.now() / 1000 - 60;
@@ -436,7 +443,7 @@ Deno.test({
       await t.step("foreground: even SIGKILL of the CLI leaves no ssh behind", async () => {
         const fg = new Foreground(home, prefix, ["connect", CREW]);
         await fg.ready();
-        assert.equal(meshPids(home).length, 3);
+        assert.equal(meshTunnelPids(home).length, 3);
         fg.child.kill("SIGKILL");
         await fg.done;
         await waitFor("orphans stopped", () => meshPids(home).length === 0, 5000);
@@ -513,7 +520,7 @@ Deno.test({
             ["web", "up"],
           ]);
           assert.equal(mesh.env.CRABBOX_CREW_DB_8080, mesh.address("db", 8080));
-          assert.equal(meshPids(home).length, 3);
+          assert.equal(meshTunnelPids(home).length, 3);
           assert.ok((await mesh.check()).every((h) => h.ok));
           // A member's service goes away: ssh still runs, only a check through the forward sees it.
           const web = m("web");
