@@ -20,7 +20,8 @@
  * / `sockets` / `probes` / `files`, from `ConnectOptions.onTiming`; sockets
  * and probes are the slowest member's). The largest crew also reports the
  * CLI's own peak RSS and CPU time at ready, that every member has one ssh,
- * and `crew peers --json` against `list --json` of the same crew.
+ * and `crew peers --json` and `crew connect --json` (the forward table,
+ * planned: nothing runs) against `list --json` of the same crew.
  *
  * The last rows compare a proxied member with a direct one: the same box,
  * once straight to its sshd and once the way Sprites/Namespace members are
@@ -706,19 +707,22 @@ try {
           stdout: "null",
           stderr: "null",
         }).output();
-      const list: number[] = [], peers: number[] = [];
+      const list: number[] = [], peers: number[] = [], table: number[] = [];
       for (let r = 0; r < REPS; r++) {
         list.push(await timeIt(() => cliOut(["list", "--crew", `bench${n}`, "--json"])));
         peers.push(await timeIt(() => cliOut(["crew", "peers", `bench${n}`, "--json"])));
+        table.push(await timeIt(() => cliOut(["crew", "connect", `bench${n}`, "--json"])));
       }
-      const [mls, mp] = [median(list), median(peers)];
+      const [mls, mp, mt] = [median(list), median(peers), median(table)];
       row(`list --crew bench${n} --json (${n} members)`, ms(mls), "", "");
-      row(
-        `  crew peers bench${n} --json`,
-        ms(mp),
-        `${(mp / mls).toFixed(2)}×`,
-        `goal ≤ 1.5× → ${mp / mls <= 1.5 ? "met" : "MISSED"}`,
-      );
+      for (const [label, m] of [["crew peers", mp], ["crew connect", mt]] as const) {
+        row(
+          `  ${label} bench${n} --json`,
+          ms(m),
+          `${(m / mls).toFixed(2)}×`,
+          `goal ≤ 1.5× → ${m / mls <= 1.5 ? "met" : "MISSED"}`,
+        );
+      }
     }
   }
 
