@@ -12,7 +12,10 @@
  *
  * The raw baseline is measured twice: as a person would start it from one
  * shell (every ssh in that shell's session), and with each ssh in a session
- * of its own (`setsid`), which is how crabbox starts them — on Linux each
+ * of its own (`setsid`), which is how crabbox starts them. A third one is
+ * for the CLI: the same by-hand connect as a small script in a fresh Deno
+ * process (start-up, first spawn and cold code included, crabbox's work
+ * not), so "CLI vs that script" is crabbox's own cost in a fresh process — on Linux each
  * session is its own scheduling group (autogroup), which decides how much
  * CPU the ssh handshakes get against the members' sshd sessions.
  *
@@ -337,6 +340,67 @@ async function usage(pid: number): Promise<{ rssMiB: number; cpuMs: number }> {
   return { rssMiB: hwm / 1024, cpuMs: ticks * 10 }; // CLK_TCK is 100 on Linux
 }
 
+/**
+ * The by-hand connect as a fresh Deno process: what a person's own small
+ * Deno script would do — one `ssh -N -L` per member (each in its own
+ * session, like the faster raw baseline), then probe every port until the
+ * member answers, print "ready". It pays the same Deno start-up, first
+ * process spawn and cold code as the CLI, and none of crabbox's work, so
+ * the CLI against it is crabbox's own cost in a fresh process.
+ */
+const RAW_DENO_SCRIPT = `const jobs = JSON.parse(Deno.args[0]);
+const kids = jobs.map((j) => new Deno.Command("ssh", {
+  args: j.args, stdin: "null", stdout: "null", stderr: "null", detached: true,
+}).spawn());
+const deadline = Date.now() + 60000;
+async function answers(port) {
+  let c;
+  try { c = await Deno.connect({ hostname: "127.0.0.1", port }); } catch { return false; }
+  const t = setTimeout(() => { try { c.close(); } catch {} }, 2000);
+  try { const n = await c.read(new Uint8Array(64)); return n !== null && n > 0; }
+  catch { return false; }
+  finally { clearTimeout(t); try { c.close(); } catch {} }
+}
+await Promise.all(jobs.map(async (j) => {
+  while (!(await answers(j.port))) {
+    if (Date.now() > deadline) { console.error("never answered: " + j.port); Deno.exit(1); }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}));
+console.log("ready");
+for await (const _ of Deno.stdin.readable) { /* until closed */ }
+for (const k of kids) { try { k.kill("SIGTERM"); } catch { /* gone */ } }
+await Promise.all(kids.map((k) => k.status));
+`;
+const rawDenoScript = `${home}/raw_deno_connect.js`;
+await Deno.writeTextFile(rawDenoScript, RAW_DENO_SCRIPT);
+
+/** {@link RAW_DENO_SCRIPT} until "ready"; returns a stopper. */
+async function rawDenoConnect(members: Lease[]): Promise<() => Promise<void>> {
+  const jobs = members.map((l) => {
+    const port = nextRawPort();
+    return { args: rawArgs(l, [[port, 8080]]), port };
+  });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--no-config", rawDenoScript, JSON.stringify(jobs)],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  while (!out.includes("ready")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the raw Deno script exited before ready: ${out}`);
+    out += value;
+  }
+  return async () => {
+    await child.stdin.close();
+    while (!(await reader.read()).done) { /* drain */ }
+    await child.status;
+  };
+}
+
 /** Foreground `crew connect` until "ready"; returns a stopper. */
 async function cliConnect(
   crew: string,
@@ -621,6 +685,7 @@ try {
   const largest = Math.max(...SIZES);
   for (const n of SECTIONS.has("connect") ? SIZES : []) {
     const raw: number[] = [], rawOwn: number[] = [], lib: number[] = [], cli: number[] = [];
+    const rawDeno: number[] = [];
     const phases: Record<string, number[]> = Object.fromEntries(PHASES.map((p) => [p, []]));
     const cliUse: { rssMiB: number; cpuMs: number }[] = [];
     let sshPerMember = "";
@@ -629,6 +694,8 @@ try {
       raw.push(await timeIt(async () => (stop = await rawConnect(crews[n]))));
       await stop();
       rawOwn.push(await timeIt(async () => (stop = await rawConnect(crews[n], true))));
+      await stop();
+      rawDeno.push(await timeIt(async () => (stop = await rawDenoConnect(crews[n]))));
       await stop();
       let mesh!: Awaited<ReturnType<typeof connectCrew>>;
       const seen: Record<string, number[]> = Object.fromEntries(PHASES.map((p) => [p, []]));
@@ -689,6 +756,19 @@ try {
       `goal ≤ 1.1× the faster raw + Deno = ${ms(1.1 * base + denoStart)} → ${
         mc <= 1.1 * base + denoStart ? "met" : "MISSED"
       }`,
+    );
+    const md = median(rawDeno);
+    row(
+      `    raw by hand from a fresh Deno process (ssh -N -L + probe script)`,
+      ms(md),
+      `${(md / base).toFixed(2)}× the faster raw`,
+      `Deno's own cost at this size: +${ms(md - base)}`,
+    );
+    row(
+      `    CLI vs that script`,
+      `+${ms(mc - md)}`,
+      `${(mc / md).toFixed(2)}×`,
+      "crabbox's own cost in a fresh process",
     );
     if (n === largest) {
       row(`    one ssh per member`, sshPerMember, "", "");
