@@ -12,12 +12,13 @@
  *
  * The raw baseline is measured twice: as a person would start it from one
  * shell (every ssh in that shell's session), and with each ssh in a session
- * of its own (`setsid`), which is how crabbox starts them. A third one is
- * for the CLI: the same by-hand connect as a small script in a fresh Deno
- * process (start-up, first spawn and cold code included, crabbox's work
- * not), so "CLI vs that script" is crabbox's own cost in a fresh process — on Linux each
+ * of its own (`setsid`), which is how crabbox starts them — on Linux each
  * session is its own scheduling group (autogroup), which decides how much
- * CPU the ssh handshakes get against the members' sshd sessions.
+ * CPU the ssh handshakes get against the members' sshd sessions. A third
+ * one is for the CLI: the same by-hand connect as a small script in a fresh
+ * Deno process (start-up, first spawn and cold code included, crabbox's
+ * work not), so "CLI vs that script" is crabbox's own cost in a fresh
+ * process.
  *
  * Every connect row has a breakdown of crabbox's own time (`plan` / `spawn`
  * / `sockets` / `probes` / `files`, from `ConnectOptions.onTiming`; sockets
