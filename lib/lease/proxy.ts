@@ -25,8 +25,22 @@ export interface ProxyRequest {
 }
 
 /**
- * Copy bytes both ways until the box side ends (or `input` ends and the box
- * then closes). Resolves when the box side is done.
+ * True for the error of a write to an output whose reader is gone (ssh
+ * exited and closed its end of the pipe).
+ */
+function readerGone(e: unknown): boolean {
+  return e instanceof Deno.errors.BrokenPipe || e instanceof Deno.errors.ConnectionReset;
+}
+
+/**
+ * Copy bytes both ways until either side ends, then end the other:
+ * - `input` ends → the tunnel is closed (its close is bounded, see the
+ *   provider's tunnel), the rest from the box is copied, `output` is closed;
+ * - the box side ends → `output` is closed and `input` is no longer read;
+ * - `output`'s reader is gone → the tunnel is closed and this resolves.
+ *
+ * Resolves when the box side is done; rejects with the tunnel's error when
+ * the box side failed (e.g. the server dropped the connection).
  *
  * @example
  * ```ts
@@ -40,8 +54,15 @@ export async function pipeTunnel(
   input: ReadableStream<Uint8Array>,
   output: WritableStream<Uint8Array>,
 ): Promise<void> {
-  input.pipeTo(tunnel.writable).catch(() => {});
-  await tunnel.readable.pipeTo(output);
+  const stopInput = new AbortController();
+  input.pipeTo(tunnel.writable, { signal: stopInput.signal }).catch(() => {});
+  try {
+    await tunnel.readable.pipeTo(output);
+  } catch (e) {
+    if (!readerGone(e)) throw e;
+  } finally {
+    stopInput.abort();
+  }
 }
 
 /**

@@ -40,8 +40,12 @@ export const MAX_MESSAGE = 64 * 1024 * 1024;
 /** Longest handshake answer (status line + headers) accepted. */
 const MAX_HEAD = 16 * 1024;
 
-/** How long a close waits for the server's close frame before dropping the socket. */
-const CLOSE_WAIT_MS = 2_000;
+/**
+ * The longest a close handshake may take, whichever side started it: once
+ * this long has passed the socket is dropped (a server that never answers a
+ * close, or stops reading while a frame is still going out, cannot keep it).
+ */
+export const CLOSE_WAIT_MS = 2_000;
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -318,6 +322,8 @@ export class WsClient {
   #partsLength = 0;
   #partsOpcode = 0;
   #closeTimer?: ReturnType<typeof setTimeout>;
+  /** What to report when the socket ends: the server's close, or a protocol error. */
+  #outcome?: { code: number; reason: string };
 
   /** Wrap `conn` whose handshake is done; `rest` holds bytes read past it. */
   constructor(conn: Deno.Conn, rest: Uint8Array, events: WsEvents) {
@@ -341,24 +347,36 @@ export class WsClient {
     );
   }
 
-  /** Start the close handshake (`code`, default 1000); the socket ends when the server answers. */
+  /**
+   * Start the close handshake (`code`, default 1000); the socket ends when
+   * the server answers, or {@link CLOSE_WAIT_MS} later.
+   */
   close(code = 1000, reason = ""): void {
     if (this.#state !== "open") return;
-    this.#state = "closing";
     const r = new TextEncoder().encode(reason).subarray(0, 123);
     const payload = new Uint8Array(2 + r.length);
     payload[0] = code >> 8;
     payload[1] = code & 0xff;
     payload.set(r, 2);
+    this.#closing(payload);
+  }
+
+  /**
+   * Enter "closing": queue our close frame (after the frames already being
+   * written) and drop the socket {@link CLOSE_WAIT_MS} from now at the
+   * latest, even when an earlier write never completes.
+   */
+  #closing(payload: Uint8Array): void {
+    this.#state = "closing";
     this.#write(clientFrame(Op.close, payload, randomMask())).catch(() => {});
-    const timer = setTimeout(() => this.#finish(1006, ""), CLOSE_WAIT_MS);
+    const timer = setTimeout(() => this.#finish(), CLOSE_WAIT_MS);
     Deno.unrefTimer(timer);
     this.#closeTimer = timer;
   }
 
   #write(frame: Uint8Array): Promise<void> {
     const p = this.#writes.then(() => writeAll(this.#conn, frame));
-    this.#writes = p.catch(() => this.#finish(1006, ""));
+    this.#writes = p.catch(() => this.#finish());
     return p;
   }
 
@@ -372,7 +390,7 @@ export class WsClient {
         this.#queue.push(buf.slice(0, n));
       }
     } catch { /* reset, or closed under the read */ }
-    this.#finish(1006, "");
+    this.#finish();
   }
 
   /** Handle every complete frame queued; false once the socket is done. */
@@ -384,12 +402,9 @@ export class WsClient {
       return true;
     } catch (e) {
       const code = e instanceof ProtocolError ? e.code : 1002;
-      if (this.#state === "open") {
-        this.#state = "closing";
-        const payload = Uint8Array.of(code >> 8, code & 0xff);
-        this.#write(clientFrame(Op.close, payload, randomMask())).catch(() => {});
-      }
-      this.#writes.finally(() => this.#finish(code, (e as Error).message));
+      this.#outcome ??= { code, reason: (e as Error).message };
+      if (this.#state === "open") this.#closing(Uint8Array.of(code >> 8, code & 0xff));
+      this.#writes.finally(() => this.#finish());
       return false;
     }
   }
@@ -398,12 +413,11 @@ export class WsClient {
     if (opcode === Op.close) {
       const code = payload.length >= 2 ? (payload[0] << 8) | payload[1] : 1005;
       const reason = new TextDecoder().decode(payload.subarray(2));
+      this.#outcome ??= { code, reason };
       if (this.#state === "open") {
-        this.#state = "closing";
-        const echo = payload.length >= 2 ? payload.subarray(0, 2) : new Uint8Array();
-        this.#write(clientFrame(Op.close, echo, randomMask())).catch(() => {});
+        this.#closing(payload.length >= 2 ? payload.slice(0, 2) : new Uint8Array());
       }
-      this.#writes.finally(() => this.#finish(code, reason));
+      this.#writes.finally(() => this.#finish());
       return false;
     }
     if (opcode === Op.ping) {
@@ -445,13 +459,15 @@ export class WsClient {
     return true;
   }
 
-  #finish(code: number, reason: string): void {
+  /** Drop the socket (its pending reads and writes end) and report the close once. */
+  #finish(): void {
     if (this.#state === "closed") return;
     this.#state = "closed";
     clearTimeout(this.#closeTimer);
     try {
       this.#conn.close();
     } catch { /* closed */ }
+    const { code, reason } = this.#outcome ?? { code: 1006, reason: "" };
     this.#events.onClose(code, reason);
   }
 }

@@ -32,16 +32,30 @@ export function wsUrl(baseUrl: string, path: string): URL {
   return url;
 }
 
+/**
+ * Close codes that end a tunnel normally (RFC 6455 §7.4.1): normal, going
+ * away, no code, and 1006 — a connection that ended without a close frame,
+ * which is how many relays end the stream once the box closed its side (the
+ * byte stream's own protocol, ssh, tells a cut session from a finished one).
+ */
+const NORMAL_CLOSE = new Set([1000, 1001, 1005, 1006]);
+
 /** A WebSocket whose messages are queued from the moment it opened. */
 export class WsConnection {
   #ws?: WsClient;
+  #what: string;
   #queue: WsMessage[] = [];
   #waiters: ((m: WsMessage) => void)[] = [];
   #closed = false;
+  #ended = Promise.withResolvers<void>();
+  /** True once this side asked to close (its end is then normal, however the server answers). */
+  #closedHere = false;
   /** The close code and reason, once closed. */
   closeInfo?: { code: number; reason: string };
 
-  private constructor() {}
+  private constructor(what: string) {
+    this.#what = what;
+  }
 
   #push(m: WsMessage) {
     const w = this.#waiters.shift();
@@ -61,7 +75,7 @@ export class WsConnection {
     headers: Record<string, string>,
     options: OpenOptions = {},
   ): Promise<WsConnection> {
-    const conn = new WsConnection();
+    const conn = new WsConnection(what);
     try {
       conn.#ws = await openWebSocket(url, headers, {
         onMessage: (m) => conn.#push(m),
@@ -69,6 +83,7 @@ export class WsConnection {
           conn.closeInfo = { code, reason };
           conn.#closed = true;
           conn.#push(undefined);
+          conn.#ended.resolve();
         },
       }, options);
     } catch (e) {
@@ -96,32 +111,61 @@ export class WsConnection {
     }
   }
 
-  /** Close the socket (normal closure). */
+  /**
+   * Close the socket (normal closure); the close handshake is bounded
+   * (`CLOSE_WAIT_MS` of `ws_client.ts`).
+   */
   close(): void {
+    this.#closedHere = true;
     this.#ws?.close(1000);
   }
 
+  /** Close the socket and resolve once it is closed (within the close handshake's bound). */
+  closeAndWait(): Promise<void> {
+    this.close();
+    return this.#ended.promise;
+  }
+
   /**
-   * The connection as a byte tunnel: binary frames both ways. A text frame
-   * from the server ends the readable side with an error carrying its text.
+   * The connection as a byte tunnel: binary frames both ways. The readable
+   * side ends when the socket closed normally (or ended without a close
+   * frame) or after this side closed it; it ends with a provider error when
+   * the server sent a text frame (its text) or closed with an error code
+   * (1011, …). Closing or aborting the writable side, or cancelling the
+   * readable side, closes the socket and resolves once it is closed.
    */
   tunnel(): ByteTunnel {
     const readable = new ReadableStream<Uint8Array>({
       pull: async (controller) => {
         const m = await this.next();
-        if (m === undefined) controller.close();
-        else if (typeof m === "string") {
+        if (m === undefined) {
+          const error = this.#abnormalEnd();
+          if (error) controller.error(error);
+          else controller.close();
+        } else if (typeof m === "string") {
           controller.error(new CrabboxError("provider", "ws_text", `tunnel: ${m.slice(0, 200)}`));
           this.close();
         } else controller.enqueue(m);
       },
-      cancel: () => this.close(),
+      cancel: () => this.closeAndWait(),
     });
     const writable = new WritableStream<Uint8Array>({
       write: (chunk) => this.send(chunk),
-      close: () => this.close(),
-      abort: () => this.close(),
+      close: () => this.closeAndWait(),
+      abort: () => this.closeAndWait(),
     });
     return { readable, writable };
+  }
+
+  /** The error of a close the server caused abnormally, or undefined for a normal end. */
+  #abnormalEnd(): CrabboxError | undefined {
+    const info = this.closeInfo;
+    if (this.#closedHere || !info || NORMAL_CLOSE.has(info.code)) return undefined;
+    const reason = info.reason ? ` ${info.reason.slice(0, 200)}` : "";
+    return new CrabboxError(
+      "provider",
+      "ws_closed_error",
+      `${this.#what}: the server closed the tunnel with ${info.code}${reason}`,
+    );
   }
 }

@@ -11,6 +11,7 @@ import {
   type WsData,
 } from "../../../providers/cloud/ws_client.ts";
 import { WsConnection } from "../../../providers/cloud/ws_tunnel.ts";
+import { rawWsServer, serverClose, serverFrame } from "../../fakes/ws_raw.ts";
 
 const enc = new TextEncoder();
 
@@ -68,8 +69,9 @@ function recorder() {
         wake();
       },
     },
-    async until(ok: () => boolean) {
-      const deadline = Date.now() + 5000;
+    /** Wait until `ok()`; fails after `ms` (a liveness bound, not a timing). */
+    async until(ok: () => boolean, ms = 5000) {
+      const deadline = Date.now() + ms;
       while (!ok()) {
         const t = setTimeout(() => wake(), 50);
         await changed();
@@ -226,92 +228,22 @@ Deno.test("ws_client: clientFrame masks like the byte-by-byte definition, at eve
 });
 
 // ---------------------------------------------------------------------------
-// a hand-written server, for the frames Deno's server does not send on demand
-
-/** Read one masked client frame (an independent decoder). */
-async function readClientFrame(
-  conn: Deno.Conn,
-  buf: { bytes: Uint8Array },
-): Promise<{ opcode: number; payload: Uint8Array }> {
-  const need = async (n: number) => {
-    while (buf.bytes.length < n) {
-      const b = new Uint8Array(65536);
-      const k = await conn.read(b);
-      if (k === null) throw new Error("eof");
-      const next = new Uint8Array(buf.bytes.length + k);
-      next.set(buf.bytes);
-      next.set(b.subarray(0, k), buf.bytes.length);
-      buf.bytes = next;
-    }
-  };
-  await need(2);
-  const opcode = buf.bytes[0] & 0x0f;
-  assert.equal(buf.bytes[1] & 0x80, 0x80, "masked");
-  let len = buf.bytes[1] & 0x7f, hl = 2;
-  if (len === 126) (await need(4), len = (buf.bytes[2] << 8) | buf.bytes[3], hl = 4);
-  assert.ok(len < 127);
-  await need(hl + 4 + len);
-  const mask = buf.bytes.slice(hl, hl + 4);
-  const payload = buf.bytes.slice(hl + 4, hl + 4 + len).map((b, i) => b ^ mask[i % 4]);
-  buf.bytes = buf.bytes.slice(hl + 4 + len);
-  return { opcode, payload };
-}
-
-/** Accept one client, answer its handshake, then run `script` on the raw socket. */
-function rawServer(
-  script: (
-    conn: Deno.Conn,
-    read: () => Promise<{ opcode: number; payload: Uint8Array }>,
-  ) => Promise<void>,
-) {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const done = (async () => {
-    const conn = await l.accept();
-    l.close();
-    const buf = { bytes: new Uint8Array() };
-    let head = "";
-    while (!head.includes("\r\n\r\n")) {
-      const b = new Uint8Array(4096);
-      const n = await conn.read(b);
-      if (n === null) throw new Error("eof in handshake");
-      head += new TextDecoder().decode(b.subarray(0, n));
-    }
-    const key = /sec-websocket-key: (\S+)/i.exec(head)![1];
-    const digest = await crypto.subtle.digest(
-      "SHA-1",
-      enc.encode(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"),
-    );
-    const accept = btoa(String.fromCharCode(...new Uint8Array(digest)));
-    await conn.write(enc.encode(
-      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
-    ));
-    try {
-      await script(conn, () => readClientFrame(conn, buf));
-    } finally {
-      try {
-        conn.close();
-      } catch { /* closed */ }
-    }
-  })();
-  return { url: new URL(`ws://127.0.0.1:${l.addr.port}/`), done };
-}
-
-const frame = (b0: number, payload: Uint8Array) => Uint8Array.of(b0, payload.length, ...payload);
+// a hand-written server (tests/fakes/ws_raw.ts), for the frames Deno's server does not send on demand
 
 Deno.test("ws_client: ping → pong, fragmented messages joined, the server's close echoed", async () => {
   const rec = recorder();
-  const srv = rawServer(async (conn, read) => {
+  const srv = rawWsServer(async (conn, read) => {
     // a ping, then a text message in two fragments with a ping between them, in one write
     await conn.write(Uint8Array.of(
-      ...frame(0x89, enc.encode("p1")),
-      ...frame(0x01, enc.encode("hel")),
-      ...frame(0x89, enc.encode("p2")),
-      ...frame(0x80, enc.encode("lo")),
-      ...frame(0x82, Uint8Array.of(1, 2, 3)),
+      ...serverFrame(0x89, enc.encode("p1")),
+      ...serverFrame(0x01, enc.encode("hel")),
+      ...serverFrame(0x89, enc.encode("p2")),
+      ...serverFrame(0x80, enc.encode("lo")),
+      ...serverFrame(0x82, Uint8Array.of(1, 2, 3)),
     ));
     assert.deepEqual(await read(), { opcode: 10, payload: enc.encode("p1") });
     assert.deepEqual(await read(), { opcode: 10, payload: enc.encode("p2") });
-    await conn.write(frame(0x88, Uint8Array.of(0x03, 0xe8, ...enc.encode("bye"))));
+    await conn.write(serverFrame(0x88, Uint8Array.of(0x03, 0xe8, ...enc.encode("bye"))));
     assert.deepEqual(await read(), { opcode: 8, payload: Uint8Array.of(0x03, 0xe8) });
   });
   await openWebSocket(srv.url, {}, rec.events);
@@ -325,13 +257,13 @@ Deno.test("ws_client: a frame a server must not send closes with a protocol erro
   for (
     const [bad, code] of [
       [Uint8Array.of(0x82, 0x81, 1, 2, 3, 4, 9), 1002], // masked
-      [frame(0x83, new Uint8Array()), 1002], // unknown opcode
-      [frame(0x80, enc.encode("x")), 1002], // continuation of nothing
-      [frame(0x81, Uint8Array.of(0xff)), 1007], // text that is not UTF-8
+      [serverFrame(0x83, new Uint8Array()), 1002], // unknown opcode
+      [serverFrame(0x80, enc.encode("x")), 1002], // continuation of nothing
+      [serverFrame(0x81, Uint8Array.of(0xff)), 1007], // text that is not UTF-8
     ] as const
   ) {
     const rec = recorder();
-    const srv = rawServer(async (conn, read) => {
+    const srv = rawWsServer(async (conn, read) => {
       await conn.write(bad);
       const close = await read();
       assert.equal(close.opcode, 8);
@@ -347,11 +279,90 @@ Deno.test("ws_client: a frame a server must not send closes with a protocol erro
 
 Deno.test("ws_client: a socket that ends without a close frame reports 1006", async () => {
   const rec = recorder();
-  const srv = rawServer(async () => {});
+  const srv = rawWsServer(async () => {});
   await openWebSocket(srv.url, {}, rec.events);
   await srv.done;
   await rec.until(() => rec.closed !== undefined);
   assert.equal(rec.closed?.code, 1006);
+});
+
+// A liveness bound for the close tests: far above CLOSE_WAIT_MS (2 s), so that a
+// regression fails here instead of hanging; not a performance timing.
+const LIVENESS_MS = 20_000;
+
+Deno.test("ws_client: a close the server never answers still ends the socket (1006)", async () => {
+  const rec = recorder();
+  const release = Promise.withResolvers<void>();
+  let ours: { opcode: number; payload: Uint8Array } | undefined;
+  const srv = rawWsServer(async (_conn, read) => {
+    ours = await read();
+    await release.promise; // no answer, and the socket stays open
+  });
+  const ws = await openWebSocket(srv.url, {}, rec.events);
+  ws.close();
+  await rec.until(() => rec.closed !== undefined, LIVENESS_MS);
+  assert.equal(rec.closed?.code, 1006);
+  assert.deepEqual(
+    ours,
+    { opcode: 8, payload: Uint8Array.of(0x03, 0xe8) },
+    "a 1000 close was sent",
+  );
+  release.resolve();
+  await srv.done;
+});
+
+Deno.test("ws_client: the server's close while a frame is stuck unsent (the server stopped reading) still ends the socket", async () => {
+  const rec = recorder();
+  const closeNow = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  const srv = rawWsServer(async (conn) => {
+    await closeNow.promise;
+    await conn.write(serverClose(1000, "bye"));
+    await release.promise; // never reads: the client's 64 MiB frame cannot go out
+  });
+  const ws = await openWebSocket(srv.url, {}, rec.events);
+  const stuck = ws.send(new Uint8Array(64 << 20));
+  stuck.catch(() => {});
+  closeNow.resolve();
+  await rec.until(() => rec.closed !== undefined, LIVENESS_MS);
+  assert.deepEqual(rec.closed, { code: 1000, reason: "bye" }, "the server's close is reported");
+  await assert.rejects(stuck, "the frame that never went out fails with the socket");
+  release.resolve();
+  await srv.done;
+});
+
+Deno.test("ws_tunnel: the readable side ends on a normal close or a drop, fails on an error close", async () => {
+  for (
+    const [end, expect] of [
+      [serverClose(1000), "done"],
+      [undefined, "done"], // the TCP connection ends without a close frame (1006)
+      [
+        serverClose(1011, "upstream gone"),
+        /t: the server closed the tunnel with 1011 upstream gone/,
+      ],
+    ] as const
+  ) {
+    const srv = rawWsServer(async (conn, read) => {
+      await conn.write(serverFrame(0x82, Uint8Array.of(7)));
+      if (end) {
+        await conn.write(end);
+        assert.equal((await read()).opcode, 8, "the client answers the close");
+      }
+    });
+    const conn = await WsConnection.open("t", srv.url, {});
+    const r = conn.tunnel().readable.getReader();
+    assert.deepEqual((await r.read()).value, Uint8Array.of(7));
+    if (expect === "done") assert.equal((await r.read()).done, true);
+    else {
+      await assert.rejects(r.read(), (e: unknown) => {
+        assert.ok(e instanceof CrabboxError);
+        assert.equal(e.exitStatus, 4);
+        assert.match(e.message, expect);
+        return true;
+      });
+    }
+    await srv.done;
+  }
 });
 
 Deno.test("ws_client: wss — TLS on the no-delay socket, checked against the CA", async () => {
