@@ -577,4 +577,26 @@ export const MUTATIONS: readonly Mutation[] = [
     new: "return;",
     tests: ["tests/mesh/warm_test.ts"],
   },
+  // crabbox proxy ends within a bound once either side is gone (issue #17)
+  {
+    name: "ws-client/close-handshake-bounded",
+    file: "providers/cloud/ws_client.ts",
+    old: "const timer = setTimeout(() => this.#finish(), CLOSE_WAIT_MS);",
+    new: "const timer = setTimeout(() => {}, CLOSE_WAIT_MS);",
+    tests: ["tests/providers/cloud/ws_client_test.ts", "tests/cli/proxy_test.ts"],
+  },
+  {
+    name: "ws-tunnel/error-close-fails",
+    file: "providers/cloud/ws_tunnel.ts",
+    old: "if (this.#closedHere || !info || NORMAL_CLOSE.has(info.code)) return undefined;",
+    new: "return undefined;",
+    tests: ["tests/providers/cloud/ws_client_test.ts", "tests/cli/proxy_test.ts"],
+  },
+  {
+    name: "proxy/closed-output-is-an-end",
+    file: "lib/lease/proxy.ts",
+    old: "if (!readerGone(e)) throw e;",
+    new: "throw e;",
+    tests: ["tests/cli/proxy_test.ts"],
+  },
 ];
