@@ -114,15 +114,41 @@ async function spritesFake(target: { hostname: string; port: number }) {
   return fake;
 }
 
-/** Read from `reader` until the text read so far includes `want`. */
-async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, want: string) {
+/**
+ * Run `body` with an echo box behind the Sprites fake; its `start` starts a
+ * proxy to the box, carries one line through it both ways and returns the
+ * proxy and the writer of its stdin.
+ */
+async function withEchoBox(
+  body: (
+    start: () => Promise<{ child: Deno.ChildProcess; w: WritableStreamDefaultWriter<Uint8Array> }>,
+  ) => Promise<void>,
+) {
+  const echo = tcpTarget((c) => c.readable.pipeTo(c.writable));
+  await using fake = await spritesFake(echo.addr);
+  const home = await Deno.makeTempDir({ prefix: "cbx-proxy-cli-" });
+  try {
+    await body(() => echoedProxy(home, fake));
+  } finally {
+    echo.close();
+    await Deno.remove(home, { recursive: true });
+  }
+}
+
+async function echoedProxy(home: string, fake: { url: string; token: string }) {
+  const child = startProxy(home, fake.url, fake.token);
+  const w = child.stdin.getWriter();
+  await w.write(enc.encode("ping\n"));
+  const reader = child.stdout.getReader();
   let got = "";
-  while (!got.includes(want)) {
+  while (!got.includes("\n")) {
     const { value, done } = await reader.read();
     if (done) break;
     got += dec.decode(value);
   }
-  return got;
+  reader.releaseLock();
+  assert.equal(got, "ping\n");
+  return { child, w };
 }
 
 Deno.test("crabbox proxy: bad lease id exits 2, unknown lease exits 3, a direct provider exits 2", async () => {
@@ -304,48 +330,26 @@ Deno.test("crabbox proxy: a server close with an error code exits 4 with one lin
 });
 
 Deno.test("crabbox proxy: bytes for a closed stdout end it quietly (exit 0, nothing on stderr)", async () => {
-  const echo = tcpTarget((c) => c.readable.pipeTo(c.writable));
-  await using fake = await spritesFake(echo.addr);
-  const home = await Deno.makeTempDir({ prefix: "cbx-proxy-cli-" });
-  try {
-    const child = startProxy(home, fake.url, fake.token);
-    const w = child.stdin.getWriter();
-    await w.write(enc.encode("one\n"));
-    const reader = child.stdout.getReader();
-    assert.equal(await readUntil(reader, "\n"), "one\n");
-    reader.releaseLock();
+  await withEchoBox(async (start) => {
+    const { child, w } = await start();
     await child.stdout.cancel(); // ssh went away: its end of the pipe is closed
     await w.write(enc.encode("two\n")); // the echo now meets the closed stdout
     const end = await exited(child, "its stdout closed");
     assert.equal(end.code, 0, end.stderr);
     assert.equal(end.stderr, "");
     await w.close().catch(() => {});
-  } finally {
-    echo.close();
-    await Deno.remove(home, { recursive: true });
-  }
+  });
 });
 
 Deno.test("crabbox proxy: SIGHUP (what ssh sends its ProxyCommand on exit) and SIGTERM end it", async () => {
-  const echo = tcpTarget((c) => c.readable.pipeTo(c.writable));
-  await using fake = await spritesFake(echo.addr);
-  const home = await Deno.makeTempDir({ prefix: "cbx-proxy-cli-" });
-  try {
+  await withEchoBox(async (start) => {
     for (const signal of ["SIGHUP", "SIGTERM"] as const) {
-      const child = startProxy(home, fake.url, fake.token);
-      const w = child.stdin.getWriter();
-      await w.write(enc.encode("ping\n"));
-      const reader = child.stdout.getReader();
-      assert.equal(await readUntil(reader, "\n"), "ping\n");
-      reader.releaseLock();
+      const { child, w } = await start();
       child.kill(signal);
       const end = await exited(child, signal);
       assert.equal(end.signal, signal, end.stderr);
       await child.stdout.cancel();
       await w.close().catch(() => {});
     }
-  } finally {
-    echo.close();
-    await Deno.remove(home, { recursive: true });
-  }
+  });
 });
