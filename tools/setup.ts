@@ -20,7 +20,8 @@ import {
 
 /**
  * What the test suite needs beyond the local provider: `jq` and `dash` for
- * the boxes' scripts, cloud-init and PyYAML for the cloud-init tests, `ps`.
+ * the boxes' scripts, cloud-init and PyYAML for the cloud-init tests, `ps`,
+ * and `openssl` for the test CA of the `wss:` tests.
  */
 export const TEST_REQUIREMENTS: readonly PackageRequirement[] = [
   { name: "jq", pkg: "jq" },
@@ -28,6 +29,7 @@ export const TEST_REQUIREMENTS: readonly PackageRequirement[] = [
   { name: "cloud-init", pkg: "cloud-init" },
   { name: "yaml", pkg: "python3-yaml", file: "/usr/lib/python3/dist-packages/yaml/__init__.py" },
   { name: "ps", pkg: "procps" },
+  { name: "openssl", pkg: "openssl" },
 ];
 
 /** Every package the test task installs: the local provider's, then the suite's. */
