@@ -7,6 +7,7 @@
  */
 
 export * from "./async.ts";
+export * from "./base64.ts";
 export * from "./config.ts";
 export * from "./duration.ts";
 export * from "./errors.ts";

@@ -12,6 +12,7 @@
  * @module
  */
 
+import { encodeBase64 } from "../core/base64.ts";
 import { LOGIN_SERVER_URL } from "../core/config.ts";
 import { usageError } from "../core/errors.ts";
 import { MAX_NAME_LENGTH, normalizeName } from "../core/names.ts";
@@ -321,14 +322,6 @@ function toYaml(doc: Record<string, Yaml>): string {
   return Object.entries(doc).flatMap(([k, v]) => emit(`${k}:`, v, "")).join("\n") + "\n";
 }
 
-function base64(bytes: Uint8Array): string {
-  let bin = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(bin);
-}
-
 // ------------------------------------------------------------- scripts ---
 
 function joinScript(hostname: string, tags: string[], loginServer?: string): string {
@@ -558,7 +551,7 @@ export function renderCloudInit(opts: CloudInitOptions): string {
     );
   }
   if (c.init !== undefined) {
-    const content = base64(new TextEncoder().encode(c.init));
+    const content = encodeBase64(c.init);
     files.push(file(INIT_SCRIPT_PATH, "0700", content, "b64"));
     runcmd.push(guardedStep("init", INIT_SCRIPT_PATH));
   }

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { encodeBase64 } from "../../lib/core/base64.ts";
 import { clientKeyPath } from "../../lib/ssh/keys.ts";
 import { CrabboxError } from "../../lib/core/errors.ts";
 import { isLeaseId } from "../../lib/core/names.ts";
@@ -188,16 +189,6 @@ export function tagSpecParams(index: number, resourceType: string, tags: Labels)
   return p;
 }
 
-/** Base64 of a string's UTF-8 bytes. */
-export function base64Utf8(s: string): string {
-  const bytes = new TextEncoder().encode(s);
-  let bin = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(bin);
-}
-
 /** Filters selecting a crew's (or lone lease's) resources by tag. */
 export function ownerFilters(owner: BoxOwner): Filter[] {
   return Object.entries(sharedResourceLabels(owner)).map(([k, v]) => ({
@@ -275,7 +266,7 @@ export function describeUbuntuImagesParams(instanceType: string): Params {
 export function importKeyPairParams(name: string, publicKey: string, owner: BoxOwner): Params {
   return {
     KeyName: name,
-    PublicKeyMaterial: base64Utf8(publicKey.trim()),
+    PublicKeyMaterial: encodeBase64(publicKey.trim()),
     ...tagSpecParams(1, "key-pair", sharedResourceLabels(owner)),
   };
 }
@@ -370,7 +361,7 @@ export function runInstancesParams(spec: CreateSpec, s: AwsSettings, refs: Launc
         `cloud-init user data is ${size} bytes; EC2 accepts at most ${AWS_MAX_USER_DATA}`,
       );
     }
-    p.UserData = base64Utf8(spec.userData);
+    p.UserData = encodeBase64(spec.userData);
   }
   const tags = { ...spec.labels, Name: `crabbox-${spec.slug}` };
   return { ...p, ...tagSpecParams(1, "instance", tags), ...tagSpecParams(2, "volume", tags) };

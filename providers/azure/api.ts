@@ -8,6 +8,7 @@
  * @module
  */
 
+import { encodeBase64 } from "../../lib/core/base64.ts";
 import { CrabboxError } from "../../lib/core/errors.ts";
 import { isLeaseId } from "../../lib/core/names.ts";
 import type { EnvReader } from "../../lib/core/fs.ts";
@@ -311,13 +312,6 @@ export function nicBody(
   };
 }
 
-/** Base64 of UTF-8 text. */
-export function base64Utf8(text: string): string {
-  let s = "";
-  for (const b of new TextEncoder().encode(text)) s += String.fromCharCode(b);
-  return btoa(s);
-}
-
 /**
  * The VM body: size, image, OS disk named `<vm>-osdisk`, admin user with the
  * crew key at `/home/<user>/.ssh/authorized_keys`, password login off,
@@ -348,7 +342,7 @@ export function vmBody(spec: CreateSpec, s: AzureSettings): Record<string, unkno
         `cloud-init user data is ${size} bytes; Azure customData holds at most ${AZURE_MAX_CUSTOM_DATA}`,
       );
     }
-    osProfile.customData = base64Utf8(spec.userData);
+    osProfile.customData = encodeBase64(spec.userData);
   }
   return {
     location: s.location,

@@ -12,6 +12,8 @@
  * @module
  */
 
+import { encodeBase64 } from "../../lib/core/base64.ts";
+
 /** A received message: text or binary bytes. */
 export type WsData = string | Uint8Array;
 
@@ -121,7 +123,7 @@ export function handshakeRequest(url: URL, key: string, headers: Record<string, 
 /** `Sec-WebSocket-Accept` for a key: base64(SHA-1(key + GUID)). */
 export async function acceptKey(key: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(key + GUID));
-  return btoa(String.fromCharCode(...new Uint8Array(digest)));
+  return encodeBase64(new Uint8Array(digest));
 }
 
 /**
@@ -534,7 +536,7 @@ export function openWebSocket(
     if (options.signal?.aborted) return fail("aborted");
     options.signal?.addEventListener("abort", onAbort, { once: true });
     (async () => {
-      const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
+      const key = encodeBase64(crypto.getRandomValues(new Uint8Array(16)));
       let request: string;
       try {
         request = handshakeRequest(url, key, headers);

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { encodeBase64 } from "../../lib/core/base64.ts";
 import { CrabboxError } from "../../lib/core/errors.ts";
 import { redact } from "../../lib/core/redact.ts";
 import type { EnvReader } from "../../lib/core/fs.ts";
@@ -114,9 +115,7 @@ export function parseServiceAccountKey(text: string, variable: string): ServiceA
 }
 
 function base64Url(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  return encodeBase64(bytes).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
 /** Base64url of a JSON value (a JWT segment). */
