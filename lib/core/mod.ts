@@ -18,6 +18,7 @@ export * from "./home_check.ts";
 export * from "./labels.ts";
 export * from "./lifetime.ts";
 export * from "./names.ts";
+export * from "./order.ts";
 export * from "./redact.ts";
 export * from "./retry_after.ts";
 export * from "./shape.ts";

@@ -10,6 +10,7 @@ import type { SshTarget, TailnetFacts } from "../../providers/types.ts";
 import { CrabboxError } from "../core/errors.ts";
 import { joinPath, readJsonFile, removeFile, withLock, writeJsonAtomic } from "../core/fs.ts";
 import { isLeaseId } from "../core/names.ts";
+import { compareText } from "../core/order.ts";
 
 /**
  * Lifecycle state of a lease. A claim records `creating`, `active` or
@@ -308,8 +309,8 @@ export async function listClaims(
   return out.sort(compareLeases);
 }
 
-/** Order leases by crew, slug, then id. */
+/** Order leases by crew, slug, then id (code units: {@link compareText}). */
 export function compareLeases(a: Lease, b: Lease): number {
-  return (a.crew ?? "").localeCompare(b.crew ?? "") || a.slug.localeCompare(b.slug) ||
-    a.id.localeCompare(b.id);
+  return compareText(a.crew ?? "", b.crew ?? "") || compareText(a.slug, b.slug) ||
+    compareText(a.id, b.id);
 }

@@ -9,6 +9,7 @@
 import type { Lease } from "../lease/leases.ts";
 import { CrabboxError } from "../core/errors.ts";
 import { normalizeName } from "../core/names.ts";
+import { compareText } from "../core/order.ts";
 import { envPeerName, type MeshForward } from "./files.ts";
 import { sshForwardArgs } from "../ssh/args.ts";
 import type { SshTarget } from "../../providers/types.ts";
@@ -143,19 +144,17 @@ export function selectMembers(
       kept.push(lease);
     }
   }
-  kept.sort((a, b) => cmp(a.slug, b.slug) || cmp(a.provider, b.provider) || cmp(a.id, b.id));
+  kept.sort((a, b) =>
+    compareText(a.slug, b.slug) || compareText(a.provider, b.provider) || compareText(a.id, b.id)
+  );
   const names = disambiguateNames(kept);
   const members = kept.map((lease, i) => ({
     name: names[i],
     lease,
     ports: [...new Set(lease.expose)].sort((a, b) => a - b),
   }));
-  members.sort((a, b) => cmp(a.name, b.name));
+  members.sort((a, b) => compareText(a.name, b.name));
   return { members, skipped };
-}
-
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /**

@@ -11,6 +11,7 @@ import { encodeBase64 } from "../../lib/core/base64.ts";
 import { clientKeyPath } from "../../lib/ssh/keys.ts";
 import { CrabboxError } from "../../lib/core/errors.ts";
 import { isLeaseId } from "../../lib/core/names.ts";
+import { compareText } from "../../lib/core/order.ts";
 import { redact } from "../../lib/core/redact.ts";
 import type { EnvReader } from "../../lib/core/fs.ts";
 import type { Labels } from "../../lib/core/labels.ts";
@@ -552,7 +553,7 @@ export function newestImage(doc: XmlNode): string | undefined {
   const images = items(root(doc, "DescribeImagesResponse").imagesSet)
     .map((i) => ({ id: text(i.imageId), date: text(i.creationDate) ?? "" }))
     .filter((i) => i.id);
-  images.sort((a, b) => b.date.localeCompare(a.date));
+  images.sort((a, b) => compareText(b.date, a.date));
   return images[0]?.id;
 }
 
