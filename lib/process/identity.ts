@@ -375,9 +375,12 @@ export function startAnchor(runner?: ProcessRunner): Anchor {
   const exits = new Map<number, (rc: number) => void>();
   const exited = new Set<number>();
   const reader = (async () => {
+    // A TextDecoder, not a TextDecoderStream: the stream's first use costs
+    // ~4 ms, and this runs right before a connect's first ssh starts.
+    const dec = new TextDecoder();
     let buf = "";
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-      buf += chunk;
+    for await (const chunk of child.stdout) {
+      buf += dec.decode(chunk, { stream: true });
       let nl: number;
       while ((nl = buf.indexOf("\n")) >= 0) {
         const [kind, id, pid, rc] = buf.slice(0, nl).split(" ");
