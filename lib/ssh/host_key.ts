@@ -7,6 +7,7 @@
  * @module
  */
 
+import { decodeBase64 } from "../core/base64.ts";
 import { usageError } from "../core/errors.ts";
 
 /** The host key types crabbox pins (what OpenSSH offers as host keys). */
@@ -32,14 +33,6 @@ function embeddedType(blob: Uint8Array): string | undefined {
   const len = new DataView(blob.buffer, blob.byteOffset, blob.byteLength).getUint32(0);
   if (len === 0 || 4 + len >= blob.length) return undefined;
   return new TextDecoder().decode(blob.subarray(4, 4 + len));
-}
-
-function decodeBase64(b64: string): Uint8Array | undefined {
-  try {
-    return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-  } catch {
-    return undefined;
-  }
 }
 
 /**

@@ -9,6 +9,8 @@
  * @module
  */
 
+import { decodeBase64 } from "../../lib/core/base64.ts";
+
 /** What replaces request data in an error answer. */
 export const REQUEST_DATA_MARKER = "[request data]";
 
@@ -24,8 +26,9 @@ function base64Text(v: string): string | undefined {
   if (s.length < MIN_FRAGMENT || s.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(s)) {
     return undefined;
   }
+  const bytes = decodeBase64(s);
+  if (!bytes) return undefined;
   try {
-    const bytes = Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
     const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
     return CONTROL.test(text) ? undefined : text;
   } catch {

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { encodeBase64 } from "../../lib/core/base64.ts";
+import { decodeBase64, encodeBase64 } from "../../lib/core/base64.ts";
 import { CrabboxError } from "../../lib/core/errors.ts";
 import { redact } from "../../lib/core/redact.ts";
 import type { EnvReader } from "../../lib/core/fs.ts";
@@ -132,10 +132,10 @@ export function assertionClaims(key: ServiceAccountKey, nowMs: number): Record<s
   return { iss: key.clientEmail, scope: GCP_SCOPE, aud: key.tokenUri, iat, exp: iat + 3600 };
 }
 
-/** PEM → DER bytes. */
+/** PEM → DER bytes (empty when the body is not base64: the key import then fails). */
 export function pemToDer(pem: string): Uint8Array<ArrayBuffer> {
   const b64 = pem.replace(/-----(BEGIN|END) [A-Z ]+-----/g, "").replace(/\s+/g, "");
-  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  return decodeBase64(b64) ?? new Uint8Array(0);
 }
 
 /** Sign a JWT assertion (RS256, WebCrypto). */

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { decodeBase64 } from "../../lib/core/base64.ts";
 import { clientKeyPath } from "../../lib/ssh/keys.ts";
 import { createHash } from "node:crypto";
 import { CrabboxError } from "../../lib/core/errors.ts";
@@ -113,12 +114,11 @@ export function hetznerServerName(spec: { slug: string; leaseId: string }): stri
  * ```
  */
 export function sshKeyFingerprint(publicKey: string): string {
-  const blob = publicKey.trim().split(/\s+/)[1] ?? "";
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(blob)) {
+  const bytes = decodeBase64(publicKey.trim().split(/\s+/)[1] ?? "");
+  if (!bytes || bytes.length === 0) {
     throw new CrabboxError("usage", "bad_public_key", "the crew public key is not an OpenSSH key");
   }
-  const hex = createHash("md5").update(Uint8Array.from(atob(blob), (c) => c.charCodeAt(0)))
-    .digest("hex");
+  const hex = createHash("md5").update(bytes).digest("hex");
   return hex.match(/../g)!.join(":");
 }
 
