@@ -84,6 +84,7 @@ export type MainOptions = CliStreams & CrabboxOptions;
 export async function main(args: string[], options: MainOptions = {}): Promise<number> {
   const { stdout, stderr, ...library } = options;
   const io = makeIo({ stdout, stderr }, library);
+  io.timing.lap("boot");
   io.json = wantsJson(args);
   const program = buildProgram(io);
   const parsed = parseArgv(program, args);
@@ -110,6 +111,7 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
       const { crabboxHome, processEnv } = await import("./lib/core/fs.ts");
       await assertUsableHome(library.home ?? crabboxHome(library.env ?? processEnv));
     }
+    io.timing.lap("cli");
     await parsed.command.action!(parsed.flags, parsed.args);
     if (io.status === 0 && !HOMELESS.has(parsed.path[0]) && library.config === undefined) {
       // Keep the parsed config.yaml for the next start-up (only after a success:

@@ -122,6 +122,7 @@ async function connectAction(
   let toucher: ReturnType<typeof setInterval> | undefined;
   try {
     const { connectCrew } = await import("../lib/mesh/connect.ts");
+    io.timing.lap("import");
     const m = await connectCrew(name, {
       ...io.options,
       provider: flags.provider,
@@ -129,12 +130,16 @@ async function connectAction(
       network,
       signal: stop.signal,
       log,
+      onTiming: io.timing.on
+        ? (t) => t.phase !== "warm" && io.timing.add(t.phase, t.ms)
+        : undefined,
       onEvent: (e) => {
         const line = describeEvent(e);
         if (line && (ready || e.state === "backoff")) log(line);
       },
     });
     ready = true;
+    if (io.timing.on) log(io.timing.line());
     for (const s of m.skipped) {
       log(`warning: skipping ${s.lease.slug} (${s.lease.id}): ${s.reason}`);
     }

@@ -10,6 +10,7 @@ import { CrabboxError } from "../lib/core/errors.ts";
 import { processEnv } from "../lib/core/fs.ts";
 import { redact, SECRET_ENV_NAME, SECRET_ENV_NAMES, secretEnvValues } from "../lib/core/redact.ts";
 import type { CrabboxOptions } from "../lib/runtime.ts";
+import { type CliTiming, cliTiming } from "./timing.ts";
 
 /** Where a CLI run writes and what it hands to the library. */
 export interface CliIo {
@@ -33,6 +34,8 @@ export interface CliIo {
   helpWidth?: number;
   /** `--json` was given: errors go to stderr as one JSON object. */
   json?: boolean;
+  /** `CRABBOX_TIMING=1`: where the command's time went (see `timing.ts`). */
+  timing: CliTiming;
 }
 
 /** Output sinks of {@link makeIo}; each receives whole chunks of text. */
@@ -76,6 +79,7 @@ export function makeIo(streams: CliStreams, options: CrabboxOptions): CliIo {
     options,
     spinner: streams.stderr === undefined && Deno.stderr.isTerminal(),
     helpWidth: streams.stdout === undefined ? undefined : 80,
+    timing: cliTiming(options.env ?? processEnv),
   };
 }
 
