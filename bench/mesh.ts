@@ -22,7 +22,10 @@
  *
  * Every connect row has a breakdown of crabbox's own time (`plan` / `spawn`
  * / `sockets` / `probes` / `files`, from `ConnectOptions.onTiming`; sockets
- * and probes are the slowest member's). The largest crew also reports the
+ * and probes are the slowest member's), and the CLI's row the CLI's own
+ * (its `CRABBOX_TIMING=1` line: boot, argument parsing, imports, then the
+ * same phases, cold). The CLI's goal adds Deno's start-up: an empty
+ * `deno run` with the repo's `deno.json`, measured in the same run. The largest crew also reports the
  * CLI's own peak RSS and CPU time at ready, that every member has one ssh,
  * and `crew peers --json` and `crew connect --json` (the forward table,
  * planned: nothing runs) against `list --json` of the same crew.
@@ -74,6 +77,7 @@ const SECTIONS = new Set(
 );
 const SIZES = (Deno.env.get("BENCH_SIZES") ?? "1,5,20,50,100").split(",").map(Number);
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
+const DENO_JSON = new URL("../deno.json", import.meta.url).pathname;
 const dec = new TextDecoder();
 
 const missing = checkLocalPrerequisites();
@@ -402,23 +406,28 @@ async function rawDenoConnect(members: Lease[]): Promise<() => Promise<void>> {
   };
 }
 
-/** Foreground `crew connect` until "ready"; returns a stopper. */
+/**
+ * Foreground `crew connect` until "ready"; returns a stopper, which resolves
+ * with the CLI's own breakdown (its `CRABBOX_TIMING=1` line, see
+ * `cli/timing.ts`: step → ms).
+ */
 async function cliConnect(
   crew: string,
   atReady?: (pid: number) => Promise<void>,
-): Promise<() => Promise<void>> {
+): Promise<() => Promise<Record<string, number>>> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CLI, "crew", "connect", crew],
-    env: childEnv,
+    env: { ...childEnv, CRABBOX_TIMING: "1" },
     stdin: "null",
     stdout: "piped",
-    stderr: "null",
+    stderr: "piped",
   }).spawn();
+  const errText = new Response(child.stderr).text();
   let out = "";
   const reader = child.stdout.getReader();
   while (!/wrote .*\/env/.test(out)) {
     const { value, done } = await reader.read();
-    if (done) throw new Error(`crew connect ${crew} exited: ${out}`);
+    if (done) throw new Error(`crew connect ${crew} exited: ${out} ${await errText}`);
     out += dec.decode(value);
   }
   await atReady?.(child.pid);
@@ -428,6 +437,11 @@ async function cliConnect(
       while (!(await reader.read()).done) { /* drain */ }
     })();
     await Promise.all([drainRest, child.status]);
+    const line = /timing: (.*) ms$/m.exec(await errText)?.[1] ?? "";
+    return Object.fromEntries(
+      line.split(" | ").map((p) => /^(.*) ([\d.]+)$/.exec(p)).filter((m) => m !== null)
+        .map((m) => [m![1], Number(m![2])]),
+    );
   };
 }
 
@@ -665,21 +679,24 @@ try {
     Deno.readTextFile("/proc/loadavg").then((t) => t.split(" ").slice(0, 3).join(" "), () => "?");
   const loadBefore = await loadavg();
 
-  // Deno start-up
-  const denoStart = median(
-    await Array.fromAsync(
-      { length: REPS + 2 },
-      () =>
-        timeIt(() =>
-          new Deno.Command(Deno.execPath(), {
-            args: ["run", "-A", CLI, "crew", "--help"],
-            stdout: "null",
-            stderr: "null",
-          }).output()
-        ),
-    ),
-  );
-  row("Deno start-up (crabbox crew --help)", ms(denoStart), "", "");
+  // Deno start-up: an empty `deno run` with the repo's deno.json (what #17 calls Deno
+  // start-up; the CLI's goal adds this), and `crabbox crew --help` for comparison.
+  const emptyScript = `${home}/empty.ts`;
+  await Deno.writeTextFile(emptyScript, "");
+  const startOf = async (args: string[]) =>
+    median(
+      await Array.fromAsync(
+        { length: REPS + 2 },
+        () =>
+          timeIt(() =>
+            new Deno.Command(Deno.execPath(), { args, stdout: "null", stderr: "null" }).output()
+          ),
+      ),
+    );
+  const denoStart = await startOf(["run", "-A", "--config", DENO_JSON, emptyScript]);
+  row("Deno start-up (deno run of an empty file, repo's deno.json)", ms(denoStart), "", "");
+  const helpStart = await startOf(["run", "-A", CLI, "crew", "--help"]);
+  row("  crabbox crew --help", ms(helpStart), `+${ms(helpStart - denoStart)}`, "");
 
   // connect → ready
   const PHASES = ["plan", "spawn", "sockets", "probes", "files"] as const;
@@ -689,6 +706,7 @@ try {
     const rawDeno: number[] = [];
     const phases: Record<string, number[]> = Object.fromEntries(PHASES.map((p) => [p, []]));
     const cliUse: { rssMiB: number; cpuMs: number }[] = [];
+    const cliSteps: Record<string, number>[] = [];
     let sshPerMember = "";
     for (let r = 0; r < REPS; r++) {
       let stop!: () => Promise<void>;
@@ -716,15 +734,18 @@ try {
         }`;
       }
       await mesh.close();
-      cli.push(
-        await timeIt(async () =>
-          stop = await cliConnect(
-            `bench${n}`,
-            n === largest ? async (pid) => void cliUse.push(await usage(pid)) : undefined,
-          )
-        ),
+      let stopCli!: () => Promise<Record<string, number>>;
+      const took = await timeIt(async () =>
+        stopCli = await cliConnect(
+          `bench${n}`,
+          n === largest ? async (pid) => void cliUse.push(await usage(pid)) : undefined,
+        )
       );
-      await stop();
+      cli.push(took);
+      const steps = await stopCli();
+      // What the runtime did before its clock started, and the printing after ready.
+      steps["before the runtime + output"] = took - (steps["ready at"] ?? took);
+      cliSteps.push(steps);
     }
     const [mr, ml, mc, mo] = [median(raw), median(lib), median(cli), median(rawOwn)];
     // Goals are judged against the faster raw baseline: no credit for scheduling alone.
@@ -757,6 +778,15 @@ try {
       `goal ≤ 1.1× the faster raw + Deno = ${ms(1.1 * base + denoStart)} → ${
         mc <= 1.1 * base + denoStart ? "met" : "MISSED"
       }`,
+    );
+    const stepNames = Object.keys(cliSteps[0] ?? {}).filter((k) => k !== "ready at");
+    row(
+      `    CLI breakdown (CRABBOX_TIMING=1)`,
+      stepNames.map((k) => `${k} ${median(cliSteps.map((x) => x[k] ?? 0)).toFixed(0)}`).join(
+        " / ",
+      ) + " ms",
+      "",
+      "boot: runtime start → cli.ts runs; cli: parse + home check; import: lib/mesh/connect.ts",
     );
     const md = median(rawDeno);
     row(
