@@ -203,6 +203,29 @@ export const MUTATIONS: readonly Mutation[] = [
     new: "a.pid === b.pid &&",
     tests: PROC,
   },
+  {
+    // (Not "drop detached": an anchor in the test runner's process group
+    // would SIGTERM the runner, and this tool with it, when it closes.)
+    name: "anchor/fallback-without-setsid",
+    file: "lib/process/identity.ts",
+    old: "if (!(e instanceof Deno.errors.NotFound)) throw e;\n    return spawn(argv[0]",
+    new: "throw e;\n    return spawn(argv[0]",
+    tests: PROC,
+  },
+  {
+    name: "order/no-collator",
+    file: "lib/core/order.ts",
+    old: "return a < b ? -1 : a > b ? 1 : 0;",
+    new: "return a.localeCompare(b);",
+    tests: ["tests/core/order_test.ts"],
+  },
+  {
+    name: "base64/strict-alphabet",
+    file: "lib/core/base64.ts",
+    old: "if (v < 0) return undefined;",
+    new: "if (v < 0) continue;",
+    tests: ["tests/core/base64_test.ts"],
+  },
   // state files and claims
   {
     name: "state/write-atomic-in-place",

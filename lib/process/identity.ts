@@ -7,7 +7,7 @@
  * @module
  */
 
-import { output, type ProcessRunner, spawn } from "./run.ts";
+import { type ChildProcess, output, type ProcessRunner, spawn } from "./run.ts";
 
 /** Who a process is: pid, start time and argv. */
 export interface ProcessIdentity {
@@ -338,6 +338,25 @@ wait
 `;
 
 /**
+ * Spawn `argv` with piped stdin/stdout in a session of its own, so terminal
+ * signals never reach it or its children: through `setsid`, which this
+ * process starts with `posix_spawn` (~0.4 ms), and else — no `setsid`
+ * program, as on macOS — with `detached`, which forks this large process
+ * first (~2.7 ms with a 60 MiB heap, measured).
+ */
+function spawnInOwnSession(argv: string[], runner?: ProcessRunner): ChildProcess {
+  const stdio = { stdin: "piped", stdout: "piped", stderr: "null" } as const;
+  try {
+    // Our child is no process group leader, so setsid(1) calls setsid() and
+    // execs: the pid we get is the anchor's own.
+    return spawn("setsid", { args: argv, ...stdio }, runner);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    return spawn(argv[0], { args: argv.slice(1), ...stdio, detached: true }, runner);
+  }
+}
+
+/**
  * Start an anchor: a small `sh` in its own session that starts processes for
  * this one and stops them all when this process goes away without stopping
  * them — even when it is killed with SIGKILL, because the anchor notices its
@@ -359,13 +378,7 @@ wait
  * ```
  */
 export function startAnchor(runner?: ProcessRunner): Anchor {
-  const child = spawn("sh", {
-    args: ["-c", ANCHOR_SCRIPT, "crabbox-anchor"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "null",
-    detached: true, // own session: terminal signals never reach it or its children
-  }, runner);
+  const child = spawnInOwnSession(["sh", "-c", ANCHOR_SCRIPT, "crabbox-anchor"], runner);
   const writer = child.stdin.getWriter();
   const enc = new TextEncoder();
   let chain = Promise.resolve();

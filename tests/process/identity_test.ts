@@ -8,6 +8,7 @@ import {
   shellQuote,
   startAnchor,
 } from "../../lib/process/identity.ts";
+import { type ProcessRunner, systemProcess } from "../../lib/process/run.ts";
 
 Deno.test("parseProcStat: comm with spaces and parentheses", () => {
   const tail = "S 1 42 42 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10";
@@ -72,9 +73,10 @@ Deno.test("killIfMatches kills only the recorded process", async () => {
 });
 
 Deno.test("killIfMatches escalates to SIGKILL after the grace period", async () => {
-  const child = new Deno.Command("sh", { args: ["-c", "trap '' TERM; sleep 30 & wait"] }).spawn();
-  await new Promise((r) => setTimeout(r, 100));
-  const id = await identityOf(child.pid, "sh");
+  // One process that ignores SIGTERM (exec keeps the ignored disposition), so
+  // the SIGKILL leaves nothing behind (a backgrounded sleep outlived the test).
+  const child = new Deno.Command("sh", { args: ["-c", "trap '' TERM; exec sleep 30"] }).spawn();
+  const id = await identityOf(child.pid, "sleep");
   const sent: string[] = [];
   const ok = await killIfMatches(id, {
     graceMs: 200,
@@ -265,4 +267,57 @@ Deno.test("killIfMatches: a zombie (state Z or X) is not alive → no signal", a
     startTime: "700",
     argv: ["ssh", "-N"],
   });
+});
+
+/** The session of the anchor that runs a child: its monitor subshell's (the child's parent's). */
+async function anchorSession(anchor: ReturnType<typeof startAnchor>): Promise<number> {
+  const out = await Deno.makeTempFile();
+  try {
+    const p = await anchor.spawn([
+      "sh",
+      "-c",
+      'cut -d" " -f6 "/proc/$PPID/stat" > "$1"',
+      "sh",
+      out,
+    ]);
+    assert.equal((await p.status).code, 0);
+    return Number((await Deno.readTextFile(out)).trim());
+  } finally {
+    await Deno.remove(out);
+  }
+}
+
+Deno.test({
+  name:
+    "anchor: its own session through setsid(1), spawned without a fork of this process; without setsid, detached",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const ours = (await groupAndSession(Deno.pid)).session;
+    for (const setsidMissing of [false, true]) {
+      const spawned: { program: string; detached?: boolean }[] = [];
+      const runner: ProcessRunner = {
+        output: (program, o) => systemProcess.output(program, o),
+        spawn: (program, o) => {
+          spawned.push({ program, detached: o.detached });
+          if (setsidMissing && program === "setsid") throw new Deno.errors.NotFound("setsid");
+          return systemProcess.spawn(program, o);
+        },
+      };
+      const anchor = startAnchor(runner);
+      try {
+        const session = await anchorSession(anchor);
+        assert.notEqual(session, ours, "the anchor leads a session of its own");
+        const a = await anchor.spawn(["sh", "-c", "exit 7"]);
+        assert.equal((await a.status).code, 7);
+      } finally {
+        await anchor.close();
+      }
+      assert.deepEqual(
+        spawned,
+        setsidMissing
+          ? [{ program: "setsid", detached: undefined }, { program: "sh", detached: true }]
+          : [{ program: "setsid", detached: undefined }],
+      );
+    }
+  },
 });
