@@ -165,7 +165,11 @@ async function launchTunnel(ctx: Ctx, t: Tunnel): Promise<void> {
       stdin: "null",
       stdout: "null",
       stderr: "null",
-      detached: true, // own session: survives us, never gets a terminal's signals
+      // Own session: survives us, never gets a terminal's signals. Forked
+      // (detached), not through setsid(1) as the anchor is: a daemon's
+      // identity is read right after the spawn (`onSpawn`), and setsid's
+      // own argv could still be there.
+      detached: true,
     });
     proc = {
       pid: c.pid,
