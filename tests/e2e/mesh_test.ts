@@ -481,7 +481,9 @@ Deno.test({
           const err = await connectCrew(CREW, {
             ...opts,
             members: [closed],
-            readyTimeoutMs: 2500,
+            // The deadline is what ends this connect (an open failure is retried until
+            // then); 2.5 s was once too short for ssh to authenticate under a full CI load.
+            readyTimeoutMs: 5000,
             onEvent: (e) => events.push(e),
           }).then(() => undefined, (e) => e);
           assert.ok(err instanceof CrabboxError, String(err));
