@@ -27,7 +27,12 @@ import {
 } from "../lease/transport.ts";
 import { identityUnsupported, readDaemonState } from "../mesh/daemon_state.ts";
 import { connectLocal } from "../mesh/probe.ts";
-import { type IdentityBackend, identityBackend } from "../process/find.ts";
+import {
+  type IdentityBackend,
+  identityBackend,
+  ownProcesses,
+  runsCommand,
+} from "../process/find.ts";
 import { processIdentity, sameProcess } from "../process/identity.ts";
 import { sshProgram } from "../ssh/args.ts";
 import { providerConfigSchemas, providerEntry, providerNames } from "../../providers/registry.ts";
@@ -314,19 +319,49 @@ async function meshCheck(
       closed.push(`${p.peer}:${f.remotePort}→${f.localPort}${c === "stalled" ? " (stalled)" : ""}`);
     });
   }
-  const details = {
+  // An --export start cut off between recording an ssh's argv and recording
+  // the process (daemon.ts): its ssh may run, untracked, or never have started.
+  const unrecorded: string[] = [];
+  const notStarted: string[] = [];
+  if (state.starting?.length) {
+    const mine = (await ownProcesses()) ?? [];
+    for (const i of state.starting) {
+      (mine.some((p) => runsCommand(p, i.argv)) ? unrecorded : notStarted).push(i.peer);
+    }
+  }
+  const details: Record<string, unknown> = {
     daemon: paths.daemon,
     processes: state.processes.length,
     forwards,
     dead,
     closed,
+    unrecorded,
+    notStarted,
   };
+  const interrupted = [
+    unrecorded.length
+      ? `an unfinished --export start (running, or cut off) has ssh running but unrecorded for ${
+        unrecorded.join(", ")
+      }`
+      : "",
+    notStarted.length
+      ? `an unfinished --export start (running, or cut off) has no ssh for ${notStarted.join(", ")}`
+      : "",
+  ].filter(Boolean);
+  if (interrupted.length > 0) {
+    details.hint =
+      `crabbox crew disconnect ${crew} stops every ssh of the crew, recorded or not; then connect again`;
+  }
   if (dead.length > 0 || closed.length > 0) {
     const parts = [
       dead.length ? `ssh gone for ${dead.join(", ")}` : "",
       closed.length ? `not accepting: ${closed.join(", ")}` : "",
+      ...interrupted,
     ].filter(Boolean);
     return check("crew-mesh", "fail", parts.join("; "), details);
+  }
+  if (interrupted.length > 0) {
+    return check("crew-mesh", "warn", interrupted.join("; "), details);
   }
   return check(
     "crew-mesh",
