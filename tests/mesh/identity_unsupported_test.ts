@@ -3,57 +3,31 @@
 // "ssh for X exited right away" or "ssh gone".
 import assert from "node:assert/strict";
 import { disconnectCrew, startCrewDaemons } from "../../lib/mesh/daemon.ts";
-import { renderDaemonState } from "../../lib/mesh/files.ts";
 import { runDoctor } from "../../lib/doctor/checks.ts";
-import { leaseBox } from "../../lib/lease/create.ts";
-import { parseConfig } from "../../lib/core/config.ts";
-import { meshPaths } from "../../lib/core/home.ts";
 import { CrabboxError } from "../../lib/core/errors.ts";
-import { memoryProvider } from "../fakes/memory_provider.ts";
+import { daemonFixture } from "./_daemon_fixture.ts";
 
 const none = () => Promise.resolve("none" as const);
 const LINE =
   /^(crew connect --export|crew disconnect|the crew connect daemon check) is not supported on this OS: needs \/proc or ps$/;
 
-async function fixture() {
-  const home = await Deno.makeTempDir({ prefix: "cbx-noid-" });
-  await Deno.chmod(home, 0o700);
-  const vars: Record<string, string> = { CRABBOX_OWNER: "alice@example.com", HOME: home };
-  const options = {
-    home,
-    env: (k: string) => vars[k],
-    config: await parseConfig("", `${home}/config.yaml`, () => undefined, {}),
-    providers: { cloudy: memoryProvider("cloudy") },
-    log: () => {},
-  };
-  await leaseBox({ slug: "api", provider: "cloudy", expose: [8080] }, { ...options, crew: "ni" });
-  const paths = meshPaths(home, "ni");
-  await Deno.mkdir(paths.dir, { recursive: true });
+function fixture() {
   // A recorded daemon (a pid that is surely not ours: pid 1 with another start time).
-  await Deno.writeTextFile(
-    paths.daemon,
-    renderDaemonState({
-      version: 1,
-      crew: "ni",
-      startedAt: new Date().toISOString(),
-      processes: [{
-        leaseId: "cbx-000000000001",
-        peer: "api",
-        pid: 1,
-        startTime: "1",
-        argv: ["ssh", "-N"],
-        controlPath: `${paths.dir}/cm/cbx-000000000001`,
-        logFile: `${paths.dir}/log/cbx-000000000001.log`,
-        forwards: [{ localPort: 51820, remotePort: 8080 }],
-      }],
-    }),
-  );
-  return {
-    home,
-    options,
-    paths,
-    [Symbol.asyncDispose]: () => Deno.remove(home, { recursive: true }),
-  };
+  return daemonFixture("ni", (paths) => ({
+    version: 1,
+    crew: "ni",
+    startedAt: new Date().toISOString(),
+    processes: [{
+      leaseId: "cbx-000000000001",
+      peer: "api",
+      pid: 1,
+      startTime: "1",
+      argv: ["ssh", "-N"],
+      controlPath: `${paths.dir}/cm/cbx-000000000001`,
+      logFile: `${paths.dir}/log/cbx-000000000001.log`,
+      forwards: [{ localPort: 51820, remotePort: 8080 }],
+    }],
+  }));
 }
 
 async function rejectsUnsupported(p: Promise<unknown>, what: string): Promise<void> {

@@ -2,54 +2,32 @@
 // ssh argv recorded as `starting` in daemon.json, with or without a process
 // running it (a connect killed between spawn and record, or before spawn).
 import assert from "node:assert/strict";
-import { renderDaemonState } from "../../lib/mesh/files.ts";
 import { runDoctor } from "../../lib/doctor/checks.ts";
-import { leaseBox } from "../../lib/lease/create.ts";
-import { parseConfig } from "../../lib/core/config.ts";
-import { meshPaths } from "../../lib/core/home.ts";
-import { memoryProvider } from "../fakes/memory_provider.ts";
+import { daemonFixture } from "./_daemon_fixture.ts";
 
 Deno.test({
   name:
     "doctor crew-mesh: an unfinished --export start is a warning naming the member, with or without its ssh",
   ignore: Deno.build.os !== "linux",
   async fn() {
-    const home = await Deno.makeTempDir({ prefix: "cbx-unfinished-" });
     // Stands in for the member's ssh: a process of ours with a unique argv.
     const argv = ["sleep", `30.${crypto.getRandomValues(new Uint32Array(1))[0]}`];
+    await using f = await daemonFixture("uf", (paths, lease) => ({
+      version: 1,
+      crew: "uf",
+      startedAt: new Date().toISOString(),
+      processes: [],
+      starting: [{
+        leaseId: lease.id,
+        peer: "api",
+        argv,
+        controlPath: `${paths.dir}/cm/${lease.id}`,
+      }],
+    }));
     const child = new Deno.Command(argv[0], { args: argv.slice(1), stdin: "null" }).spawn();
     try {
-      const vars: Record<string, string> = { CRABBOX_OWNER: "alice@example.com", HOME: home };
-      const options = {
-        home,
-        env: (k: string) => vars[k],
-        config: await parseConfig("", `${home}/config.yaml`, () => undefined, {}),
-        providers: { cloudy: memoryProvider("cloudy") },
-        log: () => {},
-      };
-      const lease = await leaseBox(
-        { slug: "api", provider: "cloudy", expose: [8080] },
-        { ...options, crew: "uf" },
-      );
-      const paths = meshPaths(home, "uf");
-      await Deno.mkdir(paths.dir, { recursive: true });
-      await Deno.writeTextFile(
-        paths.daemon,
-        renderDaemonState({
-          version: 1,
-          crew: "uf",
-          startedAt: new Date().toISOString(),
-          processes: [],
-          starting: [{
-            leaseId: lease.id,
-            peer: "api",
-            argv,
-            controlPath: `${paths.dir}/cm/${lease.id}`,
-          }],
-        }),
-      );
       const mesh = async () =>
-        (await runDoctor({ ...options, crew: "uf" })).checks.find((c) => c.name === "crew-mesh")!;
+        (await runDoctor({ ...f.options, crew: "uf" })).checks.find((c) => c.name === "crew-mesh")!;
       const running = await mesh();
       assert.equal(running.status, "warn");
       assert.equal(
@@ -73,7 +51,6 @@ Deno.test({
         child.kill("SIGKILL");
       } catch { /* already gone */ }
       await child.status;
-      await Deno.remove(home, { recursive: true });
     }
   },
 });
