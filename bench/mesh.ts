@@ -349,15 +349,26 @@ async function usage(pid: number): Promise<{ rssMiB: number; cpuMs: number }> {
  * The by-hand connect as a fresh Deno process: what a person's own small
  * Deno script would do — one `ssh -N -L` per member (each in its own
  * session, like the faster raw baseline), then probe every port until the
- * member answers, print "ready". It pays the same Deno start-up, first
- * process spawn and cold code as the CLI, and none of crabbox's work, so
- * the CLI against it is crabbox's own cost in a fresh process.
+ * member answers, print "ready"; an ssh that exits (its port was taken:
+ * ports in this range are also ephemeral source ports) is started again on
+ * its next port, as {@link rawConnect} does. It pays the same Deno start-up,
+ * first process spawn and cold code as the CLI, and none of crabbox's work,
+ * so the CLI against it is crabbox's own cost in a fresh process.
  */
 const RAW_DENO_SCRIPT = `const jobs = JSON.parse(Deno.args[0]);
-const kids = jobs.map((j) => new Deno.Command("ssh", {
-  args: j.args, stdin: "null", stdout: "null", stderr: "null", detached: true,
-}).spawn());
 const deadline = Date.now() + 60000;
+const kids = [];
+const start = (j) => {
+  const a = j.tries.shift();
+  if (!a) return undefined;
+  const k = new Deno.Command("ssh", {
+    args: a.args, stdin: "null", stdout: "null", stderr: "null", detached: true,
+  }).spawn();
+  kids.push(k);
+  const run = { port: a.port, exited: false };
+  k.status.then(() => (run.exited = true));
+  return run;
+};
 async function answers(port) {
   let c;
   try { c = await Deno.connect({ hostname: "127.0.0.1", port }); } catch { return false; }
@@ -366,9 +377,11 @@ async function answers(port) {
   catch { return false; }
   finally { clearTimeout(t); try { c.close(); } catch {} }
 }
-await Promise.all(jobs.map(async (j) => {
-  while (!(await answers(j.port))) {
-    if (Date.now() > deadline) { console.error("never answered: " + j.port); Deno.exit(1); }
+const runs = jobs.map(start);
+await Promise.all(jobs.map(async (j, i) => {
+  while (!(await answers(runs[i].port))) {
+    if (runs[i].exited) runs[i] = start(j) ?? runs[i];
+    if (Date.now() > deadline) { console.error("never answered: " + runs[i].port); Deno.exit(1); }
     await new Promise((r) => setTimeout(r, 5));
   }
 }));
@@ -382,10 +395,12 @@ await Deno.writeTextFile(rawDenoScript, RAW_DENO_SCRIPT);
 
 /** {@link RAW_DENO_SCRIPT} until "ready"; returns a stopper. */
 async function rawDenoConnect(members: Lease[]): Promise<() => Promise<void>> {
-  const jobs = members.map((l) => {
-    const port = nextRawPort();
-    return { args: rawArgs(l, [[port, 8080]]), port };
-  });
+  const jobs = members.map((l) => ({
+    tries: [0, 1, 2].map(() => {
+      const port = nextRawPort();
+      return { args: rawArgs(l, [[port, 8080]]), port };
+    }),
+  }));
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--no-config", rawDenoScript, JSON.stringify(jobs)],
     stdin: "piped",
