@@ -808,11 +808,11 @@ try {
       `    raw by hand from a fresh Deno process (ssh -N -L + probe script)`,
       ms(md),
       `${(md / base).toFixed(2)}× the faster raw`,
-      `Deno's own cost at this size: +${ms(md - base)}`,
+      `Deno's own cost at this size: ${md >= base ? "+" : ""}${ms(md - base)}`,
     );
     row(
       `    CLI vs that script`,
-      `+${ms(mc - md)}`,
+      `${mc >= md ? "+" : ""}${ms(mc - md)}`,
       `${(mc / md).toFixed(2)}×`,
       "crabbox's own cost in a fresh process",
     );
