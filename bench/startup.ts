@@ -203,16 +203,18 @@ try {
   const base = med[0];
   const baseBinary = emptyBinary ? med[cases.findIndex((c) => c.program === emptyBinary)] : base;
   const rows = [["measurement", "median", "ratio", "goal / note"]];
+  const signed = (ms: number) => {
+    const r = Math.round(ms) || 0; // never "-0"
+    return `${r >= 0 ? "+" : ""}${r} ms`;
+  };
   for (const [i, c] of cases.entries()) {
     const isCli = c.label.includes("crabbox");
     const ref = c.program === deno ? base : baseBinary;
     const note = isCli
-      ? `≤ empty + 25 ms → ${med[i] <= ref + 25 ? "met" : "MISSED"} (+${
-        (med[i] - ref).toFixed(0)
-      } ms)`
+      ? `≤ empty + 25 ms → ${med[i] <= ref + 25 ? "met" : "MISSED"} (${signed(med[i] - ref)})`
       : i === 0
       ? ""
-      : `+${(med[i] - base).toFixed(0)} ms over empty`;
+      : `${signed(med[i] - base)} over empty`;
     rows.push([c.label, `${med[i].toFixed(0)} ms`, `${(med[i] / ref).toFixed(2)}×`, note]);
   }
   const graph: [string, string[], string][] = [
