@@ -105,50 +105,27 @@ interface Case {
 }
 
 const deno = Deno.execPath();
+/** `deno run` of `script` with the repo's deno.json, in the empty home. */
+const importCase = (label: string, script: string): Case => ({
+  label,
+  program: deno,
+  args: ["run", "-A", "--config", DENO_JSON, script],
+  home: emptyHome,
+});
 const cases: Case[] = [
   { label: "deno run (empty file)", program: deno, args: ["run", "-A", empty], home: emptyHome },
-  {
-    label: "  same, with the repo's deno.json (imports, lock file, unstable flags)",
-    program: deno,
-    args: ["run", "-A", "--config", DENO_JSON, empty],
-    home: emptyHome,
-  },
+  importCase("  same, with the repo's deno.json (imports, lock file, unstable flags)", empty),
   {
     label: "  import node:fs + node:child_process",
     program: deno,
     args: ["run", "-A", nodeFs],
     home: emptyHome,
   },
-  {
-    label: "  import cli/args (parser + help)",
-    program: deno,
-    args: ["run", "-A", "--config", DENO_JSON, parser],
-    home: emptyHome,
-  },
-  {
-    label: "  import cli.ts (command tree)",
-    program: deno,
-    args: ["run", "-A", "--config", DENO_JSON, tree],
-    home: emptyHome,
-  },
-  {
-    label: "  import lib/lease/leases.ts (list)",
-    program: deno,
-    args: ["run", "-A", "--config", DENO_JSON, listing],
-    home: emptyHome,
-  },
-  {
-    label: "  import lib/mesh/describe.ts (crew connect --json)",
-    program: deno,
-    args: ["run", "-A", "--config", DENO_JSON, describe],
-    home: emptyHome,
-  },
-  {
-    label: "  import lib/lease/mod.ts (the whole lease area)",
-    program: deno,
-    args: ["run", "-A", "--config", DENO_JSON, leaseLayer],
-    home: emptyHome,
-  },
+  importCase("  import cli/args (parser + help)", parser),
+  importCase("  import cli.ts (command tree)", tree),
+  importCase("  import lib/lease/leases.ts (list)", listing),
+  importCase("  import lib/mesh/describe.ts (crew connect --json)", describe),
+  importCase("  import lib/lease/mod.ts (the whole lease area)", leaseLayer),
   {
     label: "crabbox --help",
     program: deno,
