@@ -14,6 +14,7 @@
 
 import { CrabboxError } from "../core/errors.ts";
 import { roleOf } from "../core/names.ts";
+import { compareText } from "../core/order.ts";
 import { envVarName, type MeshForward } from "./files.ts";
 import type { MeshMember } from "./forwards.ts";
 
@@ -130,7 +131,7 @@ export function peerTable(
   const entries: PeerEntry[] = [];
   const skipped: { peer: string; reason: string }[] = [];
   const others = [...members].filter((m) => m.lease.id !== self.lease.id)
-    .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+    .sort((a, b) => compareText(a.name, b.name));
   for (const m of others) {
     if (caps.wildcard) {
       skipped.push({

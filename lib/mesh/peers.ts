@@ -17,6 +17,7 @@ import {
 import { selectMembers } from "./forwards.ts";
 import { type ConnectOptions, crewLeases, hasSshFeature } from "./plan.ts";
 import { normalizeCrewName } from "../core/names.ts";
+import { compareText } from "../core/order.ts";
 
 /** One member as `crew peers` shows it. */
 export interface PeerInfo {
@@ -72,5 +73,5 @@ export async function crewPeers(name: string, options: ConnectOptions = {}): Pro
       expose: [...l.expose],
       planes: providerPlanes(f),
     };
-  }).sort((a, b) => a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0);
+  }).sort((a, b) => compareText(a.peer, b.peer));
 }

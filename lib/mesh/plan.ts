@@ -12,6 +12,7 @@ import { type CrabboxOptions, providerFeaturesOrNone, resolveRuntime } from "../
 import type { IdentityBackend } from "../process/find.ts";
 import { CrabboxError } from "../core/errors.ts";
 import { writeFileAtomic } from "../core/fs.ts";
+import { compareText } from "../core/order.ts";
 import { type MeshPaths, meshPaths } from "../core/home.ts";
 import { normalizeCrewName } from "../core/names.ts";
 import { listLeases } from "../lease/leases.ts";
@@ -203,7 +204,5 @@ export async function writeMeshFiles(
 
 /** Sort a forward table in place by peer, then remote port; returns it. */
 export function sortForwards(forwards: MeshForward[]): MeshForward[] {
-  return forwards.sort((a, b) =>
-    a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : a.remotePort - b.remotePort
-  );
+  return forwards.sort((a, b) => compareText(a.peer, b.peer) || a.remotePort - b.remotePort);
 }
