@@ -25,14 +25,9 @@ import {
   reachabilityMatrix,
   type Transport,
 } from "../lease/transport.ts";
-import { identityUnsupported, readDaemonState } from "../mesh/daemon_state.ts";
+import { identityUnsupported, readDaemonState, startingProcesses } from "../mesh/daemon_state.ts";
 import { connectLocal } from "../mesh/probe.ts";
-import {
-  type IdentityBackend,
-  identityBackend,
-  ownProcesses,
-  runsCommand,
-} from "../process/find.ts";
+import { type IdentityBackend, identityBackend } from "../process/find.ts";
 import { processIdentity, sameProcess } from "../process/identity.ts";
 import { sshProgram } from "../ssh/args.ts";
 import { providerConfigSchemas, providerEntry, providerNames } from "../../providers/registry.ts";
@@ -323,11 +318,8 @@ async function meshCheck(
   // the process (daemon.ts): its ssh may run, untracked, or never have started.
   const unrecorded: string[] = [];
   const notStarted: string[] = [];
-  if (state.starting?.length) {
-    const mine = (await ownProcesses()) ?? [];
-    for (const i of state.starting) {
-      (mine.some((p) => runsCommand(p, i.argv)) ? unrecorded : notStarted).push(i.peer);
-    }
+  for (const { intent, processes } of (await startingProcesses(state)) ?? []) {
+    (processes.length > 0 ? unrecorded : notStarted).push(intent.peer);
   }
   const details: Record<string, unknown> = {
     daemon: paths.daemon,

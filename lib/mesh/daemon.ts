@@ -25,8 +25,13 @@ import {
 } from "./files.ts";
 import { type ConnectOptions, planCrew, sortForwards, writeMeshFiles } from "./plan.ts";
 import { firstConnect, launchAll, makeCtx, makeTunnels, stopChild, type Tunnel } from "./tunnel.ts";
-import { type IdentityBackend, ownProcesses, runsCommand } from "../process/find.ts";
-import { identityUnsupported, readDaemonState, requireProcessIdentity } from "./daemon_state.ts";
+import type { IdentityBackend } from "../process/find.ts";
+import {
+  identityUnsupported,
+  readDaemonState,
+  requireProcessIdentity,
+  startingProcesses,
+} from "./daemon_state.ts";
 import { warmInBackground, warmingDone } from "./warm.ts";
 import {
   killIfMatches,
@@ -293,14 +298,11 @@ async function stopDaemons(
       stop({ pid: p.pid, startTime: p.startTime, argv: p.argv }, p.controlPath)
     ),
   );
-  const starting = state.starting ?? [];
-  // One scan of this user's processes serves every ssh recorded as starting.
-  const mine = starting.length ? await ownProcesses() : [];
-  if (mine === undefined) throw identityUnsupported("crew disconnect");
-  const found = await Promise.all(starting.map(async (i) => {
-    const procs = mine.filter((p) => runsCommand(p, i.argv));
-    const stopped = await Promise.all(procs.map((p) => stop(p, i.controlPath)));
-    if (procs.length === 0) await removeFile(i.controlPath).catch(() => {});
+  const starting = await startingProcesses(state);
+  if (starting === undefined) throw identityUnsupported("crew disconnect");
+  const found = await Promise.all(starting.map(async ({ intent, processes }) => {
+    const stopped = await Promise.all(processes.map((p) => stop(p, intent.controlPath)));
+    if (processes.length === 0) await removeFile(intent.controlPath).catch(() => {});
     return stopped.filter(Boolean).length;
   }));
   await removeFile(paths.daemon);

@@ -8,14 +8,14 @@
 
 import { CrabboxError } from "../core/errors.ts";
 import type { MeshPaths } from "../core/home.ts";
-import { type DaemonState, parseDaemonState } from "./files.ts";
+import { type DaemonIntent, type DaemonState, parseDaemonState } from "./files.ts";
 import {
   type IdentityBackend,
   identityBackend,
   ownProcesses,
   runsCommand,
 } from "../process/find.ts";
-import { processIdentity, sameProcess } from "../process/identity.ts";
+import { type ProcessIdentity, processIdentity, sameProcess } from "../process/identity.ts";
 
 /**
  * The error for a system where process identity cannot be told (neither
@@ -66,9 +66,25 @@ export async function liveDaemonCount(paths: MeshPaths): Promise<number> {
     const now = await processIdentity(p.pid);
     if (now && sameProcess(now, { pid: p.pid, startTime: p.startTime, argv: p.argv })) n++;
   }
-  if (state.starting?.length) {
-    const mine = (await ownProcesses()) ?? [];
-    for (const i of state.starting) n += mine.filter((p) => runsCommand(p, i.argv)).length;
-  }
+  for (const s of (await startingProcesses(state)) ?? []) n += s.processes.length;
   return n;
+}
+
+/**
+ * Each ssh that `state` records as starting (its spawn may have happened
+ * without its record), with this user's processes that run exactly its
+ * argv — one scan for all of them. `undefined` where neither `/proc` nor
+ * `ps` exists.
+ */
+export async function startingProcesses(
+  state: DaemonState,
+): Promise<{ intent: DaemonIntent; processes: ProcessIdentity[] }[] | undefined> {
+  const starting = state.starting ?? [];
+  if (starting.length === 0) return [];
+  const mine = await ownProcesses();
+  if (mine === undefined) return undefined;
+  return starting.map((intent) => ({
+    intent,
+    processes: mine.filter((p) => runsCommand(p, intent.argv)),
+  }));
 }
