@@ -235,6 +235,15 @@ const CASES: Record<ConformanceCase, (h: ConformanceHarness) => Promise<void>> =
       assert.equal(listed[0].ssh?.host, handed.host, "listed SSH host is what the fake handed out");
       assert.equal(listed[0].ssh?.port, handed.port);
       assert.equal(created.ssh?.host, handed.host, "created SSH host is what the fake handed out");
+      // A connect starts ssh from the claim (create's target) while list
+      // confirms it, so both must name the same target. The key path aside:
+      // list derives the crew key's path, and this spec's key lives elsewhere.
+      const target = (t: unknown) => ({ ...JSON.parse(JSON.stringify(t ?? {})), keyPath: "" });
+      assert.deepEqual(
+        target(listed[0].ssh),
+        target(created.ssh),
+        "list reports the SSH target create returned",
+      );
       if (rig.delivered) {
         const got = await rig.delivered(listed[0]);
         if (p.features.has("cloud-init")) {
