@@ -220,6 +220,20 @@ export const MUTATIONS: readonly Mutation[] = [
     tests: ["tests/core/order_test.ts"],
   },
   {
+    name: "mesh/claims-always-confirmed",
+    file: "lib/mesh/plan.ts",
+    old: "return a.length === b.length && a.every((m, i) => key(m) === key(b[i]));",
+    new: "return a.length === b.length;",
+    tests: ["tests/mesh/claimed_plan_test.ts"],
+  },
+  {
+    name: "mesh/claims-ignore-state",
+    file: "lib/mesh/plan.ts",
+    old: 'l.state === "active" && l.crew === crew &&',
+    new: "l.crew === crew &&",
+    tests: ["tests/mesh/claimed_plan_test.ts"],
+  },
+  {
     name: "base64/strict-alphabet",
     file: "lib/core/base64.ts",
     old: "if (v < 0) return undefined;",

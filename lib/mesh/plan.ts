@@ -15,14 +15,16 @@ import { writeFileAtomic } from "../core/fs.ts";
 import { compareText } from "../core/order.ts";
 import { type MeshPaths, meshPaths } from "../core/home.ts";
 import { normalizeCrewName } from "../core/names.ts";
+import { listClaims } from "../lease/claims.ts";
 import { listLeases } from "../lease/leases.ts";
 import { type NetworkMode, routeLease } from "../lease/network.ts";
-import { withFreshSsh } from "../lease/refresh.ts";
+import { sshTargetExpired, withFreshSsh } from "../lease/refresh.ts";
 import {
   allocateForwards,
   isLoopbackPortFree,
   MESH_PORT_RANGE,
   type MeshMember,
+  type MeshMembers,
   selectMembers,
   type SkippedMember,
 } from "./forwards.ts";
@@ -54,11 +56,13 @@ export interface MeshEvent {
 }
 
 /** A phase of `connectCrew` (see {@link ConnectTiming}). */
-export type ConnectPhase = "plan" | "spawn" | "sockets" | "probes" | "files" | "warm";
+export type ConnectPhase = "plan" | "spawn" | "confirm" | "sockets" | "probes" | "files" | "warm";
 
 /**
  * How long one phase of a connect took: `plan` (leases, ports, host keys,
- * checks), `spawn` (log files and starting every ssh), per member `sockets`
+ * checks), `spawn` (log files and starting every ssh), `confirm` (waiting,
+ * while the ssh processes start, for the providers to confirm the members
+ * that this machine's claims named; see `connectCrew`), per member `sockets`
  * (spawn until its ControlMaster socket exists) and `probes` (socket until
  * every forward is verified), and `files` (hosts and env files). After
  * ready, per member, `warm`: its warm-up session through the master (see
@@ -162,6 +166,15 @@ export async function crewLeases(crew: string, options: ConnectOptions): Promise
 export async function planCrew(name: string, options: ConnectOptions = {}): Promise<MeshPlan> {
   const rt = await resolveRuntime(options);
   const crew = normalizeCrewName(name);
+  return planMembers(rt.home, crew, await crewMembers(crew, options), options);
+}
+
+/**
+ * A crew's members and skipped leases, as the providers see them now (see
+ * {@link crewLeases}); throws not-found when the crew has no active lease.
+ */
+export async function crewMembers(crew: string, options: ConnectOptions): Promise<MeshMembers> {
+  const rt = await resolveRuntime(options);
   const inCrew = await Promise.all(
     (await crewLeases(crew, options)).map((l) => withFreshSsh(l, rt)),
   );
@@ -170,11 +183,27 @@ export async function planCrew(name: string, options: ConnectOptions = {}): Prom
       hint: `lease members with: crabbox warmup --crew ${crew} --slug NAME --expose PORT`,
     });
   }
-  const { members, skipped } = selectMembers(
-    inCrew,
+  return membersOf(inCrew, options);
+}
+
+function membersOf(leases: readonly Lease[], options: ConnectOptions): MeshMembers {
+  return selectMembers(
+    leases,
     hasSshFeature(options),
     (p) => !providerFeaturesOrNone(options, p).has("no-port-forward"),
   );
+}
+
+/**
+ * A plan for members already chosen: a free local port for each of their
+ * exposed ports (see {@link planCrew}).
+ */
+export function planMembers(
+  home: string,
+  crew: string,
+  { members, skipped }: MeshMembers,
+  options: ConnectOptions,
+): MeshPlan {
   const forwards = allocateForwards(
     members,
     options.isPortFree ?? isLoopbackPortFree,
@@ -182,12 +211,65 @@ export async function planCrew(name: string, options: ConnectOptions = {}): Prom
   );
   return {
     crew,
-    paths: meshPaths(rt.home, crew),
+    paths: meshPaths(home, crew),
     members,
     skipped,
     forwards,
     exports: exportLines(forwards),
   };
+}
+
+/**
+ * The plan this machine's claims give, without asking any provider, so a
+ * connect can start its ssh processes while the providers confirm the crew
+ * ({@link crewMembers}, then {@link sameMembers}). `undefined` when the
+ * claims cannot be trusted to start anything: `options.members` given, no
+ * active claim of the crew, or a claimed SSH target that has expired (its
+ * renewal needs the provider).
+ */
+export async function claimedPlan(
+  crew: string,
+  options: ConnectOptions,
+  nowMs = Date.now(),
+): Promise<MeshPlan | undefined> {
+  if (options.members) return undefined;
+  const rt = await resolveRuntime(options);
+  const claimed = (await listClaims(rt.home)).filter((l) =>
+    l.state === "active" && l.crew === crew &&
+    (options.provider === undefined || l.provider === options.provider)
+  );
+  if (claimed.length === 0 || claimed.some((l) => sshTargetExpired(l.ssh, nowMs))) return undefined;
+  const mode = options.network ?? rt.config.network ?? "auto";
+  const routed = await Promise.all(claimed.map((l) => routeLease(l, mode, rt.process)));
+  return planMembers(rt.home, crew, membersOf(routed, options), options);
+}
+
+/**
+ * Whether two member lists would run the same tunnels: the same names,
+ * leases, exposed ports and SSH targets, in the same order (local ports
+ * are not compared: they are chosen afterwards).
+ *
+ * @example
+ * ```ts
+ * import { sameMembers } from "./plan.ts";
+ * sameMembers([], []); // true
+ * ```
+ */
+export function sameMembers(a: readonly MeshMember[], b: readonly MeshMember[]): boolean {
+  const key = (m: MeshMember) =>
+    JSON.stringify([m.name, m.lease.id, m.lease.provider, m.ports, sorted(m.lease.ssh)]);
+  return a.length === b.length && a.every((m, i) => key(m) === key(b[i]));
+}
+
+/** A JSON value with every object's keys in order (a claim and a provider may order them differently). */
+function sorted(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sorted);
+  if (value === null || typeof value !== "object") return value ?? null;
+  const record = value as Record<string, unknown>;
+  return Object.fromEntries(
+    Object.keys(record).filter((k) => record[k] !== undefined).sort(compareText)
+      .map((k) => [k, sorted(record[k])]),
+  );
 }
 
 /** Write the hosts and env files of a forward table (atomic, 0600). */
