@@ -714,7 +714,7 @@ try {
   row("  crabbox crew --help", ms(helpStart), `+${ms(helpStart - denoStart)}`, "");
 
   // connect → ready
-  const PHASES = ["plan", "spawn", "sockets", "probes", "files"] as const;
+  const PHASES = ["plan", "spawn", "confirm", "sockets", "probes", "files"] as const;
   const largest = Math.max(...SIZES);
   for (const n of SECTIONS.has("connect") ? SIZES : []) {
     const raw: number[] = [], rawOwn: number[] = [], lib: number[] = [], cli: number[] = [];

@@ -17,12 +17,17 @@ import { liveDaemonCount } from "./daemon_state.ts";
 import { envRecord, exportLines, type MeshForward } from "./files.ts";
 import { liveMeshes } from "./live.ts";
 import {
+  claimedPlan,
   type ConnectOptions,
+  crewMembers,
   type MemberState,
   planCrew,
+  planMembers,
+  sameMembers,
   sortForwards,
   writeMeshFiles,
 } from "./plan.ts";
+import { normalizeCrewName } from "../core/names.ts";
 import { lastLogReason, logSize, openFailures, probeForward, readLog } from "./probe.ts";
 import {
   awaitReady,
@@ -194,6 +199,17 @@ async function supervise(ctx: Ctx, t: Tunnel, stop: AbortSignal): Promise<void> 
  * time, 100 ms..2 s) with no failure line is an open channel. With a failure
  * line, the forwards without bytes are probed again.
  *
+ * Members start from this machine's claims: their ssh processes run while
+ * the providers are asked which members the crew has (a cloud provider's
+ * list is an API round trip that would otherwise come before every ssh).
+ * Nothing is reported ready before the providers answered: when their
+ * members (names, leases, ports, SSH targets) are the claimed ones, the
+ * running ssh processes stay; when not (a box gone, moved, or made on
+ * another machine), those are stopped and the providers' members started
+ * instead, with a `log` line. An ssh started from a stale claim runs no
+ * command (`-N`), checks the host key against the crew's known_hosts like
+ * any other, and is gone before anything is reported ready.
+ *
  * A member whose ssh dies is restarted with exponential backoff (500 ms
  * doubling, capped at 30 s) on the same local ports; the others stay up.
  *
@@ -212,18 +228,21 @@ async function supervise(ctx: Ctx, t: Tunnel, stop: AbortSignal): Promise<void> 
  */
 export async function connectCrew(name: string, options: ConnectOptions = {}): Promise<CrewMesh> {
   let mark = performance.now();
-  const lap = (phase: "plan" | "spawn" | "files") => {
+  const lap = (phase: "plan" | "spawn" | "confirm" | "files") => {
     const now = performance.now();
     options.onTiming?.({ phase, ms: now - mark });
     mark = now;
   };
   const rt = await resolveRuntime(options);
-  const plan = await planCrew(name, options);
-  const crew = plan.crew;
+  const crew = normalizeCrewName(name);
   const key = `${rt.home}\0${crew}`;
   if (liveMeshes.has(key)) {
     throw new CrabboxError("state", "already_connected", `crew "${crew}" is already connected`);
   }
+  // This machine's claims say where the members are: their ssh starts now,
+  // while the providers confirm (below, before anything is reported ready).
+  const claimed = await claimedPlan(crew, options).catch(() => undefined);
+  let plan = claimed ?? await planCrew(crew, options);
   if (await liveDaemonCount(plan.paths) > 0) {
     throw new CrabboxError(
       "state",
@@ -234,7 +253,7 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
   }
   const taken = new Set(plan.forwards.map((f) => f.localPort));
   const ctx = makeCtx(rt, options, crew, taken);
-  const tunnels = await makeTunnels(rt, plan, options.peers === true);
+  let tunnels = await makeTunnels(rt, plan, options.peers === true);
   if (tunnels.length > 0) ctx.anchor = startAnchor(rt.process);
   lap("plan");
   const plane: PeerPlane | undefined = options.peers ? newPeerPlane() : undefined;
@@ -272,6 +291,35 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
     await launchAll(ctx, tunnels);
     ctx.sockets = watchSockets(tunnels.map((t) => dirOf(t.controlPath)));
     lap("spawn");
+    if (claimed) {
+      // Asked only now: its work would otherwise run between our own steps.
+      const confirmed = await crewMembers(crew, options);
+      if (options.signal?.aborted) {
+        throw new CrabboxError("interrupted", "interrupted", `connect to crew "${crew}" interrupted`);
+      }
+      if (sameMembers(plan.members, confirmed.members)) {
+        plan = { ...plan, skipped: confirmed.skipped };
+      } else {
+        // A claim is stale (a box gone, moved, or made elsewhere): what
+        // started from the claims stops, and the providers' members start.
+        options.log?.(
+          `crew "${crew}": the providers do not list the members this machine's claims name; connecting to theirs`,
+        );
+        for (const t of tunnels) t.stopping = true;
+        await Promise.all(tunnels.map((t) => stopChild(t)));
+        for (const t of tunnels) ctx.emit(t, "stopped");
+        plan = planMembers(rt.home, crew, confirmed, options);
+        taken.clear();
+        for (const f of plan.forwards) taken.add(f.localPort);
+        tunnels = await makeTunnels(rt, plan, options.peers === true);
+        liveMeshes.set(key, { tunnels, ctx });
+        if (tunnels.length > 0) ctx.anchor ??= startAnchor(rt.process);
+        await launchAll(ctx, tunnels);
+        ctx.sockets?.close();
+        ctx.sockets = watchSockets(tunnels.map((t) => dirOf(t.controlPath)));
+      }
+      lap("confirm");
+    }
     const results = await Promise.allSettled(tunnels.map((t) => firstConnect(ctx, t, deadline)));
     const failed = results.find((r) => r.status === "rejected") as
       | PromiseRejectedResult

@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import type { Lease } from "../../lib/lease/claims.ts";
+import { type Lease, updateClaim } from "../../lib/lease/claims.ts";
 import { CrabboxError } from "../../lib/core/errors.ts";
 import { releaseCrew } from "../../lib/lease/release.ts";
 import { leaseCrew } from "../../lib/lease/create.ts";
@@ -504,7 +504,8 @@ Deno.test({
           });
           // every phase once, sockets and probes once per member, all within the connect
           const of = (phase: string) => timings.filter((x) => x.phase === phase);
-          for (const phase of ["plan", "spawn", "files"]) {
+          // "confirm": ssh started from this machine's claims, then the provider confirmed them
+          for (const phase of ["plan", "spawn", "confirm", "files"]) {
             assert.equal(of(phase).length, 1, phase);
             assert.equal(of(phase)[0].peer, undefined);
           }
@@ -514,6 +515,11 @@ Deno.test({
           assert.ok(
             timings.every((x) => Number.isFinite(x.ms) && x.ms >= 0),
             JSON.stringify(timings),
+          );
+          assert.equal(
+            events.filter((e) => e.state === "starting").length,
+            3,
+            "each member started once: the provider confirmed what the claims said",
           );
           assert.equal(await fetchName(mesh.address("web", 9090)), "web-9090");
           assert.deepEqual(mesh.status().map((s) => [s.peer, s.state]), [
@@ -548,6 +554,36 @@ Deno.test({
           ["starting", "stopped", "up"],
         );
       });
+
+      await t.step(
+        "a stale claim: ssh starts from the claims, the provider's target wins",
+        async () => {
+          // The claim of api names a port nothing listens on; the local provider lists the real one.
+          const api = m("api");
+          await updateClaim(home, api.id, (l) => l && { ...l, ssh: { ...l.ssh!, port: 1 } });
+          try {
+            const logs: string[] = [];
+            const events: MeshEvent[] = [];
+            {
+              await using mesh = await connectCrew(CREW, {
+                ...opts,
+                log: (x) => logs.push(x),
+                onEvent: (e) => events.push(e),
+              });
+              assert.ok(logs.some((x) => /do not list the members/.test(x)), logs.join("\n"));
+              assert.equal(await fetchName(mesh.address("api", 8080)), "api");
+              assert.equal(await fetchName(mesh.address("db", 8080)), "db");
+              // each member started twice (claims, then the provider's list), one ssh each now
+              const starts = events.filter((e) => e.state === "starting").map((e) => e.peer).sort();
+              assert.deepEqual(starts, ["api", "api", "db", "db", "web", "web"]);
+              assert.equal(meshTunnelPids(home).length, 3);
+            }
+            assert.deepEqual(meshPids(home), []);
+          } finally {
+            await updateClaim(home, api.id, (l) => l && { ...l, ssh: api.ssh });
+          }
+        },
+      );
 
       await t.step("release disconnects daemons and releases every lease", async () => {
         const r0 = await runCli(home, ["connect", CREW, "--export"]);
