@@ -295,7 +295,11 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
       // Asked only now: its work would otherwise run between our own steps.
       const confirmed = await crewMembers(crew, options);
       if (options.signal?.aborted) {
-        throw new CrabboxError("interrupted", "interrupted", `connect to crew "${crew}" interrupted`);
+        throw new CrabboxError(
+          "interrupted",
+          "interrupted",
+          `connect to crew "${crew}" interrupted`,
+        );
       }
       if (sameMembers(plan.members, confirmed.members)) {
         plan = { ...plan, skipped: confirmed.skipped };
