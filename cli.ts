@@ -12,40 +12,29 @@
  * @module
  */
 
-import type { Command } from "./cli/args/command.ts";
-import { group } from "./cli/args/command.ts";
+import { type Command, group } from "./cli/args/command.ts";
 import { parseArgv } from "./cli/args/parse.ts";
 import { renderHelp } from "./cli/args/help.ts";
-import { leaseCommands } from "./cli/lease.ts";
-import { doctorCommand } from "./cli/doctor.ts";
-import { crewCommand } from "./cli/crew.ts";
-import { lifetimeCommands } from "./cli/lifetime.ts";
-import { completionsCommand } from "./cli/completions.ts";
-import { proxyCommand } from "./cli/proxy.ts";
-import { VERSION } from "./cli/version.ts";
+import { COMMAND_FILES } from "./cli/command_files.ts";
+import { PROGRAM, VERSION } from "./cli/version.ts";
 import { type CliIo, type CliStreams, makeIo, reportError, wantsJson } from "./cli/output.ts";
 import { CrabboxError } from "./lib/core/errors.ts";
 import type { CrabboxOptions } from "./lib/runtime.ts";
 
 /**
- * Build the command tree writing through `io` (default: the process's stdout
- * and stderr; exported for tests and completion generation).
- *
- * @example
- * ```ts
- * import { buildProgram } from "./cli.ts";
- * buildProgram().commands.map((c) => c.name);
- * ```
+ * The command tree a run of `args` needs: when the first word names a
+ * top-level command, only the commands its file defines (argv's first word
+ * is always the command: the root takes no options but help and version);
+ * otherwise (help, version, completions, a typo) the whole tree.
  */
-export function buildProgram(io: CliIo = makeIo({}, {})): Command {
-  return group("crabbox", "lease machines into crews and make them reach each other", [
-    ...leaseCommands(io),
-    ...lifetimeCommands(io),
-    crewCommand(io),
-    doctorCommand(io),
-    proxyCommand(io),
-    completionsCommand(io, () => buildProgram(io)),
-  ], VERSION);
+async function programFor(args: readonly string[], io: CliIo): Promise<Command> {
+  const word = args[0];
+  if (word !== undefined && Object.hasOwn(COMMAND_FILES, word)) {
+    const build = await COMMAND_FILES[word]();
+    return group(PROGRAM.name, PROGRAM.description, build(io), VERSION);
+  }
+  const { buildProgram } = await import("./cli/program.ts");
+  return buildProgram(io);
 }
 
 /**
@@ -86,7 +75,7 @@ export async function main(args: string[], options: MainOptions = {}): Promise<n
   const io = makeIo({ stdout, stderr }, library);
   io.timing.lap("boot");
   io.json = wantsJson(args);
-  const program = buildProgram(io);
+  const program = await programFor(args, io);
   const parsed = parseArgv(program, args);
   switch (parsed.kind) {
     case "version":

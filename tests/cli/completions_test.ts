@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { buildProgram } from "../../cli.ts";
+import { buildProgram } from "../../cli/program.ts";
 import { bashCompletion, completionEntries } from "../../cli/completions.ts";
 
 Deno.test("completion entries come from the real command tree", () => {

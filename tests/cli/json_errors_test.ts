@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { cliWorld } from "./_cli.ts";
 import { memoryProvider } from "../fakes/memory_provider.ts";
-import { buildProgram } from "../../cli.ts";
+import { buildProgram } from "../../cli/program.ts";
 import { makeIo } from "../../cli/output.ts";
 
 // The test world sets no provider credentials: every provider but local was not asked.
