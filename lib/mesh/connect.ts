@@ -307,7 +307,7 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
         // A claim is stale (a box gone, moved, or made elsewhere): what
         // started from the claims stops, and the providers' members start.
         options.log?.(
-          `crew "${crew}": the providers do not list the members this machine's claims name; connecting to theirs`,
+          `crew "${crew}": the providers list other members than this machine's claims; connecting to theirs`,
         );
         for (const t of tunnels) t.stopping = true;
         await Promise.all(tunnels.map((t) => stopChild(t)));
