@@ -24,7 +24,10 @@
  * / `sockets` / `probes` / `files`, from `ConnectOptions.onTiming`; sockets
  * and probes are the slowest member's), and the CLI's row the CLI's own
  * (its `CRABBOX_TIMING=1` line: boot, argument parsing, imports, then the
- * same phases, cold). The CLI's goal adds Deno's start-up: an empty
+ * same phases, cold). Crews of up to 5 members also connect through a
+ * provider whose list answers 150 ms late, as a cloud API's round trip
+ * does: ssh starts from the claims meanwhile, so that row shows how much
+ * of the list's time a connect still waits for. The CLI's goal adds Deno's start-up: an empty
  * `deno run` with the repo's `deno.json`, measured in the same run. The largest crew also reports the
  * CLI's own peak RSS and CPU time at ready, that every member has one ssh,
  * and `crew peers --json` and `crew connect --json` (the forward table,
@@ -62,7 +65,7 @@ import { probeForward, type ProbeResult } from "../lib/mesh/probe.ts";
 import { parseProcStat, readProc } from "../lib/process/identity.ts";
 import { sleep } from "../lib/core/async.ts";
 import { runSsh, sshCommandArgs, sshForwardArgs, type SshTarget } from "../lib/ssh/args.ts";
-import { checkLocalPrerequisites } from "../providers/local/mod.ts";
+import { checkLocalPrerequisites, createLocalProvider } from "../providers/local/mod.ts";
 import { controlForLease } from "../lib/ssh/control.ts";
 import { meshPaths } from "../lib/core/home.ts";
 import { prepareKnownHosts } from "../lib/ssh/known_hosts.ts";
@@ -76,6 +79,8 @@ const SECTIONS = new Set(
   ),
 );
 const SIZES = (Deno.env.get("BENCH_SIZES") ?? "1,5,20,50,100").split(",").map(Number);
+/** How late the slow provider of the connect rows answers its list (ms). */
+const SLOW_LIST_MS = 150;
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const DENO_JSON = new URL("../deno.json", import.meta.url).pathname;
 const dec = new TextDecoder();
@@ -713,12 +718,24 @@ try {
   const helpStart = await startOf(["run", "-A", CLI, "crew", "--help"]);
   row("  crabbox crew --help", ms(helpStart), `+${ms(helpStart - denoStart)}`, "");
 
+  // A provider whose list answers SLOW_LIST_MS late (a cloud API's round
+  // trip): the local provider itself, its list delayed. A connect starts ssh
+  // from the claims and asks the list meanwhile; asking first would add it.
+  const local = createLocalProvider({ home, env, config: {}, fetch, log: () => {} });
+  const slowLocal = {
+    ...local,
+    list: async (...a: Parameters<typeof local.list>) => {
+      await sleep(SLOW_LIST_MS);
+      return await local.list(...a);
+    },
+  };
+
   // connect → ready
   const PHASES = ["plan", "spawn", "confirm", "sockets", "probes", "files"] as const;
   const largest = Math.max(...SIZES);
   for (const n of SECTIONS.has("connect") ? SIZES : []) {
     const raw: number[] = [], rawOwn: number[] = [], lib: number[] = [], cli: number[] = [];
-    const rawDeno: number[] = [];
+    const rawDeno: number[] = [], slow: number[] = [];
     const phases: Record<string, number[]> = Object.fromEntries(PHASES.map((p) => [p, []]));
     const cliUse: { rssMiB: number; cpuMs: number }[] = [];
     const cliSteps: Record<string, number>[] = [];
@@ -749,6 +766,15 @@ try {
         }`;
       }
       await mesh.close();
+      if (n <= 5) {
+        slow.push(
+          await timeIt(async () => (mesh = await connectCrew(`bench${n}`, {
+            ...opts,
+            providers: { local: slowLocal },
+          }))),
+        );
+        await mesh.close();
+      }
       let stopCli!: () => Promise<Record<string, number>>;
       const took = await timeIt(async () =>
         stopCli = await cliConnect(
@@ -786,6 +812,17 @@ try {
       "",
       "",
     );
+    if (slow.length > 0) {
+      const ms5 = median(slow);
+      row(
+        `  connectCrew(), the provider's list ${SLOW_LIST_MS} ms late (a cloud API)`,
+        ms(ms5),
+        `${(ms5 / base).toFixed(2)}× the faster raw`,
+        `${ms5 >= ml ? "+" : ""}${
+          ms(ms5 - ml)
+        } against the library row; asking the list first would add ${SLOW_LIST_MS} ms`,
+      );
+    }
     row(
       `  crabbox crew connect (CLI, incl. Deno start-up)`,
       ms(mc),
