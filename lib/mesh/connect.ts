@@ -18,12 +18,11 @@ import { envRecord, exportLines, type MeshForward } from "./files.ts";
 import { liveMeshes } from "./live.ts";
 import {
   claimedPlan,
+  confirmClaims,
   type ConnectOptions,
-  crewMembers,
   type MemberState,
   planCrew,
   planMembers,
-  sameMembers,
   sortForwards,
   writeMeshFiles,
 } from "./plan.ts";
@@ -293,7 +292,7 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
     lap("spawn");
     if (claimed) {
       // Asked only now: its work would otherwise run between our own steps.
-      const confirmed = await crewMembers(crew, options);
+      const answer = await confirmClaims(plan, options);
       if (options.signal?.aborted) {
         throw new CrabboxError(
           "interrupted",
@@ -301,18 +300,15 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
           `connect to crew "${crew}" interrupted`,
         );
       }
-      if (sameMembers(plan.members, confirmed.members)) {
-        plan = { ...plan, skipped: confirmed.skipped };
+      if (answer.same) {
+        plan = { ...plan, skipped: answer.members.skipped };
       } else {
         // A claim is stale (a box gone, moved, or made elsewhere): what
         // started from the claims stops, and the providers' members start.
-        options.log?.(
-          `crew "${crew}": the providers list other members than this machine's claims; connecting to theirs`,
-        );
         for (const t of tunnels) t.stopping = true;
         await Promise.all(tunnels.map((t) => stopChild(t)));
         for (const t of tunnels) ctx.emit(t, "stopped");
-        plan = planMembers(rt.home, crew, confirmed, options);
+        plan = planMembers(rt.home, crew, answer.members, options);
         taken.clear();
         for (const f of plan.forwards) taken.add(f.localPort);
         tunnels = await makeTunnels(rt, plan, options.peers === true);

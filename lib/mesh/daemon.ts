@@ -23,7 +23,15 @@ import {
   type MeshForward,
   renderDaemonState,
 } from "./files.ts";
-import { type ConnectOptions, planCrew, sortForwards, writeMeshFiles } from "./plan.ts";
+import {
+  claimedPlan,
+  confirmClaims,
+  type ConnectOptions,
+  planCrew,
+  planMembers,
+  sortForwards,
+  writeMeshFiles,
+} from "./plan.ts";
 import { firstConnect, launchAll, makeCtx, makeTunnels, stopChild, type Tunnel } from "./tunnel.ts";
 import type { IdentityBackend } from "../process/find.ts";
 import {
@@ -103,7 +111,9 @@ export async function startCrewDaemons(
   await requireProcessIdentity("crew connect --export", options.identityBackend);
   return await withLock(joinPath(paths.dir, ".mesh.lock"), async () => {
     const replaced = (await stopDaemons(rt, paths)).stopped;
-    const plan = await planCrew(crew, options);
+    // As in connectCrew: ssh starts from the claims while the providers confirm them.
+    const claimed = await claimedPlan(crew, options).catch(() => undefined);
+    let plan = claimed ?? await planCrew(crew, options);
     const taken = new Set(plan.forwards.map((f) => f.localPort));
     const ctx = makeCtx(rt, options, crew, taken);
     const startedAt = new Date().toISOString();
@@ -154,7 +164,7 @@ export async function startCrewDaemons(
       starting.delete(t.member.lease.id);
       await save();
     };
-    const tunnels = await makeTunnels(rt, plan, options.peers === true);
+    let tunnels = await makeTunnels(rt, plan, options.peers === true);
     const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
     const abandon = async () => {
       for (const t of tunnels) t.stopping = true;
@@ -175,13 +185,37 @@ export async function startCrewDaemons(
     } finally {
       options.signal?.removeEventListener("abort", onAbort);
     }
+    /** The providers confirm the claimed members, or theirs replace what started. */
+    async function confirmOrRestart(): Promise<void> {
+      const answer = await confirmClaims(plan, options);
+      if (answer.same) {
+        plan = { ...plan, skipped: answer.members.skipped };
+        return;
+      }
+      for (const t of tunnels) t.stopping = true;
+      await Promise.all(tunnels.map((t) => stopChild(t)));
+      recorded.clear();
+      starting.clear();
+      await save();
+      if (options.signal?.aborted) return;
+      plan = planMembers(rt.home, crew, answer.members, options);
+      taken.clear();
+      for (const f of plan.forwards) taken.add(f.localPort);
+      tunnels = await makeTunnels(rt, plan, options.peers === true);
+      await launchAll(ctx, tunnels);
+    }
     async function startTunnels(): Promise<DaemonResult> {
       if (options.signal?.aborted) throw interrupted();
       try {
         await launchAll(ctx, tunnels);
+        if (claimed) await confirmOrRestart();
       } catch (e) {
         await abandon();
         throw e;
+      }
+      if (options.signal?.aborted) {
+        await abandon();
+        throw interrupted();
       }
       const results = await Promise.allSettled(tunnels.map((t) => firstConnect(ctx, t, deadline)));
       const failed = results.find((r) => r.status === "rejected") as

@@ -245,6 +245,26 @@ export async function claimedPlan(
 }
 
 /**
+ * Ask the providers about a plan made from claims ({@link claimedPlan}), once
+ * its ssh processes started: their members, and whether they are the
+ * claimed ones ({@link sameMembers}). When not, a `log` line says so; the
+ * caller stops what it started and starts theirs.
+ */
+export async function confirmClaims(
+  plan: MeshPlan,
+  options: ConnectOptions,
+): Promise<{ same: boolean; members: MeshMembers }> {
+  const members = await crewMembers(plan.crew, options);
+  const same = sameMembers(plan.members, members.members);
+  if (!same) {
+    options.log?.(
+      `crew "${plan.crew}": the providers list other members than this machine's claims; connecting to theirs`,
+    );
+  }
+  return { same, members };
+}
+
+/**
  * Whether two member lists would run the same tunnels: the same names,
  * leases, exposed ports and SSH targets, in the same order (local ports
  * are not compared: they are chosen afterwards).

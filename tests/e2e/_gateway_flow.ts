@@ -115,6 +115,8 @@ export async function runGatewayFlow(flow: GatewayFlow): Promise<void> {
 
     const connect = await crabbox(home, ["crew", "connect", crew, "--export"], env);
     assert.equal(connect.code, 0, connect.stderr);
+    // ssh started from the claims and the provider's list confirmed them: nothing restarted
+    assert.doesNotMatch(connect.stderr, /list other members/);
     const m = /^export CRABBOX_CREW_API_8080=127\.0\.0\.1:(\d+)$/m.exec(connect.stdout);
     assert.ok(m, connect.stdout);
     assert.equal(await readPort(Number(m[1])), `hello-from-${provider}`);

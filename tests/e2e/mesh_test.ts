@@ -585,6 +585,34 @@ Deno.test({
         },
       );
 
+      await t.step(
+        "--export with a stale claim: the provider's target wins, daemon.json holds only it",
+        async () => {
+          const api = m("api");
+          await updateClaim(home, api.id, (l) => l && { ...l, ssh: { ...l.ssh!, port: 1 } });
+          try {
+            const r = await runCli(home, ["connect", CREW, "--export"]);
+            assert.equal(r.code, 0, r.stderr);
+            assert.match(r.stderr, /list other members than this machine's claims/);
+            const addr = /^export CRABBOX_CREW_API_8080=(127\.0\.0\.1:\d+)$/m.exec(r.stdout);
+            assert.ok(addr, r.stdout);
+            assert.equal(await fetchName(addr[1]), "api");
+            const state = parseDaemonState(
+              await Deno.readTextFile(`${home}/crew/${CREW}/daemon.json`),
+              "daemon.json",
+            );
+            assert.equal(state.processes.length, 3);
+            assert.equal(state.starting, undefined);
+            assert.equal(meshTunnelPids(home).length, 3);
+            const d = await runCli(home, ["disconnect", CREW]);
+            assert.equal(d.code, 0, d.stderr);
+            assert.deepEqual(meshPids(home), []);
+          } finally {
+            await updateClaim(home, api.id, (l) => l && { ...l, ssh: api.ssh });
+          }
+        },
+      );
+
       await t.step("release disconnects daemons and releases every lease", async () => {
         const r0 = await runCli(home, ["connect", CREW, "--export"]);
         assert.equal(r0.code, 0, r0.stderr);
