@@ -76,6 +76,16 @@ async function fetchName(address: string): Promise<string> {
   }
 }
 
+/** Run `fn` while the claim of `lease` names a port nothing listens on (its box is unchanged). */
+async function withStaleClaim(home: string, lease: Lease, fn: () => Promise<void>): Promise<void> {
+  await updateClaim(home, lease.id, (l) => l && { ...l, ssh: { ...l.ssh!, port: 1 } });
+  try {
+    await fn();
+  } finally {
+    await updateClaim(home, lease.id, (l) => l && { ...l, ssh: lease.ssh });
+  }
+}
+
 /** argv prefix of the crew CLI: `crabbox crew`. */
 function crewCli(): string[] {
   return ["run", "--allow-all", new URL("../../cli.ts", import.meta.url).pathname, "crew"];
@@ -559,9 +569,7 @@ Deno.test({
         "a stale claim: ssh starts from the claims, the provider's target wins",
         async () => {
           // The claim of api names a port nothing listens on; the local provider lists the real one.
-          const api = m("api");
-          await updateClaim(home, api.id, (l) => l && { ...l, ssh: { ...l.ssh!, port: 1 } });
-          try {
+          await withStaleClaim(home, m("api"), async () => {
             const logs: string[] = [];
             const events: MeshEvent[] = [];
             {
@@ -579,18 +587,14 @@ Deno.test({
               assert.equal(meshTunnelPids(home).length, 3);
             }
             assert.deepEqual(meshPids(home), []);
-          } finally {
-            await updateClaim(home, api.id, (l) => l && { ...l, ssh: api.ssh });
-          }
+          });
         },
       );
 
       await t.step(
         "--export with a stale claim: the provider's target wins, daemon.json holds only it",
         async () => {
-          const api = m("api");
-          await updateClaim(home, api.id, (l) => l && { ...l, ssh: { ...l.ssh!, port: 1 } });
-          try {
+          await withStaleClaim(home, m("api"), async () => {
             const r = await runCli(home, ["connect", CREW, "--export"]);
             assert.equal(r.code, 0, r.stderr);
             assert.match(r.stderr, /list other members than this machine's claims/);
@@ -607,9 +611,7 @@ Deno.test({
             const d = await runCli(home, ["disconnect", CREW]);
             assert.equal(d.code, 0, d.stderr);
             assert.deepEqual(meshPids(home), []);
-          } finally {
-            await updateClaim(home, api.id, (l) => l && { ...l, ssh: api.ssh });
-          }
+          });
         },
       );
 

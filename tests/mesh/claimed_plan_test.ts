@@ -8,27 +8,12 @@ import assert from "node:assert/strict";
 import { type Lease, saveClaim } from "../../lib/lease/claims.ts";
 import type { MeshMember } from "../../lib/mesh/forwards.ts";
 import { claimedPlan, sameMembers } from "../../lib/mesh/plan.ts";
+import { testLease } from "./_lease.ts";
 
-let seq = 0;
+const KEYED = { host: "127.77.0.2", port: 22, user: "root", keyPath: "/k/id_ed25519" };
 
 function lease(slug: string, extra: Partial<Lease> = {}): Lease {
-  const id = `cbx-${(++seq).toString(16).padStart(12, "0")}`;
-  return {
-    id,
-    provider: "local",
-    providerId: id,
-    crew: "t1",
-    slug,
-    role: slug,
-    owner: "tester",
-    labels: {},
-    expose: [8080],
-    ssh: { host: "127.77.0.2", port: 22, user: "root", keyPath: "/k/id_ed25519" },
-    tailscale: false,
-    createdAt: "2026-01-01T00:00:00Z",
-    state: "active",
-    ...extra,
-  };
+  return testLease(slug, "local", [8080], { ssh: KEYED, ...extra });
 }
 
 function member(l: Lease, name = l.slug): MeshMember {

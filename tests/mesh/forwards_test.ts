@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import type { Lease } from "../../lib/lease/claims.ts";
 import { CrabboxError } from "../../lib/core/errors.ts";
 import {
   allocateForwards,
@@ -16,32 +15,7 @@ import { describeCrew } from "../../lib/mesh/describe.ts";
 import { planCrew } from "../../lib/mesh/plan.ts";
 import { connectLocal, lastLogReason, probeForward } from "../../lib/mesh/probe.ts";
 import { fakeHostKey } from "../ssh/_host_key.ts";
-
-let seq = 0;
-function lease(
-  slug: string,
-  provider: string,
-  expose: number[],
-  extra: Partial<Lease> = {},
-): Lease {
-  const id = `cbx-${(++seq).toString(16).padStart(12, "0")}`;
-  return {
-    id,
-    provider,
-    providerId: id,
-    crew: "t1",
-    slug,
-    role: slug,
-    owner: "tester",
-    labels: {},
-    expose,
-    ssh: { host: "127.77.0.2", port: 22, user: "root" },
-    tailscale: false,
-    createdAt: "2026-01-01T00:00:00Z",
-    state: "active",
-    ...extra,
-  };
-}
+import { testLease } from "./_lease.ts";
 
 Deno.test("disambiguateNames: the collision vector", () => {
   const names = disambiguateNames([
@@ -79,11 +53,11 @@ Deno.test("disambiguateNames: unique slugs stay; same provider falls back to the
 });
 
 Deno.test("selectMembers: ssh feature only, portless kept, name order, ports ascending", () => {
-  const a = lease("web", "local", [9090, 8080]);
-  const b = lease("api", "local", []);
-  const c = lease("gpu", "tailnet-only", [80]);
-  const d = lease("db", "local", [5432], { ssh: undefined });
-  const e = lease("cache", "local", [], { ssh: undefined }); // port-less, no endpoint yet: listed
+  const a = testLease("web", "local", [9090, 8080]);
+  const b = testLease("api", "local", []);
+  const c = testLease("gpu", "tailnet-only", [80]);
+  const d = testLease("db", "local", [5432], { ssh: undefined });
+  const e = testLease("cache", "local", [], { ssh: undefined }); // port-less, no endpoint yet: listed
   const { members, skipped } = selectMembers([a, b, c, d, e], (p) => p === "local");
   assert.deepEqual(members.map((m) => [m.name, m.ports]), [
     ["api", []],
@@ -96,8 +70,8 @@ Deno.test("selectMembers: ssh feature only, portless kept, name order, ports asc
 });
 
 Deno.test("allocateForwards: members in name order, ports ascending, bound ports skipped", () => {
-  const web = lease("web", "local", [8080, 9090]);
-  const api = lease("api", "local", [8080]);
+  const web = testLease("web", "local", [8080, 9090]);
+  const api = testLease("api", "local", [8080]);
   const { members } = selectMembers([web, api], () => true);
   const busy = new Set([51821]);
   const fw = allocateForwards(members, (p) => !busy.has(p));
@@ -118,7 +92,7 @@ Deno.test("allocateForwards: a port really bound on 127.0.0.1 is skipped (probe 
   const port = (l.addr as Deno.NetAddr).port;
   try {
     assert.equal(isLoopbackPortFree(port), false);
-    const { members } = selectMembers([lease("api", "local", [8080])], () => true);
+    const { members } = selectMembers([testLease("api", "local", [8080])], () => true);
     const fw = allocateForwards(members, isLoopbackPortFree, { first: port, last: port + 50 });
     assert.notEqual(fw[0].localPort, port);
     assert.ok(fw[0].localPort > port);
@@ -129,7 +103,7 @@ Deno.test("allocateForwards: a port really bound on 127.0.0.1 is skipped (probe 
 });
 
 Deno.test("ports exhausted: its own error kind, exit status and message", () => {
-  const { members } = selectMembers([lease("api", "local", [1, 2, 3])], () => true);
+  const { members } = selectMembers([testLease("api", "local", [1, 2, 3])], () => true);
   assert.throws(
     () => allocateForwards(members, () => true, { first: 60000, last: 60001 }),
     (e) =>
@@ -144,7 +118,7 @@ Deno.test("ports exhausted: its own error kind, exit status and message", () => 
   // The range is inclusive: its last port is used.
   assert.equal(nextFreePort((p) => p === 52819, new Set()), 52819);
   assert.equal(nextFreePort(() => true, new Set([60000]), { first: 60000, last: 60001 }), 60001);
-  const { members: two } = selectMembers([lease("api", "local", [1, 2])], () => true);
+  const { members: two } = selectMembers([testLease("api", "local", [1, 2])], () => true);
   assert.deepEqual(
     allocateForwards(two, () => true, { first: 60000, last: 60001 }).map((f) => f.localPort),
     [60000, 60001],
@@ -298,9 +272,11 @@ Deno.test("probeForward: a listener that accepts nothing (full accept queue) is 
 Deno.test("planCrew / describeCrew / crewPeers with injected members touch nothing", async () => {
   const home = await Deno.makeTempDir({ prefix: "cbx-mesh-unit-" });
   try {
-    const v6 = lease("db", "local", [5432], { ssh: { host: "fd00::5", port: 2222, user: "root" } });
-    const api = lease("api", "local", [8080]);
-    const gpu = lease("gpu", "nossh", [80]);
+    const v6 = testLease("db", "local", [5432], {
+      ssh: { host: "fd00::5", port: 2222, user: "root" },
+    });
+    const api = testLease("api", "local", [8080]);
+    const gpu = testLease("gpu", "nossh", [80]);
     const fake = { name: "nossh", features: new Set<"tailscale">(["tailscale"]) };
     const opts = {
       home,
