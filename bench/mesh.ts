@@ -21,8 +21,9 @@
  * process.
  *
  * Every connect row has a breakdown of crabbox's own time (`plan` / `spawn`
- * / `sockets` / `probes` / `files`, from `ConnectOptions.onTiming`; sockets
- * and probes are the slowest member's), and the CLI's row the CLI's own
+ * / `confirm` / `sockets` / `probes` / `files`, from `ConnectOptions.onTiming`;
+ * `confirm` runs while the ssh processes start; sockets and probes are the
+ * slowest member's), and the CLI's row the CLI's own
  * (its `CRABBOX_TIMING=1` line: boot, argument parsing, imports, then the
  * same phases, cold). Crews of up to 5 members also connect through a
  * provider whose list answers 150 ms late, as a cloud API's round trip
