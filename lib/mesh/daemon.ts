@@ -93,6 +93,9 @@ export interface DaemonResult {
  * every forward works end to end, then record pid, start time, exact argv and
  * forwards in `daemon.json` and write hosts/env. Meanwhile each master runs
  * its warm-up session (`warm.ts`, bounded); it has ended when this resolves.
+ * As in `connectCrew`, the ssh processes start from this machine's claims
+ * while the providers confirm the members; when they list others, those
+ * processes are stopped and dropped from `daemon.json`, and theirs started.
  *
  * @example
  * ```ts
