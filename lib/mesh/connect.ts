@@ -10,8 +10,8 @@
 import { resolveRuntime } from "../runtime.ts";
 import { sleep } from "../core/async.ts";
 import { CrabboxError } from "../core/errors.ts";
-import { dirOf, removeFile, writeJsonAtomic } from "../core/fs.ts";
-import type { MeshPaths } from "../core/home.ts";
+import { dirOf, joinPath, removeFile, withLock, writeJsonAtomic } from "../core/fs.ts";
+import { type MeshPaths, meshPaths } from "../core/home.ts";
 import { forwardAddress, type MeshMember, type SkippedMember } from "./forwards.ts";
 import { liveDaemonCount } from "./daemon_state.ts";
 import { envRecord, exportLines, type MeshForward } from "./files.ts";
@@ -235,64 +235,98 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
   const rt = await resolveRuntime(options);
   const crew = normalizeCrewName(name);
   const key = `${rt.home}\0${crew}`;
-  if (liveMeshes.has(key)) {
-    throw new CrabboxError("state", "already_connected", `crew "${crew}" is already connected`);
-  }
-  // This machine's claims say where the members are: their ssh starts now,
-  // while the providers confirm (below, before anything is reported ready).
-  const claimed = await claimedPlan(crew, options).catch(() => undefined);
-  let plan = claimed ?? await planCrew(crew, options);
-  if (await liveDaemonCount(plan.paths) > 0) {
-    throw new CrabboxError(
-      "state",
-      "already_connected",
-      `crew "${crew}" is already connected by --export daemons`,
-      { hint: `crabbox crew disconnect ${crew}` },
-    );
-  }
-  const taken = new Set(plan.forwards.map((f) => f.localPort));
-  const ctx = makeCtx(rt, options, crew, taken);
-  let tunnels = await makeTunnels(rt, plan, options.peers === true);
-  if (tunnels.length > 0) ctx.anchor = startAnchor(rt.process);
-  lap("plan");
-  const plane: PeerPlane | undefined = options.peers ? newPeerPlane() : undefined;
-  const stopper = new AbortController();
-  liveMeshes.set(key, { tunnels, ctx });
-  let supervisors: Promise<void>[] = [];
-  let closing: Promise<void> | undefined;
-  let follower: Promise<void> | undefined;
-  const joining = new Set<Tunnel>();
-  const close = () =>
-    closing ??= (async () => {
-      stopper.abort();
-      for (const t of joining) t.stopping = true;
-      await Promise.all([...joining].map((t) => stopChild(t)));
-      await follower;
-      if (plane) {
-        await plane.queue.catch(() => {});
-        await removePeerBlocks(ctx, tunnels);
-        await removeFile(plan.paths.peers).catch(() => {});
+  // One start at a time per crew, as for --export daemons: of two racing
+  // connects one gets ready, and the other then finds its masters.
+  return await withLock(joinPath(meshPaths(rt.home, crew).dir, ".mesh.lock"), async () => {
+    if (liveMeshes.has(key)) {
+      throw new CrabboxError("state", "already_connected", `crew "${crew}" is already connected`);
+    }
+    // This machine's claims say where the members are: their ssh starts now,
+    // while the providers confirm (below, before anything is reported ready).
+    const claimed = await claimedPlan(crew, options).catch(() => undefined);
+    let plan = claimed ?? await planCrew(crew, options);
+    if (await liveDaemonCount(plan.paths) > 0) {
+      throw new CrabboxError(
+        "state",
+        "already_connected",
+        `crew "${crew}" is already connected by --export daemons`,
+        { hint: `crabbox crew disconnect ${crew}` },
+      );
+    }
+    const taken = new Set(plan.forwards.map((f) => f.localPort));
+    const ctx = makeCtx(rt, options, crew, taken);
+    let tunnels = await makeTunnels(rt, plan, options.peers === true);
+    if (tunnels.length > 0) ctx.anchor = startAnchor(rt.process);
+    lap("plan");
+    const plane: PeerPlane | undefined = options.peers ? newPeerPlane() : undefined;
+    const stopper = new AbortController();
+    liveMeshes.set(key, { tunnels, ctx });
+    let supervisors: Promise<void>[] = [];
+    let closing: Promise<void> | undefined;
+    let follower: Promise<void> | undefined;
+    const joining = new Set<Tunnel>();
+    const close = () =>
+      closing ??= (async () => {
+        stopper.abort();
+        for (const t of joining) t.stopping = true;
+        await Promise.all([...joining].map((t) => stopChild(t)));
+        await follower;
+        if (plane) {
+          await plane.queue.catch(() => {});
+          await removePeerBlocks(ctx, tunnels);
+          await removeFile(plan.paths.peers).catch(() => {});
+        }
+        for (const t of tunnels) t.stopping = true;
+        await Promise.all(tunnels.map((t) => stopChild(t)));
+        await Promise.all(supervisors);
+        await warmingDone(ctx); // a master gone ends its session client at once
+        for (const t of tunnels) if (t.state !== "stopped") ctx.emit(t, "stopped");
+        ctx.sockets?.close();
+        await ctx.anchor?.close();
+        liveMeshes.delete(key);
+      })();
+    const onAbort = () => void close();
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      options.signal?.throwIfAborted();
+      const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
+      await launchAll(ctx, tunnels);
+      ctx.sockets = watchSockets(tunnels.map((t) => dirOf(t.controlPath)));
+      lap("spawn");
+      if (claimed) {
+        // Asked only now: its work would otherwise run between our own steps.
+        const answer = await confirmClaims(plan, options);
+        if (options.signal?.aborted) {
+          throw new CrabboxError(
+            "interrupted",
+            "interrupted",
+            `connect to crew "${crew}" interrupted`,
+          );
+        }
+        if (answer.same) {
+          plan = { ...plan, skipped: answer.members.skipped };
+        } else {
+          // A claim is stale (a box gone, moved, or made elsewhere): what
+          // started from the claims stops, and the providers' members start.
+          for (const t of tunnels) t.stopping = true;
+          await Promise.all(tunnels.map((t) => stopChild(t)));
+          for (const t of tunnels) ctx.emit(t, "stopped");
+          plan = planMembers(rt.home, crew, answer.members, options);
+          taken.clear();
+          for (const f of plan.forwards) taken.add(f.localPort);
+          tunnels = await makeTunnels(rt, plan, options.peers === true);
+          liveMeshes.set(key, { tunnels, ctx });
+          if (tunnels.length > 0) ctx.anchor ??= startAnchor(rt.process);
+          await launchAll(ctx, tunnels);
+          ctx.sockets?.close();
+          ctx.sockets = watchSockets(tunnels.map((t) => dirOf(t.controlPath)));
+        }
+        lap("confirm");
       }
-      for (const t of tunnels) t.stopping = true;
-      await Promise.all(tunnels.map((t) => stopChild(t)));
-      await Promise.all(supervisors);
-      await warmingDone(ctx); // a master gone ends its session client at once
-      for (const t of tunnels) if (t.state !== "stopped") ctx.emit(t, "stopped");
-      ctx.sockets?.close();
-      await ctx.anchor?.close();
-      liveMeshes.delete(key);
-    })();
-  const onAbort = () => void close();
-  options.signal?.addEventListener("abort", onAbort, { once: true });
-  try {
-    options.signal?.throwIfAborted();
-    const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
-    await launchAll(ctx, tunnels);
-    ctx.sockets = watchSockets(tunnels.map((t) => dirOf(t.controlPath)));
-    lap("spawn");
-    if (claimed) {
-      // Asked only now: its work would otherwise run between our own steps.
-      const answer = await confirmClaims(plan, options);
+      const results = await Promise.allSettled(tunnels.map((t) => firstConnect(ctx, t, deadline)));
+      const failed = results.find((r) => r.status === "rejected") as
+        | PromiseRejectedResult
+        | undefined;
       if (options.signal?.aborted) {
         throw new CrabboxError(
           "interrupted",
@@ -300,125 +334,99 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
           `connect to crew "${crew}" interrupted`,
         );
       }
-      if (answer.same) {
-        plan = { ...plan, skipped: answer.members.skipped };
-      } else {
-        // A claim is stale (a box gone, moved, or made elsewhere): what
-        // started from the claims stops, and the providers' members start.
-        for (const t of tunnels) t.stopping = true;
-        await Promise.all(tunnels.map((t) => stopChild(t)));
-        for (const t of tunnels) ctx.emit(t, "stopped");
-        plan = planMembers(rt.home, crew, answer.members, options);
-        taken.clear();
-        for (const f of plan.forwards) taken.add(f.localPort);
-        tunnels = await makeTunnels(rt, plan, options.peers === true);
-        liveMeshes.set(key, { tunnels, ctx });
-        if (tunnels.length > 0) ctx.anchor ??= startAnchor(rt.process);
-        await launchAll(ctx, tunnels);
-        ctx.sockets?.close();
-        ctx.sockets = watchSockets(tunnels.map((t) => dirOf(t.controlPath)));
-      }
-      lap("confirm");
+      if (failed) throw failed.reason;
+    } catch (e) {
+      await close();
+      options.signal?.removeEventListener("abort", onAbort);
+      throw e;
     }
-    const results = await Promise.allSettled(tunnels.map((t) => firstConnect(ctx, t, deadline)));
-    const failed = results.find((r) => r.status === "rejected") as
-      | PromiseRejectedResult
-      | undefined;
-    if (options.signal?.aborted) {
-      throw new CrabboxError("interrupted", "interrupted", `connect to crew "${crew}" interrupted`);
-    }
-    if (failed) throw failed.reason;
-  } catch (e) {
-    await close();
-    options.signal?.removeEventListener("abort", onAbort);
-    throw e;
-  }
-  supervisors = tunnels.map((t) => supervise(ctx, t, stopper.signal));
-  const forwards = sortForwards(tunnels.flatMap((t) => t.forwards).concat());
-  mark = performance.now();
-  await writeMeshFiles(plan.paths, crew, forwards);
-  lap("files");
-  const current = () => sortForwards(tunnels.flatMap((t) => t.forwards).map((f) => ({ ...f })));
-  const peersFile = plan.paths.peers;
-  const record = () => writeJsonAtomic(peersFile, { crew, members: memberPeerTables(tunnels) });
-  const syncPeers = async () => {
-    if (!plane) return;
-    await syncAllPeers(ctx, tunnels, plane);
-    await record();
-  };
-  if (plane) {
-    ctx.afterRestart = async (t) => {
-      await resyncRestarted(ctx, tunnels, plane, t);
+    supervisors = tunnels.map((t) => supervise(ctx, t, stopper.signal));
+    const forwards = sortForwards(tunnels.flatMap((t) => t.forwards).concat());
+    mark = performance.now();
+    await writeMeshFiles(plan.paths, crew, forwards);
+    lap("files");
+    const current = () => sortForwards(tunnels.flatMap((t) => t.forwards).map((f) => ({ ...f })));
+    const peersFile = plan.paths.peers;
+    const record = () => writeJsonAtomic(peersFile, { crew, members: memberPeerTables(tunnels) });
+    const syncPeers = async () => {
+      if (!plane) return;
+      await syncAllPeers(ctx, tunnels, plane);
       await record();
     };
-    await syncPeers();
-    const every = options.peerPollMs ?? 5000;
-    if (every > 0) {
-      follower = followMembers(
-        {
-          ctx,
-          tunnels,
-          plan,
-          joining,
-          missingSince: new Map(),
-          supervise: (t) => {
-            supervisors.push(supervise(ctx, t, stopper.signal));
-            warmInBackground(ctx, [t]);
+    if (plane) {
+      ctx.afterRestart = async (t) => {
+        await resyncRestarted(ctx, tunnels, plane, t);
+        await record();
+      };
+      await syncPeers();
+      const every = options.peerPollMs ?? 5000;
+      if (every > 0) {
+        follower = followMembers(
+          {
+            ctx,
+            tunnels,
+            plan,
+            joining,
+            missingSince: new Map(),
+            supervise: (t) => {
+              supervisors.push(supervise(ctx, t, stopper.signal));
+              warmInBackground(ctx, [t]);
+            },
+            changed: async (joined, left) => {
+              for (const t of joined) options.log?.(`crew "${crew}": ${t.member.name} joined`);
+              for (const t of left) options.log?.(`crew "${crew}": ${t.member.name} left`);
+              await writeMeshFiles(plan.paths, crew, current());
+              await syncPeers();
+            },
           },
-          changed: async (joined, left) => {
-            for (const t of joined) options.log?.(`crew "${crew}": ${t.member.name} joined`);
-            for (const t of left) options.log?.(`crew "${crew}": ${t.member.name} left`);
-            await writeMeshFiles(plan.paths, crew, current());
-            await syncPeers();
-          },
-        },
-        options,
-        every,
-        stopper.signal,
-      );
+          options,
+          every,
+          stopper.signal,
+        );
+      }
     }
-  }
-  // Ready: now, never before, one no-op session per master makes sshd set
-  // TCP_NODELAY on its connection (warm.ts). A timer starts them after the
-  // caller's own continuation, so whoever awaited the mesh is not behind them.
-  void sleep(0, stopper.signal, { resolveOnAbort: true }).then(() => {
-    if (!stopper.signal.aborted) warmInBackground(ctx, tunnels);
+    // Ready: now, never before, one no-op session per master makes sshd set
+    // TCP_NODELAY on its connection (warm.ts). A timer starts them after the
+    // caller's own continuation, so whoever awaited the mesh is not behind them.
+    void sleep(0, stopper.signal, { resolveOnAbort: true }).then(() => {
+      if (!stopper.signal.aborted) warmInBackground(ctx, tunnels);
+    });
+    const closed = (async () => {
+      await new Promise<void>((r) => stopper.signal.addEventListener("abort", () => r()));
+      await close();
+      options.signal?.removeEventListener("abort", onAbort);
+    })();
+    return {
+      crew,
+      get forwards() {
+        return current();
+      },
+      members: plan.members,
+      skipped: plan.skipped,
+      get env() {
+        return envRecord(current());
+      },
+      get exports() {
+        return exportLines(current());
+      },
+      paths: plan.paths,
+      address: (peer: string, port: number) => forwardAddress(current(), peer, port),
+      status: () =>
+        tunnels.map((t) => ({
+          peer: t.member.name,
+          leaseId: t.member.lease.id,
+          state: t.state,
+          pid: t.exitStatus ? undefined : t.child?.pid,
+          restarts: t.restarts,
+          lastError: t.lastError,
+          forwards: t.forwards.map((f) => ({ ...f })),
+        })),
+      check: async () => (await Promise.all(tunnels.map((t) => checkTunnel(t)))).flat(),
+      peers: () => memberPeerTables(tunnels),
+      syncPeers,
+      close,
+      closed,
+      [Symbol.asyncDispose]: close,
+    };
   });
-  const closed = (async () => {
-    await new Promise<void>((r) => stopper.signal.addEventListener("abort", () => r()));
-    await close();
-    options.signal?.removeEventListener("abort", onAbort);
-  })();
-  return {
-    crew,
-    get forwards() {
-      return current();
-    },
-    members: plan.members,
-    skipped: plan.skipped,
-    get env() {
-      return envRecord(current());
-    },
-    get exports() {
-      return exportLines(current());
-    },
-    paths: plan.paths,
-    address: (peer: string, port: number) => forwardAddress(current(), peer, port),
-    status: () =>
-      tunnels.map((t) => ({
-        peer: t.member.name,
-        leaseId: t.member.lease.id,
-        state: t.state,
-        pid: t.exitStatus ? undefined : t.child?.pid,
-        restarts: t.restarts,
-        lastError: t.lastError,
-        forwards: t.forwards.map((f) => ({ ...f })),
-      })),
-    check: async () => (await Promise.all(tunnels.map((t) => checkTunnel(t)))).flat(),
-    peers: () => memberPeerTables(tunnels),
-    syncPeers,
-    close,
-    closed,
-    [Symbol.asyncDispose]: close,
-  };
 }

@@ -450,6 +450,40 @@ Deno.test({
         });
       }
 
+      await t.step("two foreground connects at once: one is ready, the other exits 7", async () => {
+        // Run a few times: without a lock both could lose (each took a member first).
+        for (let round = 0; round < 5; round++) {
+          const both = [0, 1].map(() => new Foreground(home, prefix, ["connect", CREW]));
+          try {
+            await waitFor(
+              "one ready and one refused",
+              () =>
+                both.some((f) => /SSH-mesh ready/.test(f.stdout)) &&
+                both.some((f) => /already connected/.test(f.stderr)),
+              30_000,
+            ).catch((e) => {
+              throw new Error(
+                `${e.message}\n${both.map((f) => f.stdout + f.stderr).join("\n---\n")}`,
+              );
+            });
+            const loser = both.find((f) => /already connected/.test(f.stderr))!;
+            assert.equal((await loser.done).code, 7, loser.stderr);
+            const winner = both.find((f) => f !== loser)!;
+            const vars = await winner.ready();
+            assert.equal(await fetchName(vars.CRABBOX_CREW_API_8080), "api");
+            assert.equal(meshTunnelPids(home).length, 3);
+          } finally {
+            for (const f of both) {
+              try {
+                f.child.kill("SIGINT");
+              } catch { /* exited */ }
+            }
+          }
+          for (const f of both) await f.done;
+          assert.deepEqual(meshPids(home), []);
+        }
+      });
+
       await t.step("foreground: even SIGKILL of the CLI leaves no ssh behind", async () => {
         const fg = new Foreground(home, prefix, ["connect", CREW]);
         await fg.ready();
