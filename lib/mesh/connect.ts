@@ -37,8 +37,10 @@ import {
   launchAll,
   makeCtx,
   makeTunnels,
+  replanTunnels,
   spawnTunnel,
   stopChild,
+  stopTunnels,
   type Tunnel,
 } from "./tunnel.ts";
 import { startAnchor } from "../process/identity.ts";
@@ -268,16 +270,14 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
     const close = () =>
       closing ??= (async () => {
         stopper.abort();
-        for (const t of joining) t.stopping = true;
-        await Promise.all([...joining].map((t) => stopChild(t)));
+        await stopTunnels(joining);
         await follower;
         if (plane) {
           await plane.queue.catch(() => {});
           await removePeerBlocks(ctx, tunnels);
           await removeFile(plan.paths.peers).catch(() => {});
         }
-        for (const t of tunnels) t.stopping = true;
-        await Promise.all(tunnels.map((t) => stopChild(t)));
+        await stopTunnels(tunnels);
         await Promise.all(supervisors);
         await warmingDone(ctx); // a master gone ends its session client at once
         for (const t of tunnels) if (t.state !== "stopped") ctx.emit(t, "stopped");
@@ -287,6 +287,8 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
       })();
     const onAbort = () => void close();
     options.signal?.addEventListener("abort", onAbort, { once: true });
+    const interrupted = () =>
+      new CrabboxError("interrupted", "interrupted", `connect to crew "${crew}" interrupted`);
     try {
       options.signal?.throwIfAborted();
       const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
@@ -297,24 +299,17 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
         // Asked only now: its work would otherwise run between our own steps.
         const answer = await confirmClaims(plan, options);
         if (options.signal?.aborted) {
-          throw new CrabboxError(
-            "interrupted",
-            "interrupted",
-            `connect to crew "${crew}" interrupted`,
-          );
+          throw interrupted();
         }
         if (answer.same) {
           plan = { ...plan, skipped: answer.members.skipped };
         } else {
           // A claim is stale (a box gone, moved, or made elsewhere): what
           // started from the claims stops, and the providers' members start.
-          for (const t of tunnels) t.stopping = true;
-          await Promise.all(tunnels.map((t) => stopChild(t)));
+          await stopTunnels(tunnels);
           for (const t of tunnels) ctx.emit(t, "stopped");
           plan = planMembers(rt.home, crew, answer.members, options);
-          taken.clear();
-          for (const f of plan.forwards) taken.add(f.localPort);
-          tunnels = await makeTunnels(rt, plan, options.peers === true);
+          tunnels = await replanTunnels(ctx, plan, options.peers === true);
           liveMeshes.set(key, { tunnels, ctx });
           if (tunnels.length > 0) ctx.anchor ??= startAnchor(rt.process);
           await launchAll(ctx, tunnels);
@@ -328,11 +323,7 @@ export async function connectCrew(name: string, options: ConnectOptions = {}): P
         | PromiseRejectedResult
         | undefined;
       if (options.signal?.aborted) {
-        throw new CrabboxError(
-          "interrupted",
-          "interrupted",
-          `connect to crew "${crew}" interrupted`,
-        );
+        throw interrupted();
       }
       if (failed) throw failed.reason;
     } catch (e) {

@@ -32,7 +32,15 @@ import {
   sortForwards,
   writeMeshFiles,
 } from "./plan.ts";
-import { firstConnect, launchAll, makeCtx, makeTunnels, stopChild, type Tunnel } from "./tunnel.ts";
+import {
+  firstConnect,
+  launchAll,
+  makeCtx,
+  makeTunnels,
+  replanTunnels,
+  stopTunnels,
+  type Tunnel,
+} from "./tunnel.ts";
 import type { IdentityBackend } from "../process/find.ts";
 import {
   identityUnsupported,
@@ -170,8 +178,7 @@ export async function startCrewDaemons(
     let tunnels = await makeTunnels(rt, plan, options.peers === true);
     const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
     const abandon = async () => {
-      for (const t of tunnels) t.stopping = true;
-      await Promise.all(tunnels.map((t) => stopChild(t)));
+      await stopTunnels(tunnels);
       await warmingDone(ctx);
       await removeFile(paths.daemon);
     };
@@ -195,16 +202,13 @@ export async function startCrewDaemons(
         plan = { ...plan, skipped: answer.members.skipped };
         return;
       }
-      for (const t of tunnels) t.stopping = true;
-      await Promise.all(tunnels.map((t) => stopChild(t)));
+      await stopTunnels(tunnels);
       recorded.clear();
       starting.clear();
       await save();
       if (options.signal?.aborted) return;
       plan = planMembers(rt.home, crew, answer.members, options);
-      taken.clear();
-      for (const f of plan.forwards) taken.add(f.localPort);
-      tunnels = await makeTunnels(rt, plan, options.peers === true);
+      tunnels = await replanTunnels(ctx, plan, options.peers === true);
       await launchAll(ctx, tunnels);
     }
     async function startTunnels(): Promise<DaemonResult> {

@@ -342,6 +342,27 @@ export async function stopChild(t: Tunnel, graceMs = 2000): Promise<void> {
   await removeFile(t.controlPath).catch(() => {});
 }
 
+/** Stop `tunnels` for good (no more restarts); resolves when every ssh of them has exited. */
+export async function stopTunnels(tunnels: Iterable<Tunnel>): Promise<void> {
+  const all = [...tunnels];
+  for (const t of all) t.stopping = true;
+  await Promise.all(all.map((t) => stopChild(t)));
+}
+
+/**
+ * The tunnels of `plan` for a mesh whose first ones were stopped (they
+ * started from a stale claim): the plan's local ports become the taken ones.
+ */
+export async function replanTunnels(
+  ctx: Ctx,
+  plan: Pick<MeshPlan, "crew" | "members" | "forwards" | "paths">,
+  everyMember: boolean,
+): Promise<Tunnel[]> {
+  ctx.taken.clear();
+  for (const f of plan.forwards) ctx.taken.add(f.localPort);
+  return await makeTunnels(ctx.rt, plan, everyMember);
+}
+
 /** Restart delay of attempt `attempt` (1-based): doubling from the initial delay, capped. */
 export function backoffDelay(options: ConnectOptions, attempt: number): number {
   const initial = options.backoff?.initialMs ?? 500;
