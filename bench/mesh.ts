@@ -114,6 +114,8 @@ exit 1
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const ms = (x: number) => `${x.toFixed(0)} ms`;
+/** A difference in ms with its sign: `+12 ms`, `-3 ms`. */
+const signedMs = (x: number) => `${x >= 0 ? "+" : ""}${ms(x)}`;
 
 async function timeIt(fn: () => Promise<unknown>): Promise<number> {
   const t0 = performance.now();
@@ -576,7 +578,7 @@ async function peerRows(row: (...c: string[]) => void): Promise<void> {
       `  connectCrew({ peers: true }): +${n * (n - 1)} -R, ${n} hosts blocks`,
       ms(mq),
       `${(mq / mp).toFixed(2)}×`,
-      `+${ms(mq - mp)}`,
+      signedMs(mq - mp),
     );
   }
   const server = crews[0].find((x) => x.slug === "bulk")!;
@@ -717,7 +719,7 @@ try {
   const denoStart = await startOf(["run", "-A", "--config", DENO_JSON, emptyScript]);
   row("Deno start-up (deno run of an empty file, repo's deno.json)", ms(denoStart), "", "");
   const helpStart = await startOf(["run", "-A", CLI, "crew", "--help"]);
-  row("  crabbox crew --help", ms(helpStart), `+${ms(helpStart - denoStart)}`, "");
+  row("  crabbox crew --help", ms(helpStart), signedMs(helpStart - denoStart), "");
 
   // A provider whose list answers SLOW_LIST_MS late (a cloud API's round
   // trip): the local provider itself, its list delayed. A connect starts ssh
@@ -804,8 +806,8 @@ try {
       ms(ml),
       `${(ml / mr).toFixed(2)}× / ${(ml / mo).toFixed(2)}×`,
       `goal ≤ 1.05× the faster raw → ${ml / base <= 1.05 ? "met" : "MISSED"} (${
-        ml >= base ? "+" : ""
-      }${ms(ml - base)})`,
+        signedMs(ml - base)
+      })`,
     );
     row(
       `    breakdown`,
@@ -819,8 +821,8 @@ try {
         `  connectCrew(), the provider's list ${SLOW_LIST_MS} ms late (a cloud API)`,
         ms(ms5),
         `${(ms5 / base).toFixed(2)}× the faster raw`,
-        `${ms5 >= ml ? "+" : ""}${
-          ms(ms5 - ml)
+        `${
+          signedMs(ms5 - ml)
         } against the library row; asking the list first would add ${SLOW_LIST_MS} ms`,
       );
     }
@@ -846,11 +848,11 @@ try {
       `    raw by hand from a fresh Deno process (ssh -N -L + probe script)`,
       ms(md),
       `${(md / base).toFixed(2)}× the faster raw`,
-      `Deno's own cost at this size: ${md >= base ? "+" : ""}${ms(md - base)}`,
+      `Deno's own cost at this size: ${signedMs(md - base)}`,
     );
     row(
       `    CLI vs that script`,
-      `${mc >= md ? "+" : ""}${ms(mc - md)}`,
+      signedMs(mc - md),
       `${(mc / md).toFixed(2)}×`,
       "crabbox's own cost in a fresh process",
     );
@@ -1107,7 +1109,7 @@ try {
       `  proxied member (crabbox proxy + WebSocket)`,
       ms(fp),
       `${(fp / fd).toFixed(2)}×`,
-      `+${ms(fp - fd)}`,
+      signedMs(fp - fd),
     );
     const [gds, gps] = [median(greetDs), median(greetPs)];
     const signed = (x: number) => `${x < 0 ? "-" : "+"}${Math.abs(x).toFixed(2)} ms`;
